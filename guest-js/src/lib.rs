@@ -1,0 +1,288 @@
+//! The valbox guest: QuickJS (through the `javy` crate) built for
+//! `wasm32-wasip1` as a core module, pre-initialized by the host with Wizer.
+//!
+//! # How `wit/valbox.wit` maps onto this core module
+//!
+//! The guest is a core module, not a component, so the WIT world is realised
+//! by hand with one fixed convention (the host side is in
+//! `runtime/src/abi.rs`; `runtime/tests/wit_contract.rs` checks the two agree
+//! with the WIT file):
+//!
+//! * Every WIT import `valbox:sandbox/host.f` is a core import `valbox.f`.
+//!   Strings and byte lists are passed as `(ptr, len)` pairs into guest memory;
+//!   enums as `i32`.
+//! * Every WIT export `valbox:sandbox/guest.f` is a core export `f` taking the
+//!   length of the request the host wrote into the guest's input buffer (whose
+//!   address `input-buffer(len)` returns) and returning an `i64` holding the
+//!   response: low 32 bits its address, high 32 bits its length. The first
+//!   byte of a response is 0 for `ok` and 1 for `err`; the rest is the payload
+//!   (bytecode or JSON text for `ok`, a JSON `js-error` for `err`).
+//! * Composite requests are length-prefixed fields: `u32` little-endian length
+//!   then bytes, the last field taking the rest.
+//!
+//! `initialize-runtime` builds the QuickJS runtime and installs the globals; the
+//! host runs it once under Wizer so no call pays for it.
+
+use javy::quickjs::{
+    Ctx, Error as JsError, Function, Module, Object, Persistent, Promise, String as JsString,
+    Value,
+};
+use javy::{Config, Runtime};
+use std::cell::RefCell;
+
+#[link(wasm_import_module = "valbox")]
+extern "C" {
+    /// WIT `log: func(level: log-level, message: string)`.
+    #[link_name = "log"]
+    fn host_log(level: i32, ptr: *const u8, len: usize);
+}
+
+/// Everything the guest keeps between `initialize-runtime` and a call.
+struct Guest {
+    runtime: Runtime,
+    /// The object the prelude returned (`encodeResult`, `decodeArgs`, `describeError`).
+    helpers: Persistent<Object<'static>>,
+    /// The namespace of a module evaluated by `preload`, when the host made a
+    /// per-val snapshot.
+    preloaded: Option<Persistent<Object<'static>>>,
+}
+
+thread_local! {
+    static GUEST: RefCell<Option<Guest>> = const { RefCell::new(None) };
+    static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+const OK: u8 = 0;
+const ERR: u8 = 1;
+
+/// Builds the runtime and installs the globals. Run once, under Wizer.
+#[export_name = "initialize-runtime"]
+pub extern "C" fn initialize_runtime() {
+    let mut config = Config::default();
+    config.text_encoding(true);
+    let runtime = Runtime::new(config).expect("QuickJS runtime");
+    let helpers = runtime.context().with(|ctx| {
+        let log = Function::new(ctx.clone(), |level: i32, message: String| unsafe {
+            host_log(level, message.as_ptr(), message.len())
+        })
+        .expect("log function");
+        let install: Function = ctx
+            .eval(include_str!("prelude.js"))
+            .expect("prelude evaluates");
+        let helpers: Object = install.call((log,)).expect("prelude installs");
+        Persistent::save(&ctx, helpers)
+    });
+    GUEST.with(|g| {
+        *g.borrow_mut() = Some(Guest {
+            runtime,
+            helpers,
+            preloaded: None,
+        })
+    });
+}
+
+/// Makes the input buffer `len` bytes long and returns its address.
+#[export_name = "input-buffer"]
+pub extern "C" fn input_buffer(len: u32) -> *mut u8 {
+    INPUT.with(|input| {
+        let mut input = input.borrow_mut();
+        input.clear();
+        input.resize(len as usize, 0);
+        input.as_mut_ptr()
+    })
+}
+
+/// WIT `compile: func(name: string, source: string) -> result<list<u8>, js-error>`.
+#[export_name = "compile"]
+pub extern "C" fn compile(len: u32) -> u64 {
+    respond(len, |guest, request| {
+        let (name, source) = split_field(request)?;
+        let name = std::str::from_utf8(name).map_err(|_| usage_error("module name is not UTF-8"))?;
+        let source =
+            std::str::from_utf8(source).map_err(|_| usage_error("source is not UTF-8"))?;
+        guest.runtime.context().with(|ctx| {
+            let module = Module::declare(ctx.clone(), name, source)
+                .map_err(|e| describe(&ctx, &guest.helpers, e))?;
+            module
+                .write(Default::default())
+                .map_err(|e| describe(&ctx, &guest.helpers, e))
+        })
+    })
+}
+
+/// Evaluates a module's bytecode and keeps its namespace, so that a snapshot
+/// taken afterwards already holds the evaluated val.
+/// WIT `preload: func(bytecode: list<u8>) -> result<_, js-error>`.
+#[export_name = "preload"]
+pub extern "C" fn preload(len: u32) -> u64 {
+    respond(len, |guest, bytecode| {
+        let namespace = guest.runtime.context().with(|ctx| {
+            let namespace = evaluate(&ctx, &guest.helpers, bytecode)?;
+            Ok::<_, Vec<u8>>(Persistent::save(&ctx, namespace))
+        })?;
+        guest.preloaded = Some(namespace);
+        Ok(Vec::new())
+    })
+}
+
+/// WIT `run: func(bytecode: list<u8>, export: string, args-json: string) -> result<string, js-error>`.
+///
+/// An empty `bytecode` runs the module evaluated by `preload`. The export
+/// named `export` is used, or `default` when there is none; a function is
+/// called with the arguments (awaiting a returned Promise), anything else is
+/// the val's value.
+#[export_name = "run"]
+pub extern "C" fn run(len: u32) -> u64 {
+    respond(len, |guest, request| {
+        let (bytecode, rest) = split_field(request)?;
+        let (export, args_json) = split_field(rest)?;
+        let export = std::str::from_utf8(export).map_err(|_| usage_error("export is not UTF-8"))?;
+        let args_json =
+            std::str::from_utf8(args_json).map_err(|_| usage_error("arguments are not UTF-8"))?;
+        let runtime = &guest.runtime;
+        let helpers = &guest.helpers;
+        let preloaded = guest.preloaded.clone();
+        runtime.context().with(|ctx| {
+            let fail = |e: JsError| describe(&ctx, helpers, e);
+            let namespace = if bytecode.is_empty() {
+                preloaded
+                    .ok_or_else(|| usage_error("no bytecode given and no module preloaded"))?
+                    .restore(&ctx)
+                    .map_err(fail)?
+            } else {
+                evaluate(&ctx, helpers, bytecode)?
+            };
+            let helper_object = helpers.clone().restore(&ctx).map_err(fail)?;
+            let mut value: Value = namespace.get(export).map_err(fail)?;
+            if value.is_undefined() {
+                value = namespace.get("default").map_err(fail)?;
+            }
+            if value.is_undefined() && !namespace.contains_key(export).map_err(fail)? {
+                return Err(js_error(
+                    "ReferenceError",
+                    &format!("the module has no export named `{export}` and no default export"),
+                ));
+            }
+            if let Some(function) = value.as_function() {
+                let decode: Function = helper_object.get("decodeArgs").map_err(fail)?;
+                let args: javy::quickjs::Array = decode.call((args_json,)).map_err(fail)?;
+                let mut call_args = javy::quickjs::function::Args::new(ctx.clone(), args.len());
+                for arg in args.iter::<Value>() {
+                    call_args.push_arg(arg.map_err(fail)?).map_err(fail)?;
+                }
+                value = function.call_arg(call_args).map_err(fail)?;
+            }
+            if let Some(promise) = value.as_promise() {
+                value = settle(&ctx, helpers, promise.clone())?;
+            }
+            let encode: Function = helper_object.get("encodeResult").map_err(fail)?;
+            let text: JsString = encode.call((value,)).map_err(fail)?;
+            Ok(text.to_string().map_err(fail)?.into_bytes())
+        })
+    })
+}
+
+/// Loads bytecode as a module, evaluates it (awaiting top-level `await`) and
+/// returns its namespace.
+fn evaluate<'js>(
+    ctx: &Ctx<'js>,
+    helpers: &Persistent<Object<'static>>,
+    bytecode: &[u8],
+) -> Result<Object<'js>, Vec<u8>> {
+    let fail = |e: JsError| describe(ctx, helpers, e);
+    // SAFETY: the bytecode was produced by this guest's own `compile` export
+    // (the host stores only what `compile` returned, keyed by the guest build).
+    let module = unsafe { Module::load(ctx.clone(), bytecode) }.map_err(fail)?;
+    let (module, done) = module.eval().map_err(fail)?;
+    settle(ctx, helpers, done)?;
+    module.namespace().map_err(fail)
+}
+
+/// Runs the job queue until `promise` settles.
+fn settle<'js>(
+    ctx: &Ctx<'js>,
+    helpers: &Persistent<Object<'static>>,
+    promise: Promise<'js>,
+) -> Result<Value<'js>, Vec<u8>> {
+    loop {
+        if let Some(result) = promise.result::<Value>() {
+            return result.map_err(|e| describe(ctx, helpers, e));
+        }
+        if !ctx.execute_pending_job() {
+            return Err(js_error(
+                "Error",
+                "the returned Promise never settled (nothing left that could settle it)",
+            ));
+        }
+    }
+}
+
+/// Turns a QuickJS error (usually a pending exception) into a JSON `js-error`.
+fn describe(ctx: &Ctx<'_>, helpers: &Persistent<Object<'static>>, error: JsError) -> Vec<u8> {
+    let thrown = match error {
+        JsError::Exception => ctx.catch(),
+        other => return js_error("InternalError", &other.to_string()),
+    };
+    let described = helpers.clone().restore(ctx).and_then(|h| {
+        let describe: Function = h.get("describeError")?;
+        let text: JsString = describe.call((thrown,))?;
+        text.to_string()
+    });
+    match described {
+        Ok(text) => text.into_bytes(),
+        Err(e) => js_error("InternalError", &format!("could not describe the error: {e}")),
+    }
+}
+
+/// A `js-error` made by the guest itself.
+fn js_error(name: &str, message: &str) -> Vec<u8> {
+    serde_json::json!({ "name": name, "message": message, "stack": "" })
+        .to_string()
+        .into_bytes()
+}
+
+fn usage_error(message: &str) -> Vec<u8> {
+    js_error("TypeError", message)
+}
+
+/// Splits one length-prefixed field off the front of a request.
+fn split_field(request: &[u8]) -> Result<(&[u8], &[u8]), Vec<u8>> {
+    if request.len() < 4 {
+        return Err(usage_error("truncated request"));
+    }
+    let len = u32::from_le_bytes(request[..4].try_into().unwrap()) as usize;
+    let rest = &request[4..];
+    if rest.len() < len {
+        return Err(usage_error("truncated request field"));
+    }
+    Ok(rest.split_at(len))
+}
+
+/// Runs `handler` on the current input and stores its answer as the response.
+fn respond(
+    len: u32,
+    handler: impl FnOnce(&mut Guest, &[u8]) -> Result<Vec<u8>, Vec<u8>>,
+) -> u64 {
+    let input = INPUT.with(|input| std::mem::take(&mut *input.borrow_mut()));
+    let request = &input[..(len as usize).min(input.len())];
+    let result = GUEST.with(|g| match g.borrow_mut().as_mut() {
+        Some(guest) => handler(guest, request),
+        None => Err(js_error("InternalError", "guest runtime not initialized")),
+    });
+    OUTPUT.with(|output| {
+        let mut output = output.borrow_mut();
+        output.clear();
+        match result {
+            Ok(payload) => {
+                output.push(OK);
+                output.extend_from_slice(&payload);
+            }
+            Err(payload) => {
+                output.push(ERR);
+                output.extend_from_slice(&payload);
+            }
+        }
+        (output.as_ptr() as u32 as u64) | ((output.len() as u64) << 32)
+    })
+}

@@ -1,0 +1,32 @@
+//! Operator settings of the sandbox: limits and where compiled images are cached.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Limits and settings shared by every call of one [`crate::Sandbox`].
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Wall-clock deadline of one call (default 5 s), enforced by epoch interruption.
+    pub deadline: Duration,
+    /// Largest linear memory one instance may grow to, in bytes (default 64 MiB).
+    pub memory_limit: usize,
+    /// Most instances alive at once; sizes the pooling allocator (default 128).
+    pub max_instances: u32,
+    /// Most bytes of `console` output one call may produce (default 1 MiB).
+    pub max_log_bytes: usize,
+    /// Folder for compiled guest images, so a restart skips the Cranelift
+    /// compile. `None` compiles on every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            deadline: Duration::from_secs(5),
+            memory_limit: 64 << 20,
+            max_instances: 128,
+            max_log_bytes: 1 << 20,
+            cache_dir: None,
+        }
+    }
+}

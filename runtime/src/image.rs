@@ -1,0 +1,205 @@
+//! Guest images: the QuickJS guest pre-initialized with Wizer (the runtime
+//! image) and, for hot vals, images whose memory already holds the evaluated
+//! val (val images). Compiled images are cached on disk, keyed by the guest's
+//! hash, the engine's settings and (for val images) the bytecode.
+
+use crate::abi;
+use crate::error::SandboxError;
+use crate::state::CallState;
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use wasmtime::{Engine, Linker, Module, Store};
+use wasmtime_wizer::{WasmtimeWizer, Wizer};
+
+/// The guest module as built from `guest-js/` (never committed, see `build.rs`).
+pub static GUEST_WASM: &[u8] = include_bytes!(env!("VALBOX_GUEST_WASM"));
+/// SHA-256 of [`GUEST_WASM`]; bytecode compiled by another guest must be recompiled.
+pub const GUEST_SHA256: &str = env!("VALBOX_GUEST_SHA256");
+
+const INIT_FUNC: &str = "initialize-runtime";
+
+/// Compiles guest images for `engine`, caching compiled artifacts in `cache_dir`.
+pub(crate) struct ImageBuilder {
+    engine: Engine,
+    /// Engine that runs Wizer's one-off initializations (no epoch, no pooling).
+    init_engine: Engine,
+    cache_dir: Option<PathBuf>,
+    /// Part of every cache key: guest hash and engine compatibility hash.
+    key: String,
+}
+
+impl ImageBuilder {
+    pub(crate) fn new(engine: &Engine, cache_dir: Option<PathBuf>) -> Result<Self, SandboxError> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let key = format!("{}-{:016x}", &GUEST_SHA256[..16], hasher.finish());
+        let mut init_config = wasmtime::Config::new();
+        init_config.cranelift_opt_level(wasmtime::OptLevel::None);
+        let init_engine =
+            Engine::new(&init_config).map_err(|e| SandboxError::setup("init engine", e))?;
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| SandboxError::setup(&format!("creating {}", dir.display()), e))?;
+        }
+        Ok(ImageBuilder {
+            engine: engine.clone(),
+            init_engine,
+            cache_dir,
+            key,
+        })
+    }
+
+    /// The runtime image: the guest with QuickJS initialized and the
+    /// globals installed, compiled for the engine.
+    pub(crate) fn runtime_image(&self) -> Result<Module, SandboxError> {
+        self.cached(&format!("runtime-{}", self.key), || {
+            self.snapshot(GUEST_WASM, |store, instance| {
+                instance
+                    .get_typed_func::<(), ()>(&mut *store, INIT_FUNC)?
+                    .call(&mut *store, ())?;
+                Ok(Ok(()))
+            })
+        })
+    }
+
+    /// A val image: the runtime image with `bytecode` already evaluated.
+    /// Fails with [`SandboxError::Thrown`] when evaluation throws, and with
+    /// [`SandboxError::Setup`] when the val's top-level code touches the host
+    /// (its effects would otherwise be frozen into every call).
+    pub(crate) fn val_image(&self, runtime_wasm: &[u8], bytecode: &[u8]) -> Result<Module, SandboxError> {
+        let digest: String = Sha256::digest(bytecode)
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.cached(&format!("val-{}-{digest}", self.key), || {
+            self.snapshot(runtime_wasm, |store, instance| {
+                let response = abi::call_export(store, instance, "preload", bytecode)?;
+                if store.data().touched_host {
+                    return Ok(Err(SandboxError::Setup(
+                        "the val's top-level code uses the host (console, clock or randomness), \
+                         so it cannot be snapshotted"
+                            .into(),
+                    )));
+                }
+                Ok(response.and_then(|r| r.map(drop).map_err(SandboxError::Thrown)))
+            })
+        })
+    }
+
+    /// The uncompiled runtime image, the starting point of val images.
+    pub(crate) fn runtime_wasm(&self) -> Result<Vec<u8>, SandboxError> {
+        let path = self.cache_dir.as_ref().map(|d| d.join(format!("runtime-{}.wasm", self.key)));
+        if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+            return Ok(bytes);
+        }
+        let wasm = self.snapshot_wasm(GUEST_WASM, |store, instance| {
+            instance
+                .get_typed_func::<(), ()>(&mut *store, INIT_FUNC)?
+                .call(&mut *store, ())?;
+            Ok(Ok(()))
+        })?;
+        if let Some(path) = path {
+            write_atomically(&path, &wasm);
+        }
+        Ok(wasm)
+    }
+
+    fn snapshot(
+        &self,
+        wasm: &[u8],
+        initialize: impl FnOnce(
+            &mut Store<CallState>,
+            &wasmtime::Instance,
+        ) -> wasmtime::Result<Result<(), SandboxError>>,
+    ) -> Result<Vec<u8>, SandboxError> {
+        let snapshot = self.snapshot_wasm(wasm, initialize)?;
+        self.engine
+            .precompile_module(&snapshot)
+            .map_err(|e| SandboxError::setup("compiling the snapshot", e))
+    }
+
+    /// Runs `initialize` on an instance of `wasm` and returns Wizer's snapshot of it.
+    fn snapshot_wasm(
+        &self,
+        wasm: &[u8],
+        initialize: impl FnOnce(
+            &mut Store<CallState>,
+            &wasmtime::Instance,
+        ) -> wasmtime::Result<Result<(), SandboxError>>,
+    ) -> Result<Vec<u8>, SandboxError> {
+        let mut wizer = Wizer::new();
+        wizer.init_func(INIT_FUNC);
+        let (context, instrumented) = wizer
+            .instrument(wasm)
+            .map_err(|e| SandboxError::setup("instrumenting the guest", e))?;
+        let module = Module::new(&self.init_engine, &instrumented)
+            .map_err(|e| SandboxError::setup("compiling the guest for initialization", e))?;
+        let mut linker = Linker::new(&self.init_engine);
+        abi::define_imports(&mut linker).map_err(|e| SandboxError::setup("linking", e))?;
+        let mut store = Store::new(&self.init_engine, CallState::for_snapshot());
+        let instance = linker
+            .instantiate(&mut store, &module)
+            .map_err(|e| SandboxError::setup("instantiating the guest", e))?;
+        initialize(&mut store, &instance)
+            .map_err(|e| SandboxError::setup("initializing the guest", e))??;
+        block_on(wizer.snapshot(
+            &context,
+            &mut WasmtimeWizer {
+                store: &mut store,
+                instance,
+            },
+        ))
+        .map_err(|e| SandboxError::setup("snapshotting the guest", e))
+    }
+
+    /// Loads the compiled image `name` from the cache, or builds and caches it.
+    fn cached(
+        &self,
+        name: &str,
+        build: impl FnOnce() -> Result<Vec<u8>, SandboxError>,
+    ) -> Result<Module, SandboxError> {
+        let path = self.cache_dir.as_ref().map(|d| d.join(format!("{name}.cwasm")));
+        if let Some(path) = &path {
+            if path.exists() {
+                // SAFETY: the cache folder is valbox's own and the file name
+                // carries the engine's compatibility hash; a file that fails
+                // to load is rebuilt below.
+                if let Ok(module) = unsafe { Module::deserialize_file(&self.engine, path) } {
+                    return Ok(module);
+                }
+            }
+        }
+        let compiled = build()?;
+        if let Some(path) = &path {
+            write_atomically(path, &compiled);
+        }
+        // SAFETY: `compiled` was produced by `precompile_module` on this engine just now.
+        unsafe { Module::deserialize(&self.engine, &compiled) }
+            .map_err(|e| SandboxError::setup("loading the compiled image", e))
+    }
+}
+
+/// Best-effort cache write: a failure only costs a recompile next time.
+fn write_atomically(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Drives one of Wizer's futures; with a wasmtime instance they never wait.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut context = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut context) {
+            return value;
+        }
+        std::thread::yield_now();
+    }
+}

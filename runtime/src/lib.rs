@@ -1,0 +1,23 @@
+//! valbox's sandbox: QuickJS compiled to WebAssembly, pre-initialized with
+//! Wizer, and run in a fresh wasmtime instance for every call.
+//!
+//! ```no_run
+//! use valbox_runtime::{Code, Sandbox, SandboxConfig};
+//! let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+//! let bytecode = sandbox.compile("add.js", "export function add(a, b) { return a + b }").unwrap();
+//! let output = sandbox.call(Code::Bytecode(&bytecode), "add", "[1, 2]");
+//! assert_eq!(output.result.unwrap(), "3");
+//! ```
+
+mod abi;
+mod config;
+mod error;
+mod image;
+mod sandbox;
+mod state;
+
+pub use config::SandboxConfig;
+pub use error::{CompileError, JsError, SandboxError};
+pub use image::{GUEST_SHA256, GUEST_WASM};
+pub use sandbox::{CallOutput, Code, PreparedVal, Sandbox};
+pub use state::{LogLevel, LogLine};
