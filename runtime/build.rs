@@ -25,7 +25,13 @@ fn main() {
     let mut command = Command::new(cargo);
     command
         .current_dir(&guest_dir)
-        .args(["build", "--release", "--locked", "--target", "wasm32-wasip1"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip1",
+        ])
         .arg("--target-dir")
         .arg(&guest_target)
         // QuickJS is C: compile it with Debian's clang against Debian's wasi-libc
@@ -34,7 +40,10 @@ fn main() {
         .env("CC_wasm32_wasip1", "clang-19")
         .env("AR_wasm32_wasip1", "llvm-ar-19")
         .env("CFLAGS_wasm32_wasip1", "--target=wasm32-wasi")
-        .env("BINDGEN_EXTRA_CLANG_ARGS_wasm32_wasip1", "--target=wasm32-wasi")
+        .env(
+            "BINDGEN_EXTRA_CLANG_ARGS_wasm32_wasip1",
+            "--target=wasm32-wasi",
+        )
         .env("LIBCLANG_PATH", "/usr/lib/llvm-19/lib");
     // Flags meant for the host build must not leak into the wasm build.
     for var in [

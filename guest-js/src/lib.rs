@@ -42,9 +42,6 @@ struct Guest {
     runtime: Runtime,
     /// The object the prelude returned (`encodeResult`, `decodeArgs`, `describeError`).
     helpers: Persistent<Object<'static>>,
-    /// The namespace of a module evaluated by `preload`, when the host made a
-    /// per-val snapshot.
-    preloaded: Option<Persistent<Object<'static>>>,
 }
 
 thread_local! {
@@ -77,7 +74,6 @@ pub extern "C" fn initialize_runtime() {
         *g.borrow_mut() = Some(Guest {
             runtime,
             helpers,
-            preloaded: None,
         })
     });
 }
@@ -96,7 +92,7 @@ pub extern "C" fn input_buffer(len: u32) -> *mut u8 {
 /// WIT `compile: func(name: string, source: string) -> result<list<u8>, js-error>`.
 #[export_name = "compile"]
 pub extern "C" fn compile(len: u32) -> u64 {
-    respond(len, |guest, request| {
+    respond(len, |guest: &mut Guest, request| {
         let (name, source) = split_field(request)?;
         let name = std::str::from_utf8(name).map_err(|_| usage_error("module name is not UTF-8"))?;
         let source =
@@ -111,25 +107,9 @@ pub extern "C" fn compile(len: u32) -> u64 {
     })
 }
 
-/// Evaluates a module's bytecode and keeps its namespace, so that a snapshot
-/// taken afterwards already holds the evaluated val.
-/// WIT `preload: func(bytecode: list<u8>) -> result<_, js-error>`.
-#[export_name = "preload"]
-pub extern "C" fn preload(len: u32) -> u64 {
-    respond(len, |guest, bytecode| {
-        let namespace = guest.runtime.context().with(|ctx| {
-            let namespace = evaluate(&ctx, &guest.helpers, bytecode)?;
-            Ok::<_, Vec<u8>>(Persistent::save(&ctx, namespace))
-        })?;
-        guest.preloaded = Some(namespace);
-        Ok(Vec::new())
-    })
-}
-
 /// WIT `run: func(bytecode: list<u8>, export: string, args-json: string) -> result<string, js-error>`.
 ///
-/// An empty `bytecode` runs the module evaluated by `preload`. The export
-/// named `export` is used, or `default` when there is none; a function is
+/// The export named `export` is used, or `default` when there is none; a function is
 /// called with the arguments (awaiting a returned Promise), anything else is
 /// the val's value.
 #[export_name = "run"]
@@ -142,17 +122,9 @@ pub extern "C" fn run(len: u32) -> u64 {
             std::str::from_utf8(args_json).map_err(|_| usage_error("arguments are not UTF-8"))?;
         let runtime = &guest.runtime;
         let helpers = &guest.helpers;
-        let preloaded = guest.preloaded.clone();
         runtime.context().with(|ctx| {
             let fail = |e: JsError| describe(&ctx, helpers, e);
-            let namespace = if bytecode.is_empty() {
-                preloaded
-                    .ok_or_else(|| usage_error("no bytecode given and no module preloaded"))?
-                    .restore(&ctx)
-                    .map_err(fail)?
-            } else {
-                evaluate(&ctx, helpers, bytecode)?
-            };
+            let namespace = evaluate(&ctx, helpers, bytecode)?;
             let helper_object = helpers.clone().restore(&ctx).map_err(fail)?;
             let mut value: Value = namespace.get(export).map_err(fail)?;
             if value.is_undefined() {

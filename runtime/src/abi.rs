@@ -37,7 +37,6 @@ fn define_wasi_shim(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
         WASI,
         "clock_time_get",
         |mut caller: Caller<'_, CallState>, clock: i32, _precision: i64, out: i32| {
-            caller.data_mut().note_host_use();
             let nanos: u64 = match clock {
                 0 => std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -54,7 +53,6 @@ fn define_wasi_shim(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
         WASI,
         "random_get",
         |mut caller: Caller<'_, CallState>, ptr: i32, len: i32| {
-            caller.data_mut().note_host_use();
             let mut bytes = vec![0u8; len as u32 as usize];
             getrandom::fill(&mut bytes).map_err(|e| wasmtime::Error::msg(e.to_string()))?;
             write_bytes(&mut caller, ptr, &bytes)?;
@@ -95,7 +93,9 @@ fn define_wasi_shim(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     linker.func_wrap(WASI, "fd_fdstat_get", |_: i32, _: i32| ERRNO_BADF)?;
     linker.func_wrap(WASI, "fd_seek", |_: i32, _: i64, _: i32, _: i32| ERRNO_BADF)?;
     linker.func_wrap(WASI, "proc_exit", |code: i32| -> wasmtime::Result<()> {
-        Err(wasmtime::Error::msg(format!("the guest exited with code {code}")))
+        Err(wasmtime::Error::msg(format!(
+            "the guest exited with code {code}"
+        )))
     })?;
     Ok(())
 }
@@ -103,7 +103,10 @@ fn define_wasi_shim(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 fn monotonic_nanos() -> u64 {
     use std::sync::OnceLock;
     static START: OnceLock<std::time::Instant> = OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_nanos() as u64
 }
 
 fn memory(caller: &mut Caller<'_, CallState>) -> wasmtime::Result<Memory> {
@@ -122,7 +125,8 @@ fn read_bytes(caller: &mut Caller<'_, CallState>, ptr: i32, len: i32) -> wasmtim
 
 fn read_string(caller: &mut Caller<'_, CallState>, ptr: i32, len: i32) -> wasmtime::Result<String> {
     let bytes = read_bytes(caller, ptr, len)?;
-    String::from_utf8(bytes).map_err(|_| wasmtime::Error::msg("the guest passed a string that is not UTF-8"))
+    String::from_utf8(bytes)
+        .map_err(|_| wasmtime::Error::msg("the guest passed a string that is not UTF-8"))
 }
 
 fn write_bytes(caller: &mut Caller<'_, CallState>, ptr: i32, bytes: &[u8]) -> wasmtime::Result<()> {
@@ -177,9 +181,13 @@ pub(crate) fn call_export(
         Some((0, payload)) => Ok(Ok(payload.to_vec())),
         Some((1, payload)) => match serde_json::from_slice::<JsError>(payload) {
             Ok(error) => Ok(Err(error)),
-            Err(e) => Err(SandboxError::Trap(format!("the guest sent an unreadable error: {e}"))),
+            Err(e) => Err(SandboxError::Trap(format!(
+                "the guest sent an unreadable error: {e}"
+            ))),
         },
-        _ => Err(SandboxError::Trap("the guest sent a malformed response".into())),
+        _ => Err(SandboxError::Trap(
+            "the guest sent a malformed response".into(),
+        )),
     })
 }
 

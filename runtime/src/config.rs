@@ -14,6 +14,11 @@ pub struct SandboxConfig {
     pub max_instances: u32,
     /// Most bytes of `console` output one call may produce (default 1 MiB).
     pub max_log_bytes: usize,
+    /// Bytes of each pooled linear memory kept mapped between calls and
+    /// reset by copying instead of being unmapped and faulted in again
+    /// (default 2 MiB, more than the guest's whole memory;
+    /// docs/perf.md has the measurements behind it).
+    pub keep_resident_bytes: usize,
     /// Folder for compiled guest images, so a restart skips the Cranelift
     /// compile. `None` compiles on every start.
     pub cache_dir: Option<PathBuf>,
@@ -26,6 +31,7 @@ impl Default for SandboxConfig {
             memory_limit: 64 << 20,
             max_instances: 128,
             max_log_bytes: 1 << 20,
+            keep_resident_bytes: 2 << 20,
             cache_dir: None,
         }
     }

@@ -107,7 +107,10 @@ mod tests {
 
     #[test]
     fn reads_line_and_column_from_a_quickjs_stack() {
-        assert_eq!(position_from_stack("    at val.js:3:14\n"), (Some(3), Some(14)));
+        assert_eq!(
+            position_from_stack("    at val.js:3:14\n"),
+            (Some(3), Some(14))
+        );
         assert_eq!(
             position_from_stack("    at f (val.js:10:2)\n    at <eval> (val.js:1:1)"),
             (Some(10), Some(2))

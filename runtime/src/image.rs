@@ -1,12 +1,10 @@
-//! Guest images: the QuickJS guest pre-initialized with Wizer (the runtime
-//! image) and, for hot vals, images whose memory already holds the evaluated
-//! val (val images). Compiled images are cached on disk, keyed by the guest's
-//! hash, the engine's settings and (for val images) the bytecode.
+//! The runtime image: the QuickJS guest pre-initialized with Wizer (runtime
+//! built, globals installed) and compiled for the engine. The compiled image
+//! is cached on disk, keyed by the guest's hash and the engine's settings.
 
 use crate::abi;
 use crate::error::SandboxError;
 use crate::state::CallState;
-use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -57,96 +55,34 @@ impl ImageBuilder {
     /// globals installed, compiled for the engine.
     pub(crate) fn runtime_image(&self) -> Result<Module, SandboxError> {
         self.cached(&format!("runtime-{}", self.key), || {
-            self.snapshot(GUEST_WASM, |store, instance| {
-                instance
-                    .get_typed_func::<(), ()>(&mut *store, INIT_FUNC)?
-                    .call(&mut *store, ())?;
-                Ok(Ok(()))
-            })
+            let snapshot = self.initialized_guest()?;
+            self.engine
+                .precompile_module(&snapshot)
+                .map_err(|e| SandboxError::setup("compiling the runtime image", e))
         })
     }
 
-    /// A val image: the runtime image with `bytecode` already evaluated.
-    /// Fails with [`SandboxError::Thrown`] when evaluation throws, and with
-    /// [`SandboxError::Setup`] when the val's top-level code touches the host
-    /// (its effects would otherwise be frozen into every call).
-    pub(crate) fn val_image(&self, runtime_wasm: &[u8], bytecode: &[u8]) -> Result<Module, SandboxError> {
-        let digest: String = Sha256::digest(bytecode)
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        self.cached(&format!("val-{}-{digest}", self.key), || {
-            self.snapshot(runtime_wasm, |store, instance| {
-                let response = abi::call_export(store, instance, "preload", bytecode)?;
-                if store.data().touched_host {
-                    return Ok(Err(SandboxError::Setup(
-                        "the val's top-level code uses the host (console, clock or randomness), \
-                         so it cannot be snapshotted"
-                            .into(),
-                    )));
-                }
-                Ok(response.and_then(|r| r.map(drop).map_err(SandboxError::Thrown)))
-            })
-        })
-    }
-
-    /// The uncompiled runtime image, the starting point of val images.
-    pub(crate) fn runtime_wasm(&self) -> Result<Vec<u8>, SandboxError> {
-        let path = self.cache_dir.as_ref().map(|d| d.join(format!("runtime-{}.wasm", self.key)));
-        if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
-            return Ok(bytes);
-        }
-        let wasm = self.snapshot_wasm(GUEST_WASM, |store, instance| {
-            instance
-                .get_typed_func::<(), ()>(&mut *store, INIT_FUNC)?
-                .call(&mut *store, ())?;
-            Ok(Ok(()))
-        })?;
-        if let Some(path) = path {
-            write_atomically(&path, &wasm);
-        }
-        Ok(wasm)
-    }
-
-    fn snapshot(
-        &self,
-        wasm: &[u8],
-        initialize: impl FnOnce(
-            &mut Store<CallState>,
-            &wasmtime::Instance,
-        ) -> wasmtime::Result<Result<(), SandboxError>>,
-    ) -> Result<Vec<u8>, SandboxError> {
-        let snapshot = self.snapshot_wasm(wasm, initialize)?;
-        self.engine
-            .precompile_module(&snapshot)
-            .map_err(|e| SandboxError::setup("compiling the snapshot", e))
-    }
-
-    /// Runs `initialize` on an instance of `wasm` and returns Wizer's snapshot of it.
-    fn snapshot_wasm(
-        &self,
-        wasm: &[u8],
-        initialize: impl FnOnce(
-            &mut Store<CallState>,
-            &wasmtime::Instance,
-        ) -> wasmtime::Result<Result<(), SandboxError>>,
-    ) -> Result<Vec<u8>, SandboxError> {
+    /// Runs the guest's `initialize-runtime` under Wizer and returns the snapshot.
+    fn initialized_guest(&self) -> Result<Vec<u8>, SandboxError> {
         let mut wizer = Wizer::new();
         wizer.init_func(INIT_FUNC);
         let (context, instrumented) = wizer
-            .instrument(wasm)
+            .instrument(GUEST_WASM)
             .map_err(|e| SandboxError::setup("instrumenting the guest", e))?;
         let module = Module::new(&self.init_engine, &instrumented)
             .map_err(|e| SandboxError::setup("compiling the guest for initialization", e))?;
         let mut linker = Linker::new(&self.init_engine);
         abi::define_imports(&mut linker).map_err(|e| SandboxError::setup("linking", e))?;
-        let mut store = Store::new(&self.init_engine, CallState::for_snapshot());
+        let mut store = Store::new(&self.init_engine, CallState::for_call(usize::MAX, 0));
         let instance = linker
             .instantiate(&mut store, &module)
-            .map_err(|e| SandboxError::setup("instantiating the guest", e))?;
-        initialize(&mut store, &instance)
-            .map_err(|e| SandboxError::setup("initializing the guest", e))??;
+            .and_then(|instance| {
+                instance
+                    .get_typed_func::<(), ()>(&mut store, INIT_FUNC)?
+                    .call(&mut store, ())?;
+                Ok(instance)
+            })
+            .map_err(|e| SandboxError::setup("initializing the guest", e))?;
         block_on(wizer.snapshot(
             &context,
             &mut WasmtimeWizer {
@@ -163,7 +99,10 @@ impl ImageBuilder {
         name: &str,
         build: impl FnOnce() -> Result<Vec<u8>, SandboxError>,
     ) -> Result<Module, SandboxError> {
-        let path = self.cache_dir.as_ref().map(|d| d.join(format!("{name}.cwasm")));
+        let path = self
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{name}.cwasm")));
         if let Some(path) = &path {
             if path.exists() {
                 // SAFETY: the cache folder is valbox's own and the file name
@@ -177,6 +116,7 @@ impl ImageBuilder {
         let compiled = build()?;
         if let Some(path) = &path {
             write_atomically(path, &compiled);
+            remove_stale_images(path);
         }
         // SAFETY: `compiled` was produced by `precompile_module` on this engine just now.
         unsafe { Module::deserialize(&self.engine, &compiled) }
@@ -189,6 +129,27 @@ fn write_atomically(path: &Path, bytes: &[u8]) {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Deletes images left by other guest builds or engine settings, so the
+/// cache folder holds one image instead of one per upgrade.
+fn remove_stale_images(current: &Path) {
+    let (Some(dir), Some(name)) = (current.parent(), current.file_name()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let other = entry.file_name();
+        let other = other.to_string_lossy();
+        if other.starts_with("runtime-")
+            && other.ends_with(".cwasm")
+            && *other != *name.to_string_lossy()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

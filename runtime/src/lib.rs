@@ -2,10 +2,10 @@
 //! Wizer, and run in a fresh wasmtime instance for every call.
 //!
 //! ```no_run
-//! use valbox_runtime::{Code, Sandbox, SandboxConfig};
+//! use valbox_runtime::{Sandbox, SandboxConfig};
 //! let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
 //! let bytecode = sandbox.compile("add.js", "export function add(a, b) { return a + b }").unwrap();
-//! let output = sandbox.call(Code::Bytecode(&bytecode), "add", "[1, 2]");
+//! let output = sandbox.call(&bytecode, "add", "[1, 2]");
 //! assert_eq!(output.result.unwrap(), "3");
 //! ```
 
@@ -19,5 +19,5 @@ mod state;
 pub use config::SandboxConfig;
 pub use error::{CompileError, JsError, SandboxError};
 pub use image::{GUEST_SHA256, GUEST_WASM};
-pub use sandbox::{CallOutput, Code, PreparedVal, Sandbox};
+pub use sandbox::{CallOutput, Sandbox};
 pub use state::{LogLevel, LogLine};

@@ -48,11 +48,6 @@ pub(crate) struct CallState {
     log_bytes: usize,
     max_log_bytes: usize,
     pub(crate) limits: StoreLimits,
-    /// True while a per-val snapshot is being taken: no capability is there,
-    /// and touching one (or the clock, or randomness) marks the val as not
-    /// snapshottable.
-    snapshotting: bool,
-    pub(crate) touched_host: bool,
 }
 
 impl CallState {
@@ -62,30 +57,11 @@ impl CallState {
             log_bytes: 0,
             max_log_bytes,
             limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
-            snapshotting: false,
-            touched_host: false,
         }
-    }
-
-    pub(crate) fn for_snapshot() -> Self {
-        CallState {
-            snapshotting: true,
-            ..CallState::for_call(usize::MAX, 0)
-        }
-    }
-
-    /// Records that guest code reached the host; during a snapshot that makes
-    /// the result unusable (the effect would be frozen into every later call).
-    pub(crate) fn note_host_use(&mut self) -> bool {
-        self.touched_host = true;
-        self.snapshotting
     }
 
     /// Appends a `console` line, ending the call once the log budget is spent.
     pub(crate) fn log(&mut self, level: i32, message: String) -> Result<(), LimitExceeded> {
-        if self.note_host_use() {
-            return Ok(());
-        }
         self.log_bytes += message.len();
         if self.log_bytes > self.max_log_bytes {
             return Err(LimitExceeded(format!(
