@@ -40,8 +40,16 @@ extern "C" {
 /// Everything the guest keeps between `initialize-runtime` and a call.
 struct Guest {
     runtime: Runtime,
-    /// The object the prelude returned (`encodeResult`, `decodeArgs`, `describeError`).
-    helpers: Persistent<Object<'static>>,
+    /// The functions the prelude returned.
+    helpers: Helpers,
+}
+
+/// JavaScript functions from `prelude.js` that the Rust side calls, kept as
+/// persistent handles so a call does not look them up by name.
+struct Helpers {
+    encode_result: Persistent<Function<'static>>,
+    decode_args: Persistent<Function<'static>>,
+    describe_error: Persistent<Function<'static>>,
 }
 
 thread_local! {
@@ -68,7 +76,15 @@ pub extern "C" fn initialize_runtime() {
             .eval(include_str!("prelude.js"))
             .expect("prelude evaluates");
         let helpers: Object = install.call((log,)).expect("prelude installs");
-        Persistent::save(&ctx, helpers)
+        let function = |name: &str| {
+            let function: Function = helpers.get(name).expect("prelude helper");
+            Persistent::save(&ctx, function)
+        };
+        Helpers {
+            encode_result: function("encodeResult"),
+            decode_args: function("decodeArgs"),
+            describe_error: function("describeError"),
+        }
     });
     GUEST.with(|g| {
         *g.borrow_mut() = Some(Guest {
@@ -125,7 +141,6 @@ pub extern "C" fn run(len: u32) -> u64 {
         runtime.context().with(|ctx| {
             let fail = |e: JsError| describe(&ctx, helpers, e);
             let namespace = evaluate(&ctx, helpers, bytecode)?;
-            let helper_object = helpers.clone().restore(&ctx).map_err(fail)?;
             let mut value: Value = namespace.get(export).map_err(fail)?;
             if value.is_undefined() {
                 value = namespace.get("default").map_err(fail)?;
@@ -137,7 +152,7 @@ pub extern "C" fn run(len: u32) -> u64 {
                 ));
             }
             if let Some(function) = value.as_function() {
-                let decode: Function = helper_object.get("decodeArgs").map_err(fail)?;
+                let decode = helpers.decode_args.clone().restore(&ctx).map_err(fail)?;
                 let args: javy::quickjs::Array = decode.call((args_json,)).map_err(fail)?;
                 let mut call_args = javy::quickjs::function::Args::new(ctx.clone(), args.len());
                 for arg in args.iter::<Value>() {
@@ -148,7 +163,7 @@ pub extern "C" fn run(len: u32) -> u64 {
             if let Some(promise) = value.as_promise() {
                 value = settle(&ctx, helpers, promise.clone())?;
             }
-            let encode: Function = helper_object.get("encodeResult").map_err(fail)?;
+            let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
             let text: JsString = encode.call((value,)).map_err(fail)?;
             Ok(text.to_string().map_err(fail)?.into_bytes())
         })
@@ -159,7 +174,7 @@ pub extern "C" fn run(len: u32) -> u64 {
 /// returns its namespace.
 fn evaluate<'js>(
     ctx: &Ctx<'js>,
-    helpers: &Persistent<Object<'static>>,
+    helpers: &Helpers,
     bytecode: &[u8],
 ) -> Result<Object<'js>, Vec<u8>> {
     let fail = |e: JsError| describe(ctx, helpers, e);
@@ -174,7 +189,7 @@ fn evaluate<'js>(
 /// Runs the job queue until `promise` settles.
 fn settle<'js>(
     ctx: &Ctx<'js>,
-    helpers: &Persistent<Object<'static>>,
+    helpers: &Helpers,
     promise: Promise<'js>,
 ) -> Result<Value<'js>, Vec<u8>> {
     loop {
@@ -191,13 +206,12 @@ fn settle<'js>(
 }
 
 /// Turns a QuickJS error (usually a pending exception) into a JSON `js-error`.
-fn describe(ctx: &Ctx<'_>, helpers: &Persistent<Object<'static>>, error: JsError) -> Vec<u8> {
+fn describe(ctx: &Ctx<'_>, helpers: &Helpers, error: JsError) -> Vec<u8> {
     let thrown = match error {
         JsError::Exception => ctx.catch(),
         other => return js_error("InternalError", &other.to_string()),
     };
-    let described = helpers.clone().restore(ctx).and_then(|h| {
-        let describe: Function = h.get("describeError")?;
+    let described = helpers.describe_error.clone().restore(ctx).and_then(|describe| {
         let text: JsString = describe.call((thrown,))?;
         text.to_string()
     });

@@ -75,7 +75,12 @@ fn main() {
     })
     .unwrap();
     let source = "export function add(a, b) { return a + b }";
-    let bytecode = sandbox.compile("add.js", source).unwrap();
+    let compiler = Sandbox::new(SandboxConfig {
+        cache_dir: Some(std::env::temp_dir().join("valbox-bench-cache")),
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let bytecode = compiler.compile("add.js", source).unwrap();
 
     let (floor_p50, _) = floor();
     let (call_p50, _) = measure(

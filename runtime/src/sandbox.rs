@@ -8,7 +8,8 @@ use crate::image::ImageBuilder;
 use crate::state::{CallState, LogLine};
 use std::time::Duration;
 use wasmtime::{
-    Engine, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig, Store,
+    Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig,
+    Store,
 };
 
 /// How often the epoch advances; deadlines are rounded up to it.
@@ -45,6 +46,7 @@ impl Sandbox {
             .max_memory_size(config.memory_limit)
             .table_elements(100_000)
             .linear_memory_keep_resident(config.keep_resident_bytes)
+            .pagemap_scan(Enabled::Auto)
             .table_keep_resident(64 << 10);
         let mut engine_config = wasmtime::Config::new();
         engine_config

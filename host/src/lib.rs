@@ -1,0 +1,6 @@
+//! The valbox service: settings, the local `run` command and the HTTP server.
+//! The `valbox` binary (`main.rs`) only parses the command line and calls in here.
+
+pub mod local_run;
+pub mod server;
+pub mod settings;

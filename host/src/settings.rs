@@ -1,0 +1,182 @@
+//! Service settings: command-line flags, each with an environment variable,
+//! over an optional TOML file (`--config`), over defaults (SPEC §6).
+
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use valbox_runtime::SandboxConfig;
+
+/// Flags shared by every subcommand that runs code. Unset flags fall back to
+/// the config file, then to the defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SettingsArgs {
+    /// TOML file with any of the settings below (flags and env vars win).
+    #[arg(long, env = "VALBOX_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address the HTTP server listens on [default: 127.0.0.1:8080].
+    #[arg(long, env = "VALBOX_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Folder for the SQLite file, the master key and the compiled-guest cache [default: ./data].
+    #[arg(long, env = "VALBOX_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL to use instead of the embedded SQLite file.
+    #[arg(long, env = "VALBOX_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Redis URL for the job queue instead of the in-process queue.
+    #[arg(long, env = "VALBOX_REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+    /// Wall-clock deadline of one call tree, in milliseconds [default: 5000].
+    #[arg(long, env = "VALBOX_DEADLINE_MS", global = true)]
+    pub deadline_ms: Option<u64>,
+    /// Largest memory of one sandbox instance, in MiB [default: 64].
+    #[arg(long, env = "VALBOX_MEMORY_LIMIT_MB", global = true)]
+    pub memory_limit_mb: Option<usize>,
+}
+
+/// The TOML file: the same settings, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsFile {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    deadline_ms: Option<u64>,
+    memory_limit_mb: Option<usize>,
+}
+
+/// Every setting resolved to a value.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where `valbox serve` listens.
+    pub listen: SocketAddr,
+    /// Where state and caches live.
+    pub data_dir: PathBuf,
+    /// PostgreSQL instead of SQLite, when set.
+    pub database_url: Option<String>,
+    /// Redis queue instead of the in-process queue, when set.
+    pub redis_url: Option<String>,
+    /// Deadline of one call tree.
+    pub deadline: Duration,
+    /// Memory limit of one instance, in bytes.
+    pub memory_limit: usize,
+}
+
+/// A setting that cannot be used, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// Why reading failed.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown keys.
+    #[error("config file {path} is invalid: {message}")]
+    Parse {
+        /// The file named by `--config`.
+        path: PathBuf,
+        /// The TOML parser's message.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl SettingsArgs {
+    /// Resolves flags and environment over the config file over defaults.
+    pub fn resolve(&self) -> Result<Settings, SettingsError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => SettingsFile::default(),
+        };
+        let deadline_ms = self.deadline_ms.or(file.deadline_ms).unwrap_or(5_000);
+        let memory_limit_mb = self.memory_limit_mb.or(file.memory_limit_mb).unwrap_or(64);
+        if deadline_ms == 0 {
+            return Err(SettingsError::Invalid(
+                "deadline_ms must be at least 1".into(),
+            ));
+        }
+        if !(4..=4096).contains(&memory_limit_mb) {
+            return Err(SettingsError::Invalid(
+                "memory_limit_mb must be between 4 and 4096".into(),
+            ));
+        }
+        Ok(Settings {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: self
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            database_url: self.database_url.clone().or(file.database_url),
+            redis_url: self.redis_url.clone().or(file.redis_url),
+            deadline: Duration::from_millis(deadline_ms),
+            memory_limit: memory_limit_mb << 20,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<SettingsFile, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| SettingsError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+impl Settings {
+    /// The sandbox configuration these settings describe.
+    pub fn sandbox_config(&self) -> SandboxConfig {
+        SandboxConfig {
+            deadline: self.deadline,
+            memory_limit: self.memory_limit,
+            cache_dir: Some(self.data_dir.join("cache")),
+            ..SandboxConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let settings = SettingsArgs::default().resolve().unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.data_dir, PathBuf::from("./data"));
+        assert_eq!(settings.deadline, Duration::from_secs(5));
+        assert!(settings.database_url.is_none() && settings.redis_url.is_none());
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("valbox-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("valbox.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndeadline_ms = 250\n").unwrap();
+        let args = SettingsArgs {
+            config: Some(file.clone()),
+            deadline_ms: Some(100),
+            ..SettingsArgs::default()
+        };
+        let settings = args.resolve().unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(settings.deadline, Duration::from_millis(100));
+        std::fs::write(&file, "listn = 1\n").unwrap();
+        let error = args.resolve().unwrap_err().to_string();
+        assert!(error.contains("listn"), "{error}");
+    }
+}

@@ -1,0 +1,189 @@
+//! The `valbox` binary from the outside: `run` and `serve`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Shared data dir, so the compiled guest image is built once for all tests.
+fn data_dir() -> PathBuf {
+    workdir("cli-data")
+}
+
+fn valbox(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_valbox"))
+        .args(args)
+        .env("VALBOX_DATA_DIR", data_dir())
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn run_prints_the_json_result_and_exits_zero() {
+    let dir = workdir("cli-run-ok");
+    std::fs::write(
+        dir.join("add.js"),
+        "export function add(a, b) { console.log('adding', a, b); return { sum: a + b } }",
+    )
+    .unwrap();
+    let output = valbox(&["run", "add.js", "--args", "[1,2]"], &dir);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        text(&output.stderr)
+    );
+    assert_eq!(text(&output.stdout).trim(), r#"{"sum":3}"#);
+    assert!(text(&output.stderr).contains("adding 1 2"));
+}
+
+#[test]
+fn run_calls_the_named_export() {
+    let dir = workdir("cli-run-export");
+    std::fs::write(
+        dir.join("math.js"),
+        "export const twice = x => x * 2; export default () => 'default'",
+    )
+    .unwrap();
+    let output = valbox(&["run", "math.js", "twice", "--args", "[21]"], &dir);
+    assert_eq!(text(&output.stdout).trim(), "42");
+    let output = valbox(&["run", "math.js"], &dir);
+    assert_eq!(text(&output.stdout).trim(), "\"default\"");
+}
+
+#[test]
+fn run_reports_a_syntax_error_with_its_position() {
+    let dir = workdir("cli-run-syntax");
+    std::fs::write(
+        dir.join("bad.js"),
+        "export function f() {\n  return 1 +;\n}\n",
+    )
+    .unwrap();
+    let output = valbox(&["run", "bad.js"], &dir);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("SyntaxError"), "{stderr}");
+    assert!(stderr.contains("bad.js:2:"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn run_reports_a_thrown_error_with_its_stack() {
+    let dir = workdir("cli-run-throw");
+    std::fs::write(
+        dir.join("t.js"),
+        "export default function () { throw new TypeError('nope') }",
+    )
+    .unwrap();
+    let output = valbox(&["run", "t.js"], &dir);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("TypeError: nope"), "{stderr}");
+    assert!(stderr.contains("t.js:1"), "{stderr}");
+}
+
+#[test]
+fn run_refuses_bad_arguments_and_missing_files() {
+    let dir = workdir("cli-run-usage");
+    std::fs::write(dir.join("a.js"), "export default () => 1").unwrap();
+    let output = valbox(&["run", "a.js", "--args", "{"], &dir);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("--args is not valid JSON"));
+    let output = valbox(&["run", "a.js", "--args", "{\"a\":1}"], &dir);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("JSON array"));
+    let output = valbox(&["run", "missing.js"], &dir);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("cannot read missing.js"));
+}
+
+#[test]
+fn run_stops_an_infinite_loop_at_the_deadline() {
+    let dir = workdir("cli-run-loop");
+    std::fs::write(dir.join("loop.js"), "export default () => { for (;;) {} }").unwrap();
+    let started = Instant::now();
+    let output = valbox(&["--deadline-ms", "300", "run", "loop.js"], &dir);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("deadline exceeded"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+#[test]
+fn serve_answers_healthz_on_the_configured_address() {
+    let port = free_port();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_valbox"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("VALBOX_DATA_DIR", data_dir())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let response = loop {
+        match http_get(port, "/healthz") {
+            Ok(response) => break response,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("server did not come up: {e}"),
+        }
+    };
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(r#"{"status":"ok"}"#), "{response}");
+}
+
+#[test]
+fn a_bad_config_file_is_a_clear_error() {
+    let dir = workdir("cli-bad-config");
+    std::fs::write(dir.join("valbox.toml"), "listen = 12\n").unwrap();
+    let output = valbox(&["--config", "valbox.toml", "serve"], &dir);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("valbox.toml"),
+        "{}",
+        text(&output.stderr)
+    );
+}
