@@ -12,12 +12,15 @@
 mod abi;
 mod config;
 mod error;
+mod frame;
 mod image;
+pub mod policy;
 mod sandbox;
 mod state;
 
 pub use config::SandboxConfig;
 pub use error::{CompileError, JsError, SandboxError};
+pub use frame::{Frame, Mode};
 pub use image::{GUEST_SHA256, GUEST_WASM};
 pub use sandbox::{CallOutput, Sandbox};
 pub use state::{LogLevel, LogLine};
