@@ -9,8 +9,12 @@
 //! with the WIT file):
 //!
 //! * Every WIT import `valbox:sandbox/host.f` is a core import `valbox.f`.
-//!   Strings and byte lists are passed as `(ptr, len)` pairs into guest memory;
-//!   enums as `i32`.
+//!   `log` takes `(level: i32, ptr, len)`. Every other import takes one
+//!   `(ptr, len)` pair holding its parameters as a JSON object named like the
+//!   WIT parameters, and returns the length of its JSON answer, which the
+//!   host wrote into the buffer it got from the export `response-buffer(len)`.
+//!   The answer is `{"ok": value}`, `{"undefined": true}`, `{"noop": true}`
+//!   or `{"error": {"name", "message"}}` (the WIT `result`/`option`).
 //! * Every WIT export `valbox:sandbox/guest.f` is a core export `f` taking the
 //!   length of the request the host wrote into the guest's input buffer (whose
 //!   address `input-buffer(len)` returns) and returning an `i64` holding the
@@ -35,6 +39,33 @@ extern "C" {
     /// WIT `log: func(level: log-level, message: string)`.
     #[link_name = "log"]
     fn host_log(level: i32, ptr: *const u8, len: usize);
+    #[link_name = "read-val"]
+    fn host_read_val(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "write-val"]
+    fn host_write_val(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "read-secret"]
+    fn host_read_secret(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "send-email"]
+    fn host_send_email(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "library-call"]
+    fn host_library_call(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "api-call"]
+    fn host_api_call(ptr: *const u8, len: usize) -> u32;
+}
+
+/// A host import taking one JSON request and answering with a JSON response
+/// of the returned length, written into the response buffer.
+type HostImport = unsafe extern "C" fn(*const u8, usize) -> u32;
+
+/// Calls a JSON host import from JavaScript.
+fn call_host(import: HostImport, request: String) -> String {
+    // SAFETY: the pointer and length describe `request`, alive for the call;
+    // the host writes the answer through `response-buffer` before returning.
+    let len = unsafe { import(request.as_ptr(), request.len()) } as usize;
+    RESPONSE.with(|response| {
+        let response = response.borrow();
+        String::from_utf8_lossy(&response[..len.min(response.len())]).into_owned()
+    })
 }
 
 /// Everything the guest keeps between `initialize-runtime` and a call.
@@ -48,6 +79,7 @@ struct Guest {
 /// persistent handles so a call does not look them up by name.
 struct Helpers {
     encode_result: Persistent<Function<'static>>,
+    encode_tagged_result: Persistent<Function<'static>>,
     decode_args: Persistent<Function<'static>>,
     describe_error: Persistent<Function<'static>>,
 }
@@ -56,6 +88,7 @@ thread_local! {
     static GUEST: RefCell<Option<Guest>> = const { RefCell::new(None) };
     static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static RESPONSE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 const OK: u8 = 0;
@@ -72,16 +105,32 @@ pub extern "C" fn initialize_runtime() {
             host_log(level, message.as_ptr(), message.len())
         })
         .expect("log function");
+        let host = Object::new(ctx.clone()).expect("host object");
+        let imports: [(&str, HostImport); 6] = [
+            ("readVal", host_read_val),
+            ("writeVal", host_write_val),
+            ("readSecret", host_read_secret),
+            ("sendEmail", host_send_email),
+            ("libraryCall", host_library_call),
+            ("apiCall", host_api_call),
+        ];
+        for (name, import) in imports {
+            let function =
+                Function::new(ctx.clone(), move |request: String| call_host(import, request))
+                    .expect("host function");
+            host.set(name, function).expect("host function installed");
+        }
         let install: Function = ctx
             .eval(include_str!("prelude.js"))
             .expect("prelude evaluates");
-        let helpers: Object = install.call((log,)).expect("prelude installs");
+        let helpers: Object = install.call((log, host)).expect("prelude installs");
         let function = |name: &str| {
             let function: Function = helpers.get(name).expect("prelude helper");
             Persistent::save(&ctx, function)
         };
         Helpers {
             encode_result: function("encodeResult"),
+            encode_tagged_result: function("encodeTaggedResult"),
             decode_args: function("decodeArgs"),
             describe_error: function("describeError"),
         }
@@ -105,6 +154,18 @@ pub extern "C" fn input_buffer(len: u32) -> *mut u8 {
     })
 }
 
+/// Makes the buffer for a host import's answer `len` bytes long and returns
+/// its address (called by the host during an import).
+#[export_name = "response-buffer"]
+pub extern "C" fn response_buffer(len: u32) -> *mut u8 {
+    RESPONSE.with(|response| {
+        let mut response = response.borrow_mut();
+        response.clear();
+        response.resize(len as usize, 0);
+        response.as_mut_ptr()
+    })
+}
+
 /// WIT `compile: func(name: string, source: string) -> result<list<u8>, js-error>`.
 #[export_name = "compile"]
 pub extern "C" fn compile(len: u32) -> u64 {
@@ -123,22 +184,30 @@ pub extern "C" fn compile(len: u32) -> u64 {
     })
 }
 
-/// WIT `run: func(bytecode: list<u8>, export: string, args-json: string) -> result<string, js-error>`.
+/// How `run` passes arguments and results.
+const RUN_JSON: u8 = 0;
+const RUN_TAGGED: u8 = 1;
+const RUN_READ: u8 = 2;
+
+/// WIT `run: func(bytecode: list<u8>, export: string, mode: run-mode, args: string) -> result<string, js-error>`.
 ///
-/// The export named `export` is used, or `default` when there is none; a function is
-/// called with the arguments (awaiting a returned Promise), anything else is
-/// the val's value.
+/// The export named `export` is used, or `default` when there is none.
+/// `json`: a function is called with the JSON array `args` (a returned
+/// Promise is awaited) and the result is JSON; anything else is the val's
+/// value. `tagged`: the same with the tagged codec of library calls, the
+/// answer being `{"promise": bool, "value": tagged}`. `read`: the val's value
+/// in the tagged codec, or `{"function": true}` for a function.
 #[export_name = "run"]
 pub extern "C" fn run(len: u32) -> u64 {
     respond(len, |guest, request| {
         let (bytecode, rest) = split_field(request)?;
-        let (export, args_json) = split_field(rest)?;
+        let (export, rest) = split_field(rest)?;
+        let (mode, args) = split_field(rest)?;
         let export = std::str::from_utf8(export).map_err(|_| usage_error("export is not UTF-8"))?;
-        let args_json =
-            std::str::from_utf8(args_json).map_err(|_| usage_error("arguments are not UTF-8"))?;
-        let runtime = &guest.runtime;
+        let args = std::str::from_utf8(args).map_err(|_| usage_error("arguments are not UTF-8"))?;
+        let mode = *mode.first().ok_or_else(|| usage_error("no run mode"))?;
         let helpers = &guest.helpers;
-        runtime.context().with(|ctx| {
+        guest.runtime.context().with(|ctx| {
             let fail = |e: JsError| describe(&ctx, helpers, e);
             let namespace = evaluate(&ctx, helpers, bytecode)?;
             let mut value: Value = namespace.get(export).map_err(fail)?;
@@ -152,19 +221,29 @@ pub extern "C" fn run(len: u32) -> u64 {
                 ));
             }
             if let Some(function) = value.as_function() {
+                if mode == RUN_READ {
+                    return Ok(br#"{"function":true}"#.to_vec());
+                }
                 let decode = helpers.decode_args.clone().restore(&ctx).map_err(fail)?;
-                let args: javy::quickjs::Array = decode.call((args_json,)).map_err(fail)?;
+                let args: javy::quickjs::Array =
+                    decode.call((args, mode == RUN_TAGGED)).map_err(fail)?;
                 let mut call_args = javy::quickjs::function::Args::new(ctx.clone(), args.len());
                 for arg in args.iter::<Value>() {
                     call_args.push_arg(arg.map_err(fail)?).map_err(fail)?;
                 }
                 value = function.call_arg(call_args).map_err(fail)?;
             }
+            let was_promise = value.is_promise();
             if let Some(promise) = value.as_promise() {
                 value = settle(&ctx, helpers, promise.clone())?;
             }
-            let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
-            let text: JsString = encode.call((value,)).map_err(fail)?;
+            let text: JsString = if mode == RUN_JSON {
+                let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
+                encode.call((value,)).map_err(fail)?
+            } else {
+                let encode = helpers.encode_tagged_result.clone().restore(&ctx).map_err(fail)?;
+                encode.call((value, was_promise)).map_err(fail)?
+            };
             Ok(text.to_string().map_err(fail)?.into_bytes())
         })
     })

@@ -1,8 +1,10 @@
 // Evaluated once, when the guest is pre-initialized (so it lives in the
 // snapshot and costs nothing per call). It receives the raw host functions,
-// installs the globals user code sees, and returns the helpers the Rust side
-// of the guest calls. User code never sees `hostLog` itself.
-(function (hostLog) {
+// installs the globals user code sees (`console`, `api`, `__vt`), and returns
+// the helpers the Rust side of the guest calls. User code never sees the raw
+// host functions; and they could not do more than the frame allows anyway,
+// since the host decides everything from the frame of its own store.
+(function (hostLog, host) {
   "use strict";
   const stringify = JSON.stringify;
   const parse = JSON.parse;
@@ -48,17 +50,271 @@
       hostLog(level, args.map((a) => inspect(a, [])).join(" "));
     };
   });
-  globalThis.console = console;
+
+  // ---- errors ---------------------------------------------------------
+
+  class DataCloneError extends Error {}
+  DataCloneError.prototype.name = "DataCloneError";
+  class PermissionError extends Error {}
+  PermissionError.prototype.name = "PermissionError";
+  const errorTypes = {
+    Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+    DataCloneError, PermissionError,
+  };
+
+  // An error described as {name, message, stack} made into a real Error.
+  function reviveError(described) {
+    const Type = errorTypes[described.name] || Error;
+    const error = new Type(String(described.message));
+    if (!errorTypes[described.name]) {
+      Object.defineProperty(error, "name", { value: String(described.name), writable: true, configurable: true });
+    }
+    if (described.stack) {
+      Object.defineProperty(error, "stack", { value: String(described.stack), writable: true, configurable: true });
+    }
+    return error;
+  }
 
   // Describes a thrown value as {name, message, stack}.
-  function describeError(e) {
+  function errorRecord(e) {
     if (e !== null && typeof e === "object") {
-      const name = e.name === undefined ? "Error" : String(e.name);
-      const message = e.message === undefined ? inspect(e, []) : String(e.message);
-      const stack = typeof e.stack === "string" ? e.stack : "";
-      return stringify({ name, message, stack });
+      return {
+        name: e.name === undefined ? "Error" : String(e.name),
+        message: e.message === undefined ? inspect(e, []) : String(e.message),
+        stack: typeof e.stack === "string" ? e.stack : "",
+      };
     }
-    return stringify({ name: "Error", message: "Uncaught " + inspect(e, []), stack: "" });
+    return { name: "Error", message: "Uncaught " + inspect(e, []), stack: "" };
+  }
+
+  // ---- the tagged codec of library calls -------------------------------
+  // Plain JSON values stand for themselves; everything else is an object
+  // tagged by `$`. Objects and arrays carry an `id` so shared and cyclic
+  // references come back shared. Object keys travel as pairs, so a key like
+  // `__proto__` stays an own property and never touches a prototype.
+
+  const typedArrays = {
+    Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array,
+    Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+  };
+
+  function encodeTagged(root, context) {
+    const seen = new Map();
+    function uncloneable(what) {
+      return new DataCloneError(what + " cannot be passed " + context + ": only copyable values (no functions, symbols, Promises or weak collections) cross between vals");
+    }
+    function encode(v) {
+      switch (typeof v) {
+        case "undefined": return { $: "u" };
+        case "number":
+          if (Number.isNaN(v)) return { $: "n", v: "NaN" };
+          if (v === Infinity) return { $: "n", v: "Infinity" };
+          if (v === -Infinity) return { $: "n", v: "-Infinity" };
+          if (Object.is(v, -0)) return { $: "n", v: "-0" };
+          return v;
+        case "string":
+        case "boolean":
+          return v;
+        case "bigint": return { $: "b", v: v.toString() };
+        case "function": throw uncloneable("a function");
+        case "symbol": throw uncloneable("a symbol");
+      }
+      if (v === null) return null;
+      if (seen.has(v)) return { $: "r", id: seen.get(v) };
+      const id = seen.size;
+      seen.set(v, id);
+      if (isArray(v)) {
+        const items = [];
+        for (let i = 0; i < v.length; i++) items.push(encode(v[i]));
+        return { $: "a", id, v: items };
+      }
+      if (v instanceof Date) return { $: "d", id, v: encode(v.getTime()) };
+      if (v instanceof RegExp) return { $: "re", id, source: v.source, flags: v.flags };
+      if (v instanceof Map) return { $: "m", id, v: [...v].map(([k, x]) => [encode(k), encode(x)]) };
+      if (v instanceof Set) return { $: "s", id, v: [...v].map(encode) };
+      if (v instanceof Error) {
+        const record = errorRecord(v);
+        return { $: "e", id, name: record.name, message: record.message, stack: record.stack };
+      }
+      if (v instanceof ArrayBuffer) return { $: "ab", id, v: Array.from(new Uint8Array(v)) };
+      if (ArrayBuffer.isView(v)) {
+        const type = Object.keys(typedArrays).find((name) => v instanceof typedArrays[name]);
+        if (!type) throw uncloneable("a DataView");
+        return { $: "ta", id, type, v: Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) };
+      }
+      if (v instanceof Promise) throw uncloneable("a Promise");
+      if (v instanceof WeakMap || v instanceof WeakSet || (typeof WeakRef === "function" && v instanceof WeakRef)) {
+        throw uncloneable("a weak collection");
+      }
+      const pairs = [];
+      for (const key of Object.keys(v)) pairs.push([key, encode(v[key])]);
+      return { $: "o", id, v: pairs };
+    }
+    return encode(root);
+  }
+
+  function decodeTagged(root) {
+    const refs = [];
+    function malformed() {
+      return new TypeError("malformed value in a library call");
+    }
+    function decode(t) {
+      if (t === null || typeof t !== "object") return t;
+      if (isArray(t)) throw malformed();
+      switch (t.$) {
+        case "u": return undefined;
+        case "n": return Number(t.v);
+        case "b": return BigInt(t.v);
+        case "r":
+          if (!(t.id in refs)) throw malformed();
+          return refs[t.id];
+        case "a": {
+          const a = [];
+          refs[t.id] = a;
+          for (const x of t.v) a.push(decode(x));
+          return a;
+        }
+        case "d": return (refs[t.id] = new Date(decode(t.v)));
+        case "re": return (refs[t.id] = new RegExp(t.source, t.flags));
+        case "m": {
+          const m = new Map();
+          refs[t.id] = m;
+          for (const [k, x] of t.v) m.set(decode(k), decode(x));
+          return m;
+        }
+        case "s": {
+          const s = new Set();
+          refs[t.id] = s;
+          for (const x of t.v) s.add(decode(x));
+          return s;
+        }
+        case "e": return (refs[t.id] = reviveError(t));
+        case "ab": return (refs[t.id] = new Uint8Array(t.v).buffer);
+        case "ta": {
+          const Type = typedArrays[t.type];
+          if (!Type) throw malformed();
+          return (refs[t.id] = new Type(new Uint8Array(t.v).buffer));
+        }
+        case "o": {
+          const o = {};
+          refs[t.id] = o;
+          for (const [key, x] of t.v) {
+            Object.defineProperty(o, String(key), { value: decode(x), writable: true, enumerable: true, configurable: true });
+          }
+          return o;
+        }
+        default: throw malformed();
+      }
+    }
+    return decode(root);
+  }
+
+  // ---- capabilities ------------------------------------------------------
+
+  // Calls a host import; a refusal becomes a thrown error.
+  function hostCall(importFn, request) {
+    const answer = parse(importFn(stringify(request)));
+    if (answer.error) throw reviveError(answer.error);
+    return answer;
+  }
+
+  const REF = Symbol("valbox.ref");
+
+  function refName(info) {
+    return "@" + info.owner + "." + info.name + (info.version ? "@" + info.version : "");
+  }
+
+  function libraryCall(info, args) {
+    const encoded = encodeTagged(args, "to " + refName(info));
+    const answer = hostCall(host.libraryCall, { owner: info.owner, name: info.name, version: info.version, args: encoded });
+    if (answer.undefined) throw new TypeError(refName(info) + " is not a function");
+    if (answer.thrown) throw reviveError(answer.thrown);
+    const value = decodeTagged(answer.ok.value);
+    return answer.ok.promise ? Promise.resolve(value) : value;
+  }
+
+  function readVal(info) {
+    const answer = hostCall(host.readVal, { owner: info.owner, name: info.name, version: info.version });
+    if (answer.undefined) return undefined;
+    if (answer.thrown) throw reviveError(answer.thrown);
+    if (answer.ok.function) {
+      const call = function (...args) {
+        return libraryCall(info, args);
+      };
+      Object.defineProperty(call, "name", { value: info.name });
+      Object.defineProperty(call, REF, { value: info });
+      return call;
+    }
+    const value = decodeTagged(answer.ok.value);
+    return answer.ok.promise ? Promise.resolve(value) : value;
+  }
+
+  function makeRef(owner, name, version) {
+    const info = Object.freeze({ owner, name, version });
+    return Object.freeze({
+      [REF]: info,
+      get value() {
+        return readVal(info);
+      },
+      set value(v) {
+        const encoded = encodeTagged(v, "into " + refName(info));
+        hostCall(host.writeVal, { owner, name, value: encoded });
+      },
+      invoke(...args) {
+        return libraryCall(info, args);
+      },
+    });
+  }
+
+  // Throws unless `value` is plain JSON data (API mode passes JSON only).
+  function requireJson(value, path) {
+    switch (typeof value) {
+      case "string":
+      case "boolean":
+        return;
+      case "number":
+        if (!Number.isFinite(value)) throw new TypeError("api() passes JSON only: " + path + " is " + value);
+        return;
+      case "object":
+        if (value === null) return;
+        if (isArray(value)) return value.forEach((v, i) => requireJson(v, path + "[" + i + "]"));
+        if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) {
+          throw new TypeError("api() passes JSON only: " + path + " is a " + (value.constructor && value.constructor.name));
+        }
+        for (const key of Object.keys(value)) requireJson(value[key], path + "." + key);
+        return;
+      default:
+        throw new TypeError("api() passes JSON only: " + path + " is " + (typeof value === "function" ? "a function" : typeof value));
+    }
+  }
+
+  function api(target, ...args) {
+    return new Promise((resolve) => {
+      const info = target !== null && (typeof target === "object" || typeof target === "function") ? target[REF] : undefined;
+      if (!info) throw new TypeError("api() takes a val reference: api(@user.val, ...args)");
+      requireJson(args, "args");
+      const answer = hostCall(host.apiCall, { owner: info.owner, name: info.name, version: info.version, args: parse(stringify(args)) });
+      if (answer.undefined) throw new TypeError(refName(info) + " was not found");
+      if (answer.thrown) throw reviveError(answer.thrown);
+      resolve(answer.ok);
+    });
+  }
+
+  console.email = function email(subject, body) {
+    const text = (v) => (typeof v === "string" ? v : inspect(v, []));
+    hostCall(host.sendEmail, { subject: text(subject === undefined ? "" : subject), body: text(body === undefined ? "" : body) });
+  };
+
+  const vt = Object.freeze({
+    ref: makeRef,
+    secret(owner, key) {
+      const answer = hostCall(host.readSecret, { owner, key });
+      return answer.undefined ? undefined : answer.ok;
+    },
+    decode: decodeTagged,
+  });
+  for (const [name, value] of [["console", console], ["api", api], ["__vt", vt], ["DataCloneError", DataCloneError], ["PermissionError", PermissionError]]) {
+    Object.defineProperty(globalThis, name, { value, writable: name === "console", enumerable: false, configurable: false });
   }
 
   return {
@@ -67,11 +323,16 @@
       const text = stringify(value);
       return text === undefined ? "null" : text;
     },
-    decodeArgs(text) {
-      const args = parse(text);
+    encodeTaggedResult(value, promise) {
+      return stringify({ promise, value: encodeTagged(value, "back from this val") });
+    },
+    decodeArgs(text, tagged) {
+      const args = tagged ? decodeTagged(parse(text)) : parse(text);
       if (!isArray(args)) throw new TypeError("arguments must be a JSON array");
       return args;
     },
-    describeError,
+    describeError(e) {
+      return stringify(errorRecord(e));
+    },
   };
 });

@@ -1,42 +1,27 @@
 //! The host side of the guest's core-module ABI (the WIT world in
-//! `wit/valbox.wit`, mapped as `guest-js/src/lib.rs` describes): the `valbox`
-//! imports, a minimal WASI preview-1 shim, and calling guest exports.
+//! `wit/valbox.wit`, mapped as `guest-js/src/lib.rs` describes): memory
+//! access for the `valbox` imports (which live in `capabilities/`), a minimal
+//! WASI preview-1 shim, and calling guest exports.
 //!
 //! The WASI shim gives the guest only what QuickJS needs: a clock, randomness,
 //! an empty environment and no files. No `WasiCtx` is built per call.
 
-use crate::error::{JsError, LimitExceeded, SandboxError};
+use crate::error::{DeadlineExceeded, JsError, LimitExceeded, SandboxError};
+use crate::sandbox::RunMode;
 use crate::state::CallState;
 use wasmtime::{Caller, Extern, Instance, Linker, Memory, Store};
 
-/// Module name of valbox's own imports.
-pub const HOST_MODULE: &str = "valbox";
 const WASI: &str = "wasi_snapshot_preview1";
 const ERRNO_SUCCESS: i32 = 0;
 const ERRNO_BADF: i32 = 8;
 const ERRNO_INVAL: i32 = 28;
 
-/// Adds every import the guest may use to `linker`.
-pub(crate) fn define_imports(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        HOST_MODULE,
-        "log",
-        |mut caller: Caller<'_, CallState>, level: i32, ptr: i32, len: i32| {
-            let message = read_string(&mut caller, ptr, len)?;
-            caller
-                .data_mut()
-                .log(level, message)
-                .map_err(wasmtime::Error::new)
-        },
-    )?;
-    define_wasi_shim(linker)
-}
-
-fn define_wasi_shim(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+/// Adds the WASI preview-1 functions the guest imports.
+pub(crate) fn define_wasi_shim<T: 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.func_wrap(
         WASI,
         "clock_time_get",
-        |mut caller: Caller<'_, CallState>, clock: i32, _precision: i64, out: i32| {
+        |mut caller: Caller<'_, T>, clock: i32, _precision: i64, out: i32| {
             let nanos: u64 = match clock {
                 0 => std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -52,7 +37,7 @@ fn define_wasi_shim(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         WASI,
         "random_get",
-        |mut caller: Caller<'_, CallState>, ptr: i32, len: i32| {
+        |mut caller: Caller<'_, T>, ptr: i32, len: i32| {
             let mut bytes = vec![0u8; len as u32 as usize];
             getrandom::fill(&mut bytes).map_err(|e| wasmtime::Error::msg(e.to_string()))?;
             write_bytes(&mut caller, ptr, &bytes)?;
@@ -63,7 +48,7 @@ fn define_wasi_shim(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         WASI,
         "environ_sizes_get",
-        |mut caller: Caller<'_, CallState>, count: i32, size: i32| {
+        |mut caller: Caller<'_, T>, count: i32, size: i32| {
             write_bytes(&mut caller, count, &0u32.to_le_bytes())?;
             write_bytes(&mut caller, size, &0u32.to_le_bytes())?;
             Ok(ERRNO_SUCCESS)
@@ -75,7 +60,7 @@ fn define_wasi_shim(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         WASI,
         "fd_write",
-        |mut caller: Caller<'_, CallState>, fd: i32, iovs: i32, iovs_len: i32, written: i32| {
+        |mut caller: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, written: i32| {
             if fd != 1 && fd != 2 {
                 return Ok(ERRNO_BADF);
             }
@@ -109,30 +94,47 @@ fn monotonic_nanos() -> u64 {
         .as_nanos() as u64
 }
 
-fn memory(caller: &mut Caller<'_, CallState>) -> wasmtime::Result<Memory> {
+fn memory<T>(caller: &mut Caller<'_, T>) -> wasmtime::Result<Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(memory)) => Ok(memory),
         _ => Err(wasmtime::Error::msg("the guest exports no memory")),
     }
 }
 
-fn read_bytes(caller: &mut Caller<'_, CallState>, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
+pub(crate) fn read_bytes<T>(
+    caller: &mut Caller<'_, T>,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<Vec<u8>> {
     let memory = memory(caller)?;
     let mut bytes = vec![0u8; len as u32 as usize];
     memory.read(&*caller, ptr as u32 as usize, &mut bytes)?;
     Ok(bytes)
 }
 
-fn read_string(caller: &mut Caller<'_, CallState>, ptr: i32, len: i32) -> wasmtime::Result<String> {
+pub(crate) fn read_string<T>(
+    caller: &mut Caller<'_, T>,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<String> {
     let bytes = read_bytes(caller, ptr, len)?;
     String::from_utf8(bytes)
         .map_err(|_| wasmtime::Error::msg("the guest passed a string that is not UTF-8"))
 }
 
-fn write_bytes(caller: &mut Caller<'_, CallState>, ptr: i32, bytes: &[u8]) -> wasmtime::Result<()> {
+pub(crate) fn write_bytes<T>(
+    caller: &mut Caller<'_, T>,
+    ptr: i32,
+    bytes: &[u8],
+) -> wasmtime::Result<()> {
     let memory = memory(caller)?;
     memory.write(&mut *caller, ptr as u32 as usize, bytes)?;
     Ok(())
+}
+
+/// The request of the guest's `run` export.
+pub(crate) fn run_request(bytecode: &[u8], export: &str, mode: RunMode, args: &str) -> Vec<u8> {
+    encode_request(&[bytecode, export.as_bytes(), &[mode as u8], args.as_bytes()])
 }
 
 /// Builds a request of length-prefixed fields; the last field takes the rest.
@@ -193,6 +195,9 @@ pub(crate) fn call_export(
 
 /// Turns a trap that ended a call into the error the caller sees.
 pub(crate) fn classify_trap(error: wasmtime::Error, deadline: std::time::Duration) -> SandboxError {
+    if error.downcast_ref::<DeadlineExceeded>().is_some() {
+        return SandboxError::Timeout(deadline);
+    }
     if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
         return SandboxError::Limit(limit.0.clone());
     }

@@ -12,6 +12,10 @@ pub struct SandboxConfig {
     pub memory_limit: usize,
     /// Most instances alive at once; sizes the pooling allocator (default 128).
     pub max_instances: u32,
+    /// Deepest nesting of val calls (default 16).
+    pub max_depth: u32,
+    /// Policy settings (`library_writes`).
+    pub policy: crate::policy::PolicySettings,
     /// Most bytes of `console` output one call may produce (default 1 MiB).
     pub max_log_bytes: usize,
     /// Bytes of each pooled linear memory kept mapped between calls and
@@ -30,6 +34,8 @@ impl Default for SandboxConfig {
             deadline: Duration::from_secs(5),
             memory_limit: 64 << 20,
             max_instances: 128,
+            max_depth: 16,
+            policy: crate::policy::PolicySettings::default(),
             max_log_bytes: 1 << 20,
             keep_resident_bytes: 2 << 20,
             cache_dir: None,

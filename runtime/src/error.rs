@@ -87,6 +87,18 @@ impl std::fmt::Display for LimitExceeded {
 
 impl std::error::Error for LimitExceeded {}
 
+/// A nested call ran out of the call tree's time: ends every call above it.
+#[derive(Debug)]
+pub(crate) struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the call tree's deadline passed in a nested call")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
 /// Reads `line:column` out of a QuickJS stack such as `    at val.js:3:14`.
 pub(crate) fn position_from_stack(stack: &str) -> (Option<u32>, Option<u32>) {
     for frame in stack.lines() {

@@ -10,17 +10,23 @@
 //! ```
 
 mod abi;
+mod capabilities;
 mod config;
 mod error;
+mod evaluation;
 mod frame;
 mod image;
 pub mod policy;
 mod sandbox;
 mod state;
+pub mod transform;
+mod world;
 
 pub use config::SandboxConfig;
 pub use error::{CompileError, JsError, SandboxError};
+pub use evaluation::Evaluation;
 pub use frame::{Frame, Mode};
 pub use image::{GUEST_SHA256, GUEST_WASM};
-pub use sandbox::{CallOutput, Sandbox};
+pub use sandbox::{CallOutput, Invocation, Outcome, Sandbox};
 pub use state::{LogLevel, LogLine};
+pub use world::{Email, MemoryWorld, StoredVal, World};

@@ -1,12 +1,19 @@
-//! [`Sandbox`]: one wasmtime engine and guest image; every call gets a fresh
-//! store and instance, so nothing survives from one call to the next.
+//! [`Sandbox`]: one wasmtime engine and guest image; every call — the one a
+//! request makes and every val call inside it — gets a fresh store and
+//! instance with its own frame, so nothing survives from one call to the next.
 
 use crate::abi;
+use crate::capabilities;
 use crate::config::SandboxConfig;
 use crate::error::{position_from_stack, CompileError, SandboxError};
+use crate::evaluation::Evaluation;
+use crate::frame::Frame;
 use crate::image::ImageBuilder;
 use crate::state::{CallState, LogLine};
-use std::time::Duration;
+use crate::transform::transform;
+use crate::world::{NoWorld, World};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wasmtime::{
     Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig,
     Store,
@@ -14,6 +21,17 @@ use wasmtime::{
 
 /// How often the epoch advances; deadlines are rounded up to it.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// How a run passes arguments and results (the WIT `run-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunMode {
+    /// JSON in and out: own code and API mode.
+    Json = 0,
+    /// The tagged codec of library calls.
+    Tagged = 1,
+    /// Only read the export's value.
+    Read = 2,
+}
 
 /// What a call produced: the JSON result or the error, and the console lines
 /// written before it ended either way.
@@ -25,10 +43,39 @@ pub struct CallOutput {
     pub logs: Vec<LogLine>,
 }
 
+/// What a run in a frame produced: the result and the trace of the whole call tree.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The JSON text of the result, or why there is none.
+    pub result: Result<String, SandboxError>,
+    /// The evaluation record of the root call, nested calls inside.
+    pub evaluation: Evaluation,
+}
+
+/// One run: whose code, as whom, with what.
+pub struct Invocation<'a> {
+    /// The frame the code runs in.
+    pub frame: Frame,
+    /// What the trace calls it (`@user.val@3`, `eval`).
+    pub target: String,
+    /// Bytecode from [`Sandbox::compile`].
+    pub bytecode: &'a [u8],
+    /// The export to call (or `default`).
+    pub export: &'a str,
+    /// Arguments as a JSON array.
+    pub args_json: &'a str,
+}
+
 /// The sandbox: compiles JavaScript to bytecode and runs it, each call in a
 /// fresh instance under the configured limits.
 pub struct Sandbox {
-    config: SandboxConfig,
+    shared: Arc<Shared>,
+}
+
+/// What every store of a sandbox shares; host imports reach it to start
+/// nested calls.
+pub(crate) struct Shared {
+    pub(crate) config: SandboxConfig,
     engine: Engine,
     runtime: InstancePre<CallState>,
 }
@@ -58,29 +105,100 @@ impl Sandbox {
         let engine = Engine::new(&engine_config)
             .map_err(|e| SandboxError::setup("creating the engine", e))?;
         let mut linker = Linker::new(&engine);
-        abi::define_imports(&mut linker).map_err(|e| SandboxError::setup("linking", e))?;
+        abi::define_wasi_shim(&mut linker).map_err(|e| SandboxError::setup("linking", e))?;
+        capabilities::define(&mut linker).map_err(|e| SandboxError::setup("linking", e))?;
         let module = ImageBuilder::new(&engine, config.cache_dir.clone())?.runtime_image()?;
         let runtime = linker
             .instantiate_pre(&module)
             .map_err(|e| SandboxError::setup("pre-instantiating the runtime image", e))?;
         start_epoch_ticker(&engine);
         Ok(Sandbox {
-            config,
-            engine,
-            runtime,
+            shared: Arc::new(Shared {
+                config,
+                engine,
+                runtime,
+            }),
         })
     }
 
     /// The settings this sandbox was built with.
     pub fn config(&self) -> &SandboxConfig {
-        &self.config
+        &self.shared.config
     }
 
-    /// Compiles an ES module to QuickJS bytecode. `name` appears in stacks
-    /// and error positions.
+    /// Compiles an ES module to QuickJS bytecode, after rewriting its `@`
+    /// references. `name` appears in stacks and error positions.
     pub fn compile(&self, name: &str, source: &str) -> Result<Vec<u8>, SandboxError> {
+        self.shared.compile(name, source)
+    }
+
+    /// Runs `export` (or `default`) of `bytecode` with the JSON array
+    /// `args_json` as anonymous code with no vals, secrets or email around
+    /// (what `valbox run` does).
+    pub fn call(&self, bytecode: &[u8], export: &str, args_json: &str) -> CallOutput {
+        let outcome = self.run(
+            Arc::new(NoWorld),
+            Invocation {
+                frame: Frame::own(None, Instant::now() + self.shared.config.deadline),
+                target: "main".into(),
+                bytecode,
+                export,
+                args_json,
+            },
+        );
+        CallOutput {
+            result: outcome.result,
+            logs: outcome.evaluation.logs,
+        }
+    }
+
+    /// Runs `invocation` in a fresh instance with its frame; val references
+    /// reach `world` through the policy.
+    pub fn run(&self, world: Arc<dyn World>, invocation: Invocation<'_>) -> Outcome {
+        let request = abi::run_request(
+            invocation.bytecode,
+            invocation.export,
+            RunMode::Json,
+            invocation.args_json,
+        );
+        let (result, evaluation) =
+            self.shared
+                .run_in_frame(world, invocation.frame, invocation.target, "run", &request);
+        Outcome {
+            result: result.and_then(into_text),
+            evaluation,
+        }
+    }
+}
+
+fn into_text(response: abi::GuestResponse) -> Result<String, SandboxError> {
+    let payload = response.map_err(SandboxError::Thrown)?;
+    String::from_utf8(payload)
+        .map_err(|_| SandboxError::Trap("the guest returned text that is not UTF-8".into()))
+}
+
+impl Shared {
+    pub(crate) fn compile(
+        self: &Arc<Self>,
+        name: &str,
+        source: &str,
+    ) -> Result<Vec<u8>, SandboxError> {
+        let source = transform(source).map_err(|e| {
+            SandboxError::Compile(CompileError {
+                message: format!("SyntaxError: {}", e.message),
+                line: Some(e.line),
+                column: Some(e.column),
+            })
+        })?;
         let request = abi::encode_request(&[name.as_bytes(), source.as_bytes()]);
-        let (result, _logs) = self.run_export("compile", &request);
+        let frame = Frame::own(None, Instant::now() + self.config.deadline);
+        let (result, _) = self.run_in_frame(
+            Arc::new(NoWorld),
+            frame,
+            "compile".into(),
+            "compile",
+            &request,
+        );
         result?.map_err(|error| {
             let (line, column) = position_from_stack(&error.stack);
             SandboxError::Compile(CompileError {
@@ -91,31 +209,22 @@ impl Sandbox {
         })
     }
 
-    /// Runs `export` (or `default`) of the module `bytecode` (from
-    /// [`Sandbox::compile`]) with the JSON array `args_json`, in a fresh instance.
-    pub fn call(&self, bytecode: &[u8], export: &str, args_json: &str) -> CallOutput {
-        let request = abi::encode_request(&[bytecode, export.as_bytes(), args_json.as_bytes()]);
-        let (result, logs) = self.run_export("run", &request);
-        let result = result.and_then(|response| {
-            let payload = response.map_err(SandboxError::Thrown)?;
-            String::from_utf8(payload)
-                .map_err(|_| SandboxError::Trap("the guest returned text that is not UTF-8".into()))
-        });
-        CallOutput { result, logs }
-    }
-
-    /// One fresh store and instance, one export call, then everything is dropped.
-    fn run_export(
-        &self,
+    /// One fresh store and instance in `frame`, one export call, then
+    /// everything is dropped. The deadline is the frame's.
+    pub(crate) fn run_in_frame(
+        self: &Arc<Self>,
+        world: Arc<dyn World>,
+        frame: Frame,
+        target: String,
         export: &str,
         request: &[u8],
-    ) -> (Result<abi::GuestResponse, SandboxError>, Vec<LogLine>) {
-        let mut store = Store::new(
-            &self.engine,
-            CallState::for_call(self.config.memory_limit, self.config.max_log_bytes),
-        );
+    ) -> (Result<abi::GuestResponse, SandboxError>, Evaluation) {
+        let started = Instant::now();
+        let mut evaluation = Evaluation::start(target, &frame);
+        let remaining = frame.deadline.saturating_duration_since(started);
+        let mut store = Store::new(&self.engine, CallState::new(frame, self.clone(), world));
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(deadline_ticks(self.config.deadline));
+        store.set_epoch_deadline(deadline_ticks(remaining));
         store.epoch_deadline_trap();
         let result = self
             .runtime
@@ -125,12 +234,21 @@ impl Sandbox {
             Ok(response) => response,
             Err(trap) => Err(abi::classify_trap(trap, self.config.deadline)),
         };
-        (result, std::mem::take(&mut store.data_mut().logs))
+        let state = store.data_mut();
+        evaluation.logs = std::mem::take(&mut state.logs);
+        evaluation.calls = std::mem::take(&mut state.calls);
+        evaluation.duration_us = started.elapsed().as_micros() as u64;
+        match &result {
+            Ok(Ok(_)) => evaluation.ok = true,
+            Ok(Err(thrown)) => evaluation.error = Some(thrown.to_string()),
+            Err(error) => evaluation.error = Some(error.to_string()),
+        }
+        (result, evaluation)
     }
 }
 
-fn deadline_ticks(deadline: Duration) -> u64 {
-    (deadline.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
+fn deadline_ticks(remaining: Duration) -> u64 {
+    (remaining.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.

@@ -2,7 +2,12 @@
 //! write. A store lives exactly as long as one call.
 
 use crate::error::LimitExceeded;
+use crate::evaluation::Evaluation;
+use crate::frame::Frame;
+use crate::sandbox::Shared;
+use crate::world::World;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 
 /// Severity of a `console` line, in the order of the WIT `log-level` enum.
@@ -42,8 +47,17 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// Per-store data of one call.
+/// Per-store data of one call: its frame (fixed before the instance starts),
+/// what it reaches, and what it has produced so far.
 pub(crate) struct CallState {
+    /// Whose resources and whose code; host imports consult only this.
+    pub(crate) frame: Frame,
+    /// The sandbox, for nested calls.
+    pub(crate) shared: Arc<Shared>,
+    /// Vals, secrets and email.
+    pub(crate) world: Arc<dyn World>,
+    /// Evaluation records of the calls this call made.
+    pub(crate) calls: Vec<Evaluation>,
     pub(crate) logs: Vec<LogLine>,
     log_bytes: usize,
     max_log_bytes: usize,
@@ -51,12 +65,19 @@ pub(crate) struct CallState {
 }
 
 impl CallState {
-    pub(crate) fn for_call(memory_limit: usize, max_log_bytes: usize) -> Self {
+    pub(crate) fn new(frame: Frame, shared: Arc<Shared>, world: Arc<dyn World>) -> Self {
+        let config = &shared.config;
         CallState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(config.memory_limit)
+                .build(),
+            max_log_bytes: config.max_log_bytes,
+            frame,
+            shared,
+            world,
+            calls: Vec::new(),
             logs: Vec::new(),
             log_bytes: 0,
-            max_log_bytes,
-            limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
         }
     }
 

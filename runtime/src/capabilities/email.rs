@@ -1,0 +1,45 @@
+//! `send-email`: `console.email(subject, body)`; the policy names the recipient.
+
+use super::{refusal, Answer, Stop};
+use crate::policy::{decide, Capability, Decision, Owner, Request};
+use crate::state::CallState;
+use crate::world::Email;
+use serde_json::Value;
+use wasmtime::Caller;
+
+pub(super) fn send(caller: &mut Caller<'_, CallState>, request: &Value) -> Result<Answer, Stop> {
+    let text = |field: &str| {
+        request
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let state = caller.data();
+    let decision = decide(
+        &state.frame,
+        &state.shared.config.policy,
+        &Request {
+            owner: Owner::Me,
+            capability: Capability::SendEmail,
+        },
+    );
+    match decision {
+        Decision::Allow(to) => {
+            let email = Email {
+                to,
+                from_author: state.frame.author.clone(),
+                subject: text("subject"),
+                body: text("body"),
+            };
+            Ok(match state.world.send_email(email) {
+                Ok(()) => Answer::Ok("null".into()),
+                Err(message) => Answer::Refused {
+                    name: "Error",
+                    message: format!("console.email failed: {message}"),
+                },
+            })
+        }
+        other => Ok(refusal(other)),
+    }
+}

@@ -1,0 +1,28 @@
+//! `read-secret`: `@owner.secrets.key`.
+
+use super::{identifier, owner, refusal, Answer, Stop};
+use crate::policy::{decide, Capability, Decision, Request};
+use crate::state::CallState;
+use serde_json::Value;
+use wasmtime::Caller;
+
+pub(super) fn read(caller: &mut Caller<'_, CallState>, request: &Value) -> Result<Answer, Stop> {
+    let owner = owner(request)?;
+    let key = identifier(request, "key")?;
+    let state = caller.data();
+    let decision = decide(
+        &state.frame,
+        &state.shared.config.policy,
+        &Request {
+            owner,
+            capability: Capability::ReadSecret,
+        },
+    );
+    match decision {
+        Decision::Allow(owner) => Ok(match state.world.secret(&owner, key) {
+            Some(value) => Answer::Ok(serde_json::to_string(&value).expect("a string serializes")),
+            None => Answer::Undefined,
+        }),
+        other => Ok(refusal(other)),
+    }
+}

@@ -1,0 +1,54 @@
+//! `read-val` and `write-val`: `@owner.name` and `@owner.name = value`.
+
+use super::{calls, identifier, owner, refusal, version, Answer, Stop};
+use crate::policy::{decide, Capability, Decision, Request};
+use crate::sandbox::RunMode;
+use crate::state::CallState;
+use serde_json::Value;
+use wasmtime::Caller;
+
+/// Reading a val runs it (in a fresh instance, as a library call would):
+/// a value val's value comes back as a copy, a function as a marker.
+pub(super) fn read(caller: &mut Caller<'_, CallState>, request: &Value) -> Result<Answer, Stop> {
+    let owner = owner(request)?;
+    let name = identifier(request, "name")?;
+    let version = version(request)?;
+    calls::run_val(caller, owner, name, version, RunMode::Read, "[]")
+}
+
+/// A write saves a new version of a value val whose module rebuilds the value.
+pub(super) fn write(caller: &mut Caller<'_, CallState>, request: &Value) -> Result<Answer, Stop> {
+    let owner = owner(request)?;
+    let name = identifier(request, "name")?;
+    let value = request
+        .get("value")
+        .ok_or_else(|| Answer::type_error("the request has no value"))?;
+    let state = caller.data();
+    let decision = decide(
+        &state.frame,
+        &state.shared.config.policy,
+        &Request {
+            owner,
+            capability: Capability::WriteVal,
+        },
+    );
+    let owner = match decision {
+        Decision::Allow(owner) => owner,
+        other => return Ok(refusal(other)),
+    };
+    let source = format!("export default __vt.decode({value});\n");
+    let bytecode = state
+        .shared
+        .compile(&format!("{owner}/{name}.js"), &source)
+        .map_err(|e| Answer::Refused {
+            name: "Error",
+            message: format!("could not save @{owner}.{name}: {e}"),
+        })?;
+    match state.world.save_value(&owner, name, source, bytecode) {
+        Ok(_) => Ok(Answer::Ok("null".into())),
+        Err(message) => Ok(Answer::Refused {
+            name: "Error",
+            message: format!("could not save @{owner}.{name}: {message}"),
+        }),
+    }
+}
