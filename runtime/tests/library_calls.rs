@@ -1,0 +1,492 @@
+//! Library and API calls beyond the table: the value codec, sync and async
+//! results, traces, sticky restriction, own and anonymous code, and attempts
+//! to get around the frame.
+
+use serde_json::{json, Value};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use valbox_runtime::{
+    Frame, Invocation, MemoryWorld, Mode, Outcome, Sandbox, SandboxConfig, SandboxError, World,
+};
+
+fn sandbox() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        Sandbox::new(SandboxConfig {
+            cache_dir: Some(env!("CARGO_TARGET_TMPDIR").into()),
+            ..SandboxConfig::default()
+        })
+        .unwrap()
+    })
+}
+
+fn put(world: &MemoryWorld, owner: &str, name: &str, public: bool, source: &str) {
+    let bytecode = sandbox()
+        .compile(&format!("{owner}/{name}.js"), source)
+        .unwrap_or_else(|e| panic!("{owner}.{name} compiles: {e}"));
+    world.put_val(owner, name, public, source, bytecode);
+}
+
+fn run_with(
+    sandbox: &Sandbox,
+    world: &Arc<MemoryWorld>,
+    user: Option<&str>,
+    body: &str,
+) -> Outcome {
+    let source = format!("export default async function () {{ {body} }}");
+    let bytecode = sandbox
+        .compile("eval.js", &source)
+        .expect("driver compiles");
+    sandbox.run(
+        world.clone() as Arc<dyn World>,
+        Invocation {
+            frame: Frame::own(user, Instant::now() + sandbox.config().deadline),
+            target: "eval".into(),
+            bytecode: &bytecode,
+            export: "default",
+            args_json: "[]",
+        },
+    )
+}
+
+fn run(world: &Arc<MemoryWorld>, user: Option<&str>, body: &str) -> Outcome {
+    run_with(sandbox(), world, user, body)
+}
+
+fn result(outcome: Outcome) -> Value {
+    serde_json::from_str(&outcome.result.expect("the code runs")).unwrap()
+}
+
+fn thrown_message(outcome: Outcome) -> String {
+    match outcome.result {
+        Err(SandboxError::Thrown(error)) => format!("{}: {}", error.name, error.message),
+        other => panic!("expected a thrown error, got {other:?}"),
+    }
+}
+
+#[test]
+fn rich_values_cross_a_library_call_both_ways() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "echo",
+        true,
+        "export function echo(...args) { return args }",
+    );
+    let body = r#"
+        const shared = { n: 1 };
+        const cyclic = { name: 'loop' }; cyclic.self = cyclic;
+        const input = [undefined, NaN, Infinity, -Infinity, -0, 12345678901234567890n,
+            new Date(86400000), /a+b/gi, new Map([[1, 'one'], ['k', shared]]), new Set([1, 'two']),
+            new TypeError('bad thing'), new Uint8Array([1, 2, 255]), new Float64Array([1.5]),
+            new Uint8Array([7, 8]).buffer, [shared, shared], cyclic];
+        const out = @bob.echo(...input);
+        const [u, nan, inf, ninf, nzero, big, date, re, map, set, err, bytes, floats, buffer, pair, loop] = out;
+        return {
+            undefinedKept: u === undefined && out.length === input.length,
+            nan: Number.isNaN(nan), inf: inf === Infinity, ninf: ninf === -Infinity,
+            negativeZero: Object.is(nzero, -0),
+            big: typeof big === 'bigint' && big === 12345678901234567890n,
+            date: date instanceof Date && date.getTime() === 86400000,
+            re: re instanceof RegExp && re.source === 'a+b' && re.flags === 'gi',
+            map: map instanceof Map && map.get(1) === 'one' && map.get('k').n === 1,
+            set: set instanceof Set && set.has('two'),
+            error: err instanceof TypeError && err.message === 'bad thing' && typeof err.stack === 'string',
+            bytes: bytes instanceof Uint8Array && bytes[2] === 255,
+            floats: floats instanceof Float64Array && floats[0] === 1.5,
+            buffer: buffer instanceof ArrayBuffer && buffer.byteLength === 2,
+            sharedStaysShared: pair[0] === pair[1] && map.get('k') === pair[0],
+            cycleKept: loop.self === loop,
+            copied: pair[0] !== shared,
+        };
+    "#;
+    let value = result(run(&world, Some("alice"), body));
+    for (check, ok) in value.as_object().unwrap() {
+        assert_eq!(ok, &json!(true), "{check} failed: {value}");
+    }
+}
+
+#[test]
+fn a_function_argument_is_a_data_clone_error_in_the_caller() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "take",
+        true,
+        "export function take(f) { return typeof f }",
+    );
+    let body = "try { @bob.take(() => 1); return 'passed' } catch (e) { return e.name + ': ' + e.message }";
+    let message = result(run(&world, Some("alice"), body));
+    let message = message.as_str().unwrap();
+    assert!(
+        message.starts_with("DataCloneError: a function cannot be passed to @bob.take"),
+        "{message}"
+    );
+    let body =
+        "try { @bob.take({ nested: [Symbol('s')] }); return 'passed' } catch (e) { return e.name }";
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!("DataCloneError")
+    );
+}
+
+#[test]
+fn a_function_returned_by_a_library_is_a_data_clone_error_not_a_live_reference() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "leak",
+        true,
+        "export function leak() { return { steal: () => @me.secrets.foo } }",
+    );
+    let body = "try { @bob.leak(); return 'got it' } catch (e) { return e.name }";
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!("DataCloneError")
+    );
+}
+
+#[test]
+fn getters_and_proxies_are_copied_as_data_in_the_callers_instance() {
+    let world = Arc::new(MemoryWorld::new());
+    put(&world, "bob", "inspect", true, "export function inspect(o) { return [Object.getOwnPropertyDescriptor(o, 'x').get === undefined, o.x, o.y] }");
+    let body = r#"
+        let reads = 0;
+        const withGetter = { get x() { reads++; return 'from getter' }, y: 1 };
+        const proxy = new Proxy({ x: 'proxied', y: 2 }, {});
+        return { getter: @bob.inspect(withGetter), proxy: @bob.inspect(proxy), reads };
+    "#;
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!({"getter": [true, "from getter", 1], "proxy": [true, "proxied", 2], "reads": 1})
+    );
+}
+
+#[test]
+fn proto_keys_in_arguments_stay_own_properties() {
+    let world = Arc::new(MemoryWorld::new());
+    put(&world, "bob", "check", true, "export function check(o) { return [Object.keys(o), ({}).polluted === undefined, Object.getPrototypeOf(o) === Object.prototype, o.__proto__] }");
+    let body = r#"return @bob.check(JSON.parse('{"__proto__": {"polluted": true}, "a": 1}'))"#;
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!([["__proto__", "a"], true, true, {"polluted": true}])
+    );
+}
+
+#[test]
+fn a_plain_result_is_synchronous_and_a_promise_result_is_a_promise() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "now",
+        true,
+        "export function now() { return 1 }",
+    );
+    put(
+        &world,
+        "bob",
+        "later",
+        true,
+        "export async function later() { return 2 }",
+    );
+    let body = r#"
+        const a = @bob.now();
+        const b = @bob.later();
+        const c = api(@bob.now);
+        return [a, b instanceof Promise, await b, c instanceof Promise, await c];
+    "#;
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!([1, true, 2, true, 1])
+    );
+}
+
+#[test]
+fn a_value_val_is_read_as_a_copy_and_pinned_versions_work() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "config",
+        true,
+        "export const config = { retries: 1 }",
+    );
+    put(
+        &world,
+        "bob",
+        "config",
+        true,
+        "export const config = { retries: 2 }",
+    );
+    let body = r#"
+        const latest = @bob.config;
+        latest.retries = 99;
+        return [@bob.config.retries, @bob.config@1.retries, @bob.config@2.retries];
+    "#;
+    assert_eq!(result(run(&world, Some("alice"), body)), json!([2, 1, 2]));
+}
+
+#[test]
+fn errors_thrown_by_a_library_reach_the_caller_with_name_and_stack() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "fail",
+        true,
+        "export function fail() { throw new RangeError('out of range') }",
+    );
+    let body = "try { @bob.fail() } catch (e) { return [e instanceof RangeError, e.message, e.stack.includes('bob/fail.js')] }";
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!([true, "out of range", true])
+    );
+}
+
+#[test]
+fn api_passes_json_only() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "echo",
+        true,
+        "export function echo(x) { return x }",
+    );
+    let body = "try { await api(@bob.echo, new Map()); return 'passed' } catch (e) { return e.name + ': ' + e.message }";
+    let message = result(run(&world, Some("alice"), body));
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .starts_with("TypeError: api() passes JSON only"),
+        "{message}"
+    );
+    let body = "return await api(@bob.echo, { a: [1, 'two', null] })";
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!({"a": [1, "two", null]})
+    );
+}
+
+#[test]
+fn restriction_is_sticky_through_a_call_back_into_the_callers_own_code() {
+    let world = Arc::new(MemoryWorld::new());
+    world.put_secret("alice", "foo", "alice-secret");
+    put(
+        &world,
+        "alice",
+        "readMine",
+        true,
+        "export function readMine() { return @me.secrets.foo ?? 'undefined' }",
+    );
+    put(
+        &world,
+        "bob",
+        "launder",
+        true,
+        "export function launder() { return @alice.readMine() }",
+    );
+    assert_eq!(
+        result(run(&world, Some("alice"), "return @alice.readMine()")),
+        json!("alice-secret")
+    );
+    assert_eq!(
+        result(run(&world, Some("alice"), "return @bob.launder()")),
+        json!("undefined")
+    );
+}
+
+#[test]
+fn forged_owners_in_raw_capability_calls_change_nothing() {
+    let world = Arc::new(MemoryWorld::new());
+    world.put_secret("alice", "foo", "alice-secret");
+    put(
+        &world,
+        "bob",
+        "forge",
+        true,
+        r#"export function forge() {
+        return [__vt.secret("alice", "foo") ?? 'undefined', __vt.secret("me", "foo") ?? 'undefined'];
+    }"#,
+    );
+    assert_eq!(
+        result(run(&world, Some("alice"), "return @bob.forge()")),
+        json!(["undefined", "undefined"])
+    );
+}
+
+#[test]
+fn own_code_reads_its_own_private_state_and_not_anyone_elses() {
+    let world = Arc::new(MemoryWorld::new());
+    world.put_secret("alice", "foo", "alice-secret");
+    world.put_secret("bob", "foo", "bob-secret");
+    put(
+        &world,
+        "alice",
+        "notes",
+        false,
+        "export default 'alice notes'",
+    );
+    put(&world, "bob", "notes", false, "export default 'bob notes'");
+    assert_eq!(
+        result(run(
+            &world,
+            Some("alice"),
+            "return [@me.secrets.foo, @alice.notes, @me.notes]"
+        )),
+        json!(["alice-secret", "alice notes", "alice notes"])
+    );
+    for body in ["return @bob.secrets.foo", "return @bob.notes", "@bob.x = 1"] {
+        assert!(
+            thrown_message(run(&world, Some("alice"), body)).starts_with("PermissionError"),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn anonymous_code_reads_public_vals_only() {
+    let world = Arc::new(MemoryWorld::new());
+    put(&world, "bob", "greeting", true, "export default 'hi'");
+    put(&world, "bob", "notes", false, "export default 'private'");
+    assert_eq!(
+        result(run(&world, None, "return @bob.greeting")),
+        json!("hi")
+    );
+    for body in [
+        "return @bob.notes",
+        "@bob.greeting = 'x'",
+        "return @me.secrets.foo",
+        "console.email('hi', 'there')",
+    ] {
+        assert!(
+            thrown_message(run(&world, None, body)).starts_with("PermissionError"),
+            "{body}"
+        );
+    }
+    assert!(world.emails().is_empty());
+}
+
+#[test]
+fn traces_of_library_calls_belong_to_the_caller_and_of_api_calls_to_the_author() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "lib",
+        true,
+        "export function lib() { console.log('lib ran'); return 1 }",
+    );
+    put(
+        &world,
+        "bob",
+        "svc",
+        true,
+        "export function svc() { console.log('svc ran'); return 2 }",
+    );
+    let outcome = run(
+        &world,
+        Some("alice"),
+        "@bob.lib(); await api(@bob.svc); return 'ok'",
+    );
+    let records = outcome.evaluation.split_by_viewer();
+    assert_eq!(records.len(), 2);
+    let alices = &records[0];
+    assert_eq!(alices.visible_to.as_deref(), Some("alice"));
+    assert_eq!(alices.calls.len(), 2);
+    let library = &alices.calls[0];
+    assert_eq!((library.mode, library.redacted), (Mode::Restricted, false));
+    assert_eq!(library.logs[0].message, "lib ran");
+    let stub = &alices.calls[1];
+    assert!(
+        stub.redacted && stub.logs.is_empty(),
+        "alice sees only a stub of the API call"
+    );
+    let bobs = &records[1];
+    assert_eq!(bobs.visible_to.as_deref(), Some("bob"));
+    assert_eq!((bobs.mode, bobs.target.as_str()), (Mode::Api, "@bob.svc@1"));
+    assert_eq!(bobs.logs[0].message, "svc ran");
+}
+
+#[test]
+fn globals_left_by_an_earlier_call_are_gone() {
+    let world = Arc::new(MemoryWorld::new());
+    put(&world, "bob", "plant", true, "export function plant() { globalThis.planted = 'bob was here'; Object.prototype.polluted = true; return 1 }");
+    put(
+        &world,
+        "bob",
+        "look",
+        true,
+        "export function look() { return [typeof planted, ({}).polluted ?? null] }",
+    );
+    let body = "@bob.plant(); return [@bob.look(), typeof planted, ({}).polluted ?? null]";
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!([["undefined", null], "undefined", null])
+    );
+}
+
+#[test]
+fn recursion_past_the_depth_limit_is_a_range_error() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "deep",
+        true,
+        "export function deep(n) { return n === 0 ? 0 : 1 + @bob.deep(n - 1) }",
+    );
+    assert_eq!(
+        result(run(&world, Some("alice"), "return @bob.deep(10)")),
+        json!(10)
+    );
+    let message = thrown_message(run(&world, Some("alice"), "return @bob.deep(100)"));
+    assert!(
+        message.starts_with("RangeError: call depth limit of 16"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_library_looping_forever_in_a_nested_call_ends_the_whole_tree_at_the_deadline() {
+    let short = Sandbox::new(SandboxConfig {
+        cache_dir: Some(env!("CARGO_TARGET_TMPDIR").into()),
+        deadline: Duration::from_millis(400),
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let world = Arc::new(MemoryWorld::new());
+    let compile_into = |owner: &str, name: &str, source: &str| {
+        world.put_val(
+            owner,
+            name,
+            true,
+            source,
+            short.compile("v.js", source).unwrap(),
+        );
+    };
+    compile_into("bob", "spin", "export function spin() { for (;;) {} }");
+    compile_into(
+        "bob",
+        "outer",
+        "export function outer() { try { @bob.spin() } catch (e) { return 'caught' } }",
+    );
+    let started = Instant::now();
+    let outcome = run_with(
+        &short,
+        &world,
+        Some("alice"),
+        "try { return @bob.outer() } catch (e) { return 'caught' }",
+    );
+    assert!(
+        matches!(outcome.result, Err(SandboxError::Timeout(_))),
+        "{:?}",
+        outcome.result
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
