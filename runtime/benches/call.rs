@@ -3,8 +3,9 @@
 //!
 //! Run: `cargo bench -p valbox-runtime --bench call` (numbers go to docs/perf.md).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use valbox_runtime::{Sandbox, SandboxConfig};
+use valbox_runtime::{Frame, Invocation, MemoryWorld, Sandbox, SandboxConfig, World};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store,
 };
@@ -93,5 +94,45 @@ fn main() {
     println!(
         "ratio to floor (p50): {:.1}x",
         micros(call_p50) / micros(floor_p50)
+    );
+
+    // Library and API round trips: alice's code calls bob's add; two fresh
+    // instances per sample (alice's and bob's).
+    let world = Arc::new(MemoryWorld::new());
+    world.put_val("bob", "add", true, source, bytecode.clone());
+    let world: Arc<dyn World> = world;
+    let round_trip = |label: &str, body: &str| {
+        let driver = compiler
+            .compile(
+                "eval.js",
+                &format!("export default function () {{ {body} }}"),
+            )
+            .unwrap();
+        measure(label, || {
+            let outcome = sandbox.run(
+                world.clone(),
+                Invocation {
+                    frame: Frame::own(Some("alice"), Instant::now() + Duration::from_secs(5)),
+                    target: "eval".into(),
+                    bytecode: &driver,
+                    export: "default",
+                    args_json: "[]",
+                },
+            );
+            assert_eq!(outcome.result.unwrap(), "3");
+        })
+    };
+    let (library_p50, _) = round_trip(
+        "library round trip: alice -> @bob.add(1,2)",
+        "return @bob.add(1, 2)",
+    );
+    round_trip(
+        "api round trip: alice -> api(@bob.add, 1, 2)",
+        "return api(@bob.add, 1, 2)",
+    );
+    println!(
+        "a library call adds {:.1} µs = {:.2}x the single call (target <= 2x)",
+        micros(library_p50) - micros(call_p50),
+        (micros(library_p50) - micros(call_p50)) / micros(call_p50)
     );
 }
