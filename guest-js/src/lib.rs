@@ -82,6 +82,7 @@ struct Helpers {
     encode_tagged_result: Persistent<Function<'static>>,
     decode_args: Persistent<Function<'static>>,
     describe_error: Persistent<Function<'static>>,
+    express: Persistent<Function<'static>>,
 }
 
 thread_local! {
@@ -133,6 +134,7 @@ pub extern "C" fn initialize_runtime() {
             encode_tagged_result: function("encodeTaggedResult"),
             decode_args: function("decodeArgs"),
             describe_error: function("describeError"),
+            express: function("express"),
         }
     });
     GUEST.with(|g| {
@@ -188,6 +190,7 @@ pub extern "C" fn compile(len: u32) -> u64 {
 const RUN_JSON: u8 = 0;
 const RUN_TAGGED: u8 = 1;
 const RUN_READ: u8 = 2;
+const RUN_EXPRESS: u8 = 3;
 
 /// WIT `run: func(bytecode: list<u8>, export: string, mode: run-mode, args: string) -> result<string, js-error>`.
 ///
@@ -196,7 +199,9 @@ const RUN_READ: u8 = 2;
 /// Promise is awaited) and the result is JSON; anything else is the val's
 /// value. `tagged`: the same with the tagged codec of library calls, the
 /// answer being `{"promise": bool, "value": tagged}`. `read`: the val's value
-/// in the tagged codec, or `{"function": true}` for a function.
+/// in the tagged codec, or `{"function": true}` for a function. `express`:
+/// the function is an Express-style handler; `args` is the request as JSON and
+/// the result is the response it built (`{status, headers, body}`).
 #[export_name = "run"]
 pub extern "C" fn run(len: u32) -> u64 {
     respond(len, |guest, request| {
@@ -223,6 +228,17 @@ pub extern "C" fn run(len: u32) -> u64 {
             if let Some(function) = value.as_function() {
                 if mode == RUN_READ {
                     return Ok(br#"{"function":true}"#.to_vec());
+                }
+                if mode == RUN_EXPRESS {
+                    let express = helpers.express.clone().restore(&ctx).map_err(fail)?;
+                    value = express.call((function.clone(), args)).map_err(fail)?;
+                    let promise = value.as_promise().cloned();
+                    if let Some(promise) = promise {
+                        value = settle(&ctx, helpers, promise)?;
+                    }
+                    let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
+                    let text: JsString = encode.call((value,)).map_err(fail)?;
+                    return Ok(text.to_string().map_err(fail)?.into_bytes());
                 }
                 let decode = helpers.decode_args.clone().restore(&ctx).map_err(fail)?;
                 let args: javy::quickjs::Array =

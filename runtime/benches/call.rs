@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use valbox_runtime::{Frame, Invocation, MemoryWorld, Sandbox, SandboxConfig, World};
+use valbox_runtime::{Arguments, Frame, Invocation, MemoryWorld, Sandbox, SandboxConfig, World};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store,
 };
@@ -116,7 +116,7 @@ fn main() {
                     target: "eval".into(),
                     bytecode: &driver,
                     export: "default",
-                    args_json: "[]",
+                    args: Arguments::Json("[]"),
                 },
             );
             assert_eq!(outcome.result.unwrap(), "3");

@@ -31,6 +31,19 @@ pub(crate) enum RunMode {
     Tagged = 1,
     /// Only read the export's value.
     Read = 2,
+    /// Call an Express-style handler.
+    Express = 3,
+}
+
+/// What a run is given.
+#[derive(Debug, Clone, Copy)]
+pub enum Arguments<'a> {
+    /// A JSON array of arguments for the export.
+    Json(&'a str),
+    /// An HTTP request as JSON (`method`, `path`, `originalUrl`, `query`,
+    /// `params`, `headers`, `body`, `protocol`) for an Express-style handler
+    /// `(req, res)`; the result is `{"status", "headers", "body"}`.
+    ExpressRequest(&'a str),
 }
 
 /// What a call produced: the JSON result or the error, and the console lines
@@ -62,8 +75,8 @@ pub struct Invocation<'a> {
     pub bytecode: &'a [u8],
     /// The export to call (or `default`).
     pub export: &'a str,
-    /// Arguments as a JSON array.
-    pub args_json: &'a str,
+    /// What the export is given.
+    pub args: Arguments<'a>,
 }
 
 /// The sandbox: compiles JavaScript to bytecode and runs it, each call in a
@@ -143,7 +156,7 @@ impl Sandbox {
                 target: "main".into(),
                 bytecode,
                 export,
-                args_json,
+                args: Arguments::Json(args_json),
             },
         );
         CallOutput {
@@ -155,12 +168,11 @@ impl Sandbox {
     /// Runs `invocation` in a fresh instance with its frame; val references
     /// reach `world` through the policy.
     pub fn run(&self, world: Arc<dyn World>, invocation: Invocation<'_>) -> Outcome {
-        let request = abi::run_request(
-            invocation.bytecode,
-            invocation.export,
-            RunMode::Json,
-            invocation.args_json,
-        );
+        let (mode, args) = match invocation.args {
+            Arguments::Json(args) => (RunMode::Json, args),
+            Arguments::ExpressRequest(request) => (RunMode::Express, request),
+        };
+        let request = abi::run_request(invocation.bytecode, invocation.export, mode, args);
         let (result, evaluation) =
             self.shared
                 .run_in_frame(world, invocation.frame, invocation.target, "run", &request);

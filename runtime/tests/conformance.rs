@@ -5,7 +5,9 @@
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use valbox_runtime::{Frame, Invocation, MemoryWorld, Outcome, Sandbox, SandboxConfig, World};
+use valbox_runtime::{
+    Arguments, Frame, Invocation, MemoryWorld, Outcome, Sandbox, SandboxConfig, World,
+};
 
 fn sandbox() -> &'static Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
@@ -88,7 +90,7 @@ fn run(world: &Arc<MemoryWorld>, user: Option<&str>, body: &str) -> Outcome {
             target: "eval".into(),
             bytecode: &bytecode,
             export: "default",
-            args_json: "[]",
+            args: Arguments::Json("[]"),
         },
     )
 }

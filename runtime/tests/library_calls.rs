@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use valbox_runtime::{
-    Frame, Invocation, MemoryWorld, Mode, Outcome, Sandbox, SandboxConfig, SandboxError, World,
+    Arguments, Frame, Invocation, MemoryWorld, Mode, Outcome, Sandbox, SandboxConfig, SandboxError,
+    World,
 };
 
 fn sandbox() -> &'static Sandbox {
@@ -44,7 +45,7 @@ fn run_with(
             target: "eval".into(),
             bytecode: &bytecode,
             export: "default",
-            args_json: "[]",
+            args: Arguments::Json("[]"),
         },
     )
 }
