@@ -2,5 +2,8 @@
 //! The `valbox` binary (`main.rs`) only parses the command line and calls in here.
 
 pub mod local_run;
+pub mod sealing;
 pub mod server;
+pub mod service;
 pub mod settings;
+pub mod store;

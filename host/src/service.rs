@@ -1,0 +1,592 @@
+//! What valbox does, independent of HTTP: users and keys, vals and versions,
+//! secrets, runs in the three ways SPEC §3 offers, traces and emails. The
+//! HTTP layer (`http.rs`) and the CLI call these; every run gets its frame
+//! here and nowhere else.
+
+use crate::sealing::SecretSealer;
+use crate::store::{
+    Privacy, Store, StoreError, StoredEmail, StoredEvaluation, User, ValMeta, ValVersion,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Instant;
+use valbox_runtime::transform::valid_handle;
+use valbox_runtime::{
+    Arguments, CompileError, Email, Frame, Invocation, JsError, Sandbox, SandboxError, StoredVal,
+    World, GUEST_SHA256,
+};
+
+/// Every way a request can fail; `http.rs` maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Malformed or invalid input (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Code that does not compile (400).
+    #[error("{0}")]
+    Compile(CompileError),
+    /// A missing or unknown API key where one is needed (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Not there, or not visible to the caller (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Already exists (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The call tree ran past its deadline (408).
+    #[error("{0}")]
+    Timeout(String),
+    /// A sandbox limit other than time was hit (500).
+    #[error("{0}")]
+    Limit(String),
+    /// The val threw (500, with the JavaScript error).
+    #[error("{0}")]
+    Threw(JsError),
+    /// Something on valbox's side failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(message) => ServiceError::Conflict(message),
+            StoreError::Database(message) => ServiceError::Internal(message),
+        }
+    }
+}
+
+impl From<SandboxError> for ServiceError {
+    fn from(e: SandboxError) -> Self {
+        match e {
+            SandboxError::Thrown(error) => ServiceError::Threw(error),
+            SandboxError::Compile(error) => ServiceError::Compile(error),
+            SandboxError::Timeout(_) => ServiceError::Timeout(e.to_string()),
+            SandboxError::Limit(_) => ServiceError::Limit(e.to_string()),
+            SandboxError::Trap(_) | SandboxError::Setup(_) => ServiceError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Shorthand for service results.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// A version of a val as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ValView {
+    /// Owner.
+    pub user: String,
+    /// Name.
+    pub name: String,
+    /// This version.
+    pub version: u32,
+    /// The latest version.
+    pub latest_version: u32,
+    /// Privacy.
+    pub privacy: Privacy,
+    /// Source code.
+    pub code: String,
+    /// When this version was saved (Unix seconds).
+    pub created_at: i64,
+}
+
+/// The response an Express handler built.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ExpressResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Lower-case header names and values.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Body text.
+    pub body: String,
+}
+
+/// The service: store, sandbox and secret sealing together.
+pub struct Service {
+    store: Arc<dyn Store>,
+    sandbox: Arc<Sandbox>,
+    sealer: Arc<SecretSealer>,
+    admin_key: Option<String>,
+}
+
+/// Hash under which an API key is stored (the key itself never is).
+pub fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Checks a val name: a JavaScript identifier of at most 64 characters.
+pub fn check_val_name(name: &str) -> ServiceResult<()> {
+    let mut chars = name.chars();
+    let valid = name.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if valid {
+        Ok(())
+    } else {
+        Err(ServiceError::BadRequest(format!(
+            "`{name}` is not a valid val name: use letters, digits, `_` or `$`, not starting with a digit, at most 64 characters"
+        )))
+    }
+}
+
+fn check_secret_name(name: &str) -> ServiceResult<()> {
+    check_val_name(name).map_err(|_| {
+        ServiceError::BadRequest(format!(
+            "`{name}` is not a valid secret name: use letters, digits, `_` or `$`, not starting with a digit"
+        ))
+    })
+}
+
+/// Lower-cases and checks a handle.
+pub fn normalize_handle(handle: &str) -> ServiceResult<String> {
+    let handle = handle.to_ascii_lowercase();
+    if valid_handle(&handle) {
+        Ok(handle)
+    } else {
+        Err(ServiceError::BadRequest(format!(
+            "`{handle}` is not a valid handle: a letter, then up to 31 letters, digits or `_`"
+        )))
+    }
+}
+
+impl Service {
+    /// Builds the service.
+    pub fn new(
+        store: Arc<dyn Store>,
+        sandbox: Sandbox,
+        sealer: SecretSealer,
+        admin_key: Option<String>,
+    ) -> Self {
+        Service {
+            store,
+            sandbox: Arc::new(sandbox),
+            sealer: Arc::new(sealer),
+            admin_key: admin_key.filter(|k| !k.is_empty()),
+        }
+    }
+
+    fn world(&self) -> Arc<dyn World> {
+        Arc::new(StoreWorld {
+            store: self.store.clone(),
+            sandbox: self.sandbox.clone(),
+            sealer: self.sealer.clone(),
+        })
+    }
+
+    /// The user a bearer key belongs to; `None` without a key, an error for a key nobody has.
+    pub fn authenticate(&self, key: Option<&str>) -> ServiceResult<Option<User>> {
+        let Some(key) = key else { return Ok(None) };
+        match self.store.user_by_key_hash(&key_hash(key))? {
+            Some(user) => Ok(Some(user)),
+            None => Err(ServiceError::Unauthorized(
+                "the API key is not valid".into(),
+            )),
+        }
+    }
+
+    /// Creates a user (admin key required) and returns their first API key.
+    pub fn create_user(
+        &self,
+        admin_key: Option<&str>,
+        handle: &str,
+        email: &str,
+    ) -> ServiceResult<(String, String)> {
+        match (&self.admin_key, admin_key) {
+            (None, _) => return Err(ServiceError::Unauthorized(
+                "user creation over HTTP is off: set VALBOX_ADMIN_KEY (or use `valbox user add`)"
+                    .into(),
+            )),
+            (Some(expected), Some(given))
+                if constant_time_eq(expected.as_bytes(), given.as_bytes()) => {}
+            _ => {
+                return Err(ServiceError::Unauthorized(
+                    "creating users needs the admin key".into(),
+                ))
+            }
+        }
+        self.add_user(handle, email)
+    }
+
+    /// Creates a user without the admin check (the CLI's `valbox user add`).
+    pub fn add_user(&self, handle: &str, email: &str) -> ServiceResult<(String, String)> {
+        let handle = normalize_handle(handle)?;
+        if handle == "me" || handle == "secrets" {
+            return Err(ServiceError::BadRequest(format!("`{handle}` is reserved")));
+        }
+        let email = email.trim();
+        if email.len() > 254 || !email.contains('@') || email.contains(char::is_whitespace) {
+            return Err(ServiceError::BadRequest(format!(
+                "`{email}` is not an email address"
+            )));
+        }
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let key = format!("vbk_{}", hex::encode(raw));
+        self.store.create_user(&handle, email, &key_hash(&key))?;
+        Ok((handle, key))
+    }
+
+    /// Saves a new version of `user`'s val (compiling it first: code that
+    /// does not compile makes no version).
+    pub fn save_val(
+        &self,
+        user: &User,
+        name: &str,
+        code: &str,
+        privacy: Option<Privacy>,
+    ) -> ServiceResult<ValMeta> {
+        check_val_name(name)?;
+        let bytecode = self
+            .sandbox
+            .compile(&format!("{}/{name}.js", user.handle), code)?;
+        Ok(self
+            .store
+            .save_version(&user.handle, name, privacy, code, &bytecode, GUEST_SHA256)?)
+    }
+
+    /// A version of a val, if the viewer may see it (private: owner only).
+    pub fn val(
+        &self,
+        viewer: Option<&User>,
+        owner: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> ServiceResult<ValView> {
+        let owner = normalize_handle(owner)?;
+        let not_found = || ServiceError::NotFound(format!("no val @{owner}.{name}"));
+        let found = self
+            .store
+            .version(&owner, name, version)?
+            .ok_or_else(not_found)?;
+        if !visible(viewer, &found.meta) {
+            return Err(not_found());
+        }
+        Ok(ValView {
+            user: found.meta.user,
+            name: found.meta.name,
+            version: found.version,
+            latest_version: found.meta.version,
+            privacy: found.meta.privacy,
+            code: found.code,
+            created_at: found.created_at,
+        })
+    }
+
+    /// Version numbers and save times of a val the viewer may see.
+    pub fn versions(
+        &self,
+        viewer: Option<&User>,
+        owner: &str,
+        name: &str,
+    ) -> ServiceResult<Vec<(u32, i64)>> {
+        self.val(viewer, owner, name, None)?;
+        Ok(self.store.versions(&normalize_handle(owner)?, name)?)
+    }
+
+    /// Changes the privacy of one of `user`'s vals.
+    pub fn set_privacy(&self, user: &User, name: &str, privacy: Privacy) -> ServiceResult<ValMeta> {
+        self.store
+            .set_privacy(&user.handle, name, privacy)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no val @{}.{name}", user.handle)))
+    }
+
+    /// Deletes one of `user`'s vals with all its versions.
+    pub fn delete_val(&self, user: &User, name: &str) -> ServiceResult<()> {
+        if self.store.delete_val(&user.handle, name)? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "no val @{}.{name}",
+                user.handle
+            )))
+        }
+    }
+
+    /// A user's vals as the viewer may see them.
+    pub fn list_vals(&self, viewer: Option<&User>, owner: &str) -> ServiceResult<Vec<ValMeta>> {
+        let owner = normalize_handle(owner)?;
+        if self.store.user(&owner)?.is_none() {
+            return Err(ServiceError::NotFound(format!("no user @{owner}")));
+        }
+        let own = viewer.is_some_and(|v| v.handle == owner);
+        Ok(self.store.list_vals(&owner, own)?)
+    }
+
+    /// Sets one of `user`'s secrets (stored encrypted, never returned).
+    pub fn put_secret(&self, user: &User, name: &str, value: &str) -> ServiceResult<()> {
+        check_secret_name(name)?;
+        let sealed = self.sealer.seal(&user.handle, name, value);
+        Ok(self.store.put_secret(&user.handle, name, &sealed)?)
+    }
+
+    /// Names of `user`'s secrets.
+    pub fn secret_names(&self, user: &User) -> ServiceResult<Vec<String>> {
+        Ok(self.store.secret_names(&user.handle)?)
+    }
+
+    /// Deletes one of `user`'s secrets.
+    pub fn delete_secret(&self, user: &User, name: &str) -> ServiceResult<()> {
+        if self.store.delete_secret(&user.handle, name)? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!("no secret `{name}`")))
+        }
+    }
+
+    /// `/v1/eval`: `code` is an expression or the body of an async function,
+    /// run as `user`'s own code (anonymously without a user).
+    pub fn eval(&self, user: Option<&User>, code: &str, args_json: &str) -> ServiceResult<Value> {
+        let bytecode = self.compile_eval(code)?;
+        let frame = Frame::own(user.map(|u| u.handle.as_str()), self.deadline());
+        self.run_bytecode(
+            frame,
+            "eval".into(),
+            &bytecode,
+            "default",
+            Arguments::Json(args_json),
+        )
+    }
+
+    fn compile_eval(&self, code: &str) -> ServiceResult<Vec<u8>> {
+        let as_expression = format!("export default async function () {{ return (\n{code}\n); }}");
+        if let Ok(bytecode) = self.sandbox.compile("eval.js", &as_expression) {
+            return Ok(bytecode);
+        }
+        let as_body = format!("export default async function () {{\n{code}\n}}");
+        self.sandbox
+            .compile("eval.js", &as_body)
+            .map_err(|e| match e {
+                // Positions are reported against the user's code, not the wrapper.
+                SandboxError::Compile(mut error) => {
+                    error.line = error.line.map(|l| l.saturating_sub(1).max(1));
+                    ServiceError::Compile(error)
+                }
+                other => other.into(),
+            })
+    }
+
+    /// `/v1/run`: API mode — `owner`'s val runs as `owner` with JSON arguments.
+    pub fn run(
+        &self,
+        viewer: Option<&User>,
+        owner: &str,
+        name: &str,
+        args_json: &str,
+    ) -> ServiceResult<Value> {
+        let (stored, frame) = self.api_target(viewer, owner, name)?;
+        let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
+        self.run_bytecode(
+            frame,
+            target,
+            &stored.bytecode,
+            &stored.name,
+            Arguments::Json(args_json),
+        )
+    }
+
+    /// `/v1/express`: API mode — `owner`'s handler gets `req`/`res` for `request`.
+    pub fn express(
+        &self,
+        viewer: Option<&User>,
+        owner: &str,
+        name: &str,
+        request: &Value,
+    ) -> ServiceResult<ExpressResponse> {
+        let (stored, frame) = self.api_target(viewer, owner, name)?;
+        self.express_in(frame, &stored, request)
+    }
+
+    /// `/express` (v0): the handler runs in Restricted Library Mode for the caller.
+    pub fn express_restricted(
+        &self,
+        viewer: Option<&User>,
+        owner: &str,
+        name: &str,
+        request: &Value,
+    ) -> ServiceResult<ExpressResponse> {
+        let (stored, _) = self.api_target(viewer, owner, name)?;
+        let caller = Frame::own(viewer.map(|u| u.handle.as_str()), self.deadline());
+        self.express_in(caller.library_call(&stored.owner), &stored, request)
+    }
+
+    fn express_in(
+        &self,
+        frame: Frame,
+        stored: &StoredVal,
+        request: &Value,
+    ) -> ServiceResult<ExpressResponse> {
+        let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
+        let request = request.to_string();
+        let response = self.run_bytecode(
+            frame,
+            target,
+            &stored.bytecode,
+            &stored.name,
+            Arguments::ExpressRequest(&request),
+        )?;
+        serde_json::from_value(response).map_err(|e| {
+            ServiceError::Internal(format!("the handler's response is malformed: {e}"))
+        })
+    }
+
+    /// The val an API-mode request runs, with its frame; 404 unless the
+    /// viewer may see it.
+    fn api_target(
+        &self,
+        viewer: Option<&User>,
+        owner: &str,
+        name: &str,
+    ) -> ServiceResult<(StoredVal, Frame)> {
+        let owner = normalize_handle(owner)?;
+        let not_found = || ServiceError::NotFound(format!("no val @{owner}.{name}"));
+        let stored = self.world().val(&owner, name, None).ok_or_else(not_found)?;
+        if !stored.public && viewer.is_none_or(|v| v.handle != owner) {
+            return Err(not_found());
+        }
+        let frame = Frame::api(&owner, 0, self.deadline());
+        Ok((stored, frame))
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.sandbox.config().deadline
+    }
+
+    /// Runs bytecode in `frame`, keeps the traces, and returns the JSON result.
+    fn run_bytecode(
+        &self,
+        frame: Frame,
+        target: String,
+        bytecode: &[u8],
+        export: &str,
+        args: Arguments<'_>,
+    ) -> ServiceResult<Value> {
+        let outcome = self.sandbox.run(
+            self.world(),
+            Invocation {
+                frame,
+                target,
+                bytecode,
+                export,
+                args,
+            },
+        );
+        for record in outcome.evaluation.split_by_viewer() {
+            if let Some(viewer) = &record.visible_to {
+                let json = serde_json::to_value(&record)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                self.store.add_evaluation(viewer, &json)?;
+            }
+        }
+        let text = outcome.result?;
+        serde_json::from_str(&text)
+            .map_err(|e| ServiceError::Internal(format!("the result is not JSON: {e}")))
+    }
+
+    /// `user`'s evaluation records, newest first.
+    pub fn evaluations(
+        &self,
+        user: &User,
+        limit: u32,
+        before: Option<i64>,
+    ) -> ServiceResult<Vec<StoredEvaluation>> {
+        Ok(self
+            .store
+            .evaluations(&user.handle, limit.clamp(1, 100), before)?)
+    }
+
+    /// One of `user`'s evaluation records.
+    pub fn evaluation(&self, user: &User, id: i64) -> ServiceResult<StoredEvaluation> {
+        self.store
+            .evaluation(&user.handle, id)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no evaluation {id}")))
+    }
+
+    /// Emails `console.email` sent to `user`.
+    pub fn emails(&self, user: &User) -> ServiceResult<Vec<StoredEmail>> {
+        Ok(self.store.emails(&user.handle)?)
+    }
+}
+
+fn visible(viewer: Option<&User>, meta: &ValMeta) -> bool {
+    meta.privacy == Privacy::Public || viewer.is_some_and(|v| v.handle == meta.user)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The sandbox's view of the store. Bytecode compiled by an older guest is
+/// recompiled from the saved code on first use.
+struct StoreWorld {
+    store: Arc<dyn Store>,
+    sandbox: Arc<Sandbox>,
+    sealer: Arc<SecretSealer>,
+}
+
+impl StoreWorld {
+    fn current_bytecode(&self, version: &ValVersion) -> Option<Vec<u8>> {
+        if version.guest_hash == GUEST_SHA256 {
+            return Some(version.bytecode.clone());
+        }
+        let meta = &version.meta;
+        let bytecode = self
+            .sandbox
+            .compile(&format!("{}/{}.js", meta.user, meta.name), &version.code)
+            .ok()?;
+        let _ = self.store.replace_bytecode(
+            &meta.user,
+            &meta.name,
+            version.version,
+            &bytecode,
+            GUEST_SHA256,
+        );
+        Some(bytecode)
+    }
+}
+
+impl World for StoreWorld {
+    fn val(&self, owner: &str, name: &str, version: Option<u32>) -> Option<StoredVal> {
+        let found = self.store.version(owner, name, version).ok()??;
+        let bytecode = self.current_bytecode(&found)?;
+        Some(StoredVal {
+            owner: found.meta.user,
+            name: found.meta.name,
+            version: found.version,
+            public: found.meta.privacy == Privacy::Public,
+            bytecode: bytecode.into(),
+        })
+    }
+
+    fn save_value(
+        &self,
+        owner: &str,
+        name: &str,
+        source: String,
+        bytecode: Vec<u8>,
+    ) -> Result<u32, String> {
+        self.store
+            .save_version(owner, name, None, &source, &bytecode, GUEST_SHA256)
+            .map(|meta| meta.version)
+            .map_err(|e| e.to_string())
+    }
+
+    fn secret(&self, owner: &str, key: &str) -> Option<String> {
+        let sealed = self.store.secret(owner, key).ok()??;
+        self.sealer.open(owner, key, &sealed)
+    }
+
+    fn send_email(&self, email: Email) -> Result<(), String> {
+        self.store
+            .add_email(
+                &email.to,
+                email.from_author.as_deref(),
+                &email.subject,
+                &email.body,
+            )
+            .map_err(|e| e.to_string())
+    }
+}
