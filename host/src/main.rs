@@ -1,12 +1,15 @@
-//! The `valbox` command: `serve`, `run`.
+//! The `valbox` command: `serve`, `run`, `user add`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
+use valbox::http::{serve, AppState};
 use valbox::local_run::run_file;
-use valbox::server::{serve, AppState};
-use valbox::settings::SettingsArgs;
+use valbox::sealing::SecretSealer;
+use valbox::service::Service;
+use valbox::settings::{Settings, SettingsArgs};
+use valbox::store::SqliteStore;
 use valbox_runtime::Sandbox;
 
 /// valbox: store JavaScript vals and run them in WebAssembly sandboxes.
@@ -33,6 +36,23 @@ enum Command {
         #[arg(long, default_value = "[]")]
         args: String,
     },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user and print their API key.
+    Add {
+        /// The handle: a letter, then up to 31 letters, digits or `_`.
+        handle: String,
+        /// Where `console.email` sends their mail.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn main() {
@@ -47,12 +67,30 @@ fn main() {
     std::process::exit(code);
 }
 
+fn open_service(settings: &Settings) -> anyhow::Result<Service> {
+    if settings.database_url.is_some() {
+        anyhow::bail!("--database-url (PostgreSQL) is not supported yet: leave it unset to use the embedded SQLite file");
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
+    let store =
+        SqliteStore::open(&settings.data_dir.join("valbox.db")).context("opening the database")?;
+    let sealer = SecretSealer::load(settings.master_key.as_deref(), &settings.data_dir)?;
+    let sandbox = Sandbox::new(settings.sandbox_config()).context("starting the sandbox")?;
+    Ok(Service::new(
+        Arc::new(store),
+        sandbox,
+        sealer,
+        settings.admin_key.clone(),
+    ))
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let settings = cli.settings.resolve()?;
-    let sandbox = || Sandbox::new(settings.sandbox_config()).context("starting the sandbox");
     match cli.command {
         Command::Run { file, export, args } => {
-            let sandbox = sandbox()?;
+            let sandbox =
+                Sandbox::new(settings.sandbox_config()).context("starting the sandbox")?;
             match run_file(&sandbox, &file, export.as_deref(), &args) {
                 Ok(result) => {
                     println!("{result}");
@@ -64,9 +102,22 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
+        Command::User {
+            command: UserCommand::Add { handle, email },
+        } => {
+            let service = open_service(&settings)?;
+            let (handle, key) = service.add_user(&handle, &email)?;
+            eprintln!("created @{handle}; the API key is shown once:");
+            println!("{key}");
+            Ok(0)
+        }
         Command::Serve => {
+            if settings.redis_url.is_some() {
+                eprintln!("valbox: --redis-url is accepted but the job queue is not built yet; ignoring it");
+            }
             let state = Arc::new(AppState {
-                sandbox: sandbox()?,
+                service: open_service(&settings)?,
+                max_body_bytes: settings.max_body_bytes,
             });
             let runtime = tokio::runtime::Runtime::new().context("starting tokio")?;
             runtime.block_on(async {

@@ -33,6 +33,28 @@ pub struct SettingsArgs {
     /// Largest memory of one sandbox instance, in MiB [default: 64].
     #[arg(long, env = "VALBOX_MEMORY_LIMIT_MB", global = true)]
     pub memory_limit_mb: Option<usize>,
+    /// Largest HTTP request body, in bytes [default: 1048576].
+    #[arg(long, env = "VALBOX_MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<usize>,
+    /// `allow` (the seed table) or `deny`: may a library write its caller's vals? [default: allow]
+    #[arg(long, env = "VALBOX_LIBRARY_WRITES", global = true)]
+    pub library_writes: Option<LibraryWrites>,
+    /// Key that may create users over HTTP (unset: only `valbox user add` can).
+    #[arg(long, env = "VALBOX_ADMIN_KEY", global = true, hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Master key for secrets at rest, 64 hex digits [default: generated into <data-dir>/master.key].
+    #[arg(long, env = "VALBOX_MASTER_KEY", global = true, hide_env_values = true)]
+    pub master_key: Option<String>,
+}
+
+/// Whether restricted code may write its caller's vals (`@A.foo = x` from B's library).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LibraryWrites {
+    /// The seed table: the write happens.
+    Allow,
+    /// The write is a no-op.
+    Deny,
 }
 
 /// The TOML file: the same settings, all optional.
@@ -45,6 +67,10 @@ struct SettingsFile {
     redis_url: Option<String>,
     deadline_ms: Option<u64>,
     memory_limit_mb: Option<usize>,
+    max_body_bytes: Option<usize>,
+    library_writes: Option<LibraryWrites>,
+    admin_key: Option<String>,
+    master_key: Option<String>,
 }
 
 /// Every setting resolved to a value.
@@ -62,6 +88,14 @@ pub struct Settings {
     pub deadline: Duration,
     /// Memory limit of one instance, in bytes.
     pub memory_limit: usize,
+    /// Largest HTTP request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Whether libraries may write their caller's vals.
+    pub library_writes: LibraryWrites,
+    /// Key that may create users over HTTP.
+    pub admin_key: Option<String>,
+    /// Master key for secrets (hex), when not kept in the data dir.
+    pub master_key: Option<String>,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -121,6 +155,16 @@ impl SettingsArgs {
             redis_url: self.redis_url.clone().or(file.redis_url),
             deadline: Duration::from_millis(deadline_ms),
             memory_limit: memory_limit_mb << 20,
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(1 << 20),
+            library_writes: self
+                .library_writes
+                .or(file.library_writes)
+                .unwrap_or(LibraryWrites::Allow),
+            admin_key: self.admin_key.clone().or(file.admin_key),
+            master_key: self.master_key.clone().or(file.master_key),
         })
     }
 }
@@ -143,6 +187,9 @@ impl Settings {
             deadline: self.deadline,
             memory_limit: self.memory_limit,
             cache_dir: Some(self.data_dir.join("cache")),
+            policy: valbox_runtime::policy::PolicySettings {
+                deny_library_writes: self.library_writes == LibraryWrites::Deny,
+            },
             ..SandboxConfig::default()
         }
     }
