@@ -53,10 +53,13 @@ pub trait World: Send + Sync {
     fn send_email(&self, email: Email) -> Result<(), String>;
 }
 
-/// A [`World`] in memory, for tests and `valbox run`.
+/// Every version of one val with its source, oldest first.
+type Versions = Vec<(StoredVal, String)>;
+
+/// A [`World`] in memory, for tests.
 #[derive(Default)]
 pub struct MemoryWorld {
-    vals: Mutex<HashMap<(String, String), Vec<(StoredVal, String)>>>,
+    vals: Mutex<HashMap<(String, String), Versions>>,
     secrets: Mutex<HashMap<(String, String), String>>,
     emails: Mutex<Vec<Email>>,
 }

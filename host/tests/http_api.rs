@@ -1,0 +1,880 @@
+//! The HTTP API over a real socket against a real SQLite file: the `valbox`
+//! binary is started as a user would start it.
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "test-admin-key";
+
+struct Server {
+    child: Child,
+    port: u16,
+    data_dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    // Reuse the compiled guest image the CLI tests built, when there is one.
+    let shared_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-data/cache");
+    if let Ok(entries) = std::fs::read_dir(shared_cache) {
+        for entry in entries.flatten() {
+            let _ = std::fs::copy(entry.path(), dir.join("cache").join(entry.file_name()));
+        }
+    }
+    dir
+}
+
+fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_valbox"));
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("VALBOX_DATA_DIR", data_dir)
+        .env("VALBOX_ADMIN_KEY", ADMIN)
+        .stderr(Stdio::null());
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    let server = Server {
+        child: command.spawn().unwrap(),
+        port,
+        data_dir: data_dir.to_path_buf(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn error_type(&self) -> String {
+        self.json()["error"]["type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl Server {
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Reply {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        if let Some(key) = key {
+            head.push_str(&format!("Authorization: Bearer {key}\r\n"));
+        }
+        if !content_type.is_empty() {
+            head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        let _ = stream.write_all(body);
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap_or("")
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            .collect::<Vec<_>>();
+        let body = if headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v == "chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> Reply {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.raw(method, path, key, "application/json", body.as_bytes())
+    }
+
+    fn user(&self, handle: &str) -> String {
+        let reply = self.call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(json!({"handle": handle, "email": format!("{handle}@example.com")})),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.json()["api_key"].as_str().unwrap().to_string()
+    }
+
+    fn save(&self, key: &str, name: &str, privacy: &str, code: &str) -> Value {
+        let reply = self.call(
+            "PUT",
+            &format!("/v1/vals/{name}"),
+            Some(key),
+            Some(json!({"code": code, "privacy": privacy})),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    }
+
+    fn eval(&self, key: Option<&str>, code: &str) -> Reply {
+        self.call("POST", "/v1/eval", key, Some(json!({"code": code})))
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = &tail[size + 2..];
+    }
+    out
+}
+
+#[test]
+fn users_are_created_with_the_admin_key_only() {
+    let server = start(&fresh_dir("http-users"), &[]);
+    let body = json!({"handle": "alice", "email": "alice@example.com"});
+    assert_eq!(
+        server
+            .call("POST", "/v1/users", None, Some(body.clone()))
+            .status,
+        401
+    );
+    assert_eq!(
+        server
+            .call("POST", "/v1/users", Some("wrong"), Some(body.clone()))
+            .status,
+        401
+    );
+    let key = server.user("Alice");
+    let me = server.call("GET", "/v1/me", Some(&key), None);
+    assert_eq!(
+        me.json(),
+        json!({"handle": "alice", "email": "Alice@example.com"}),
+        "handles are lower-cased"
+    );
+    assert_eq!(
+        server
+            .call("POST", "/v1/users", Some(ADMIN), Some(body))
+            .status,
+        409
+    );
+    let bad = server.call(
+        "POST",
+        "/v1/users",
+        Some(ADMIN),
+        Some(json!({"handle": "9x", "email": "a@b.c"})),
+    );
+    assert_eq!(
+        (bad.status, bad.error_type().as_str()),
+        (400, "bad_request")
+    );
+    let wrong_type = server.call(
+        "POST",
+        "/v1/users",
+        Some(ADMIN),
+        Some(json!({"handle": 5, "email": "a@b.c"})),
+    );
+    assert_eq!(wrong_type.status, 400);
+    assert_eq!(server.call("GET", "/v1/me", None, None).status, 401);
+    assert_eq!(server.call("GET", "/v1/me", Some("nope"), None).status, 401);
+    let cookie = server.raw("GET", "/v1/me", None, "", b"");
+    assert_eq!(cookie.status, 401);
+}
+
+#[test]
+fn vals_are_versioned_and_private_ones_are_invisible_to_others() {
+    let server = start(&fresh_dir("http-vals"), &[]);
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    assert_eq!(
+        server.save(
+            &alice,
+            "greet",
+            "public",
+            "export const greet = n => `hi ${n}`"
+        ),
+        json!({"user": "alice", "name": "greet", "version": 1, "privacy": "public"})
+    );
+    assert_eq!(
+        server.save(
+            &alice,
+            "greet",
+            "public",
+            "export const greet = n => `hello ${n}`"
+        )["version"],
+        json!(2)
+    );
+    let v1 = server
+        .call("GET", "/v1/vals/alice.greet?version=1", None, None)
+        .json();
+    assert_eq!(
+        (v1["version"].clone(), v1["latest_version"].clone()),
+        (json!(1), json!(2))
+    );
+    assert!(v1["code"].as_str().unwrap().contains("hi ${n}"));
+    let versions = server
+        .call("GET", "/v1/vals/alice.greet/versions", None, None)
+        .json();
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
+
+    // Code that does not compile: 400 with the position, and no new version.
+    let broken = server.call(
+        "PUT",
+        "/v1/vals/greet",
+        Some(&alice),
+        Some(json!({"code": "export const greet = (;"})),
+    );
+    assert_eq!(
+        (broken.status, broken.error_type().as_str()),
+        (400, "compile_error")
+    );
+    assert_eq!(broken.json()["error"]["line"], json!(1));
+    assert_eq!(
+        server
+            .call("GET", "/v1/vals/alice.greet", None, None)
+            .json()["version"],
+        json!(2)
+    );
+
+    server.save(&alice, "diary", "private", "export default 'dear diary'");
+    for viewer in [None, Some(bob.as_str())] {
+        assert_eq!(
+            server
+                .call("GET", "/v1/vals/alice.diary", viewer, None)
+                .status,
+            404
+        );
+        assert_eq!(
+            server
+                .call("GET", "/v1/vals/alice.diary/versions", viewer, None)
+                .status,
+            404
+        );
+        assert_eq!(
+            server
+                .call("GET", "/v1/run/alice.diary", viewer, None)
+                .status,
+            404
+        );
+    }
+    let missing = server.call("GET", "/v1/vals/alice.nothing", Some(&bob), None);
+    let hidden = server.call("GET", "/v1/vals/alice.diary", Some(&bob), None);
+    assert_eq!(
+        missing.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("nothing", "X"),
+        hidden.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace("diary", "X")
+    );
+    assert_eq!(
+        server
+            .call("GET", "/v1/vals/alice.diary", Some(&alice), None)
+            .json()["code"],
+        json!("export default 'dear diary'")
+    );
+    let listed = server
+        .call("GET", "/v1/users/alice/vals", Some(&bob), None)
+        .json();
+    assert_eq!(
+        listed["vals"].as_array().unwrap().len(),
+        1,
+        "bob sees only the public val"
+    );
+    let own = server
+        .call("GET", "/v1/users/alice/vals", Some(&alice), None)
+        .json();
+    assert_eq!(own["vals"].as_array().unwrap().len(), 2);
+
+    let patched = server.call(
+        "PATCH",
+        "/v1/vals/diary",
+        Some(&alice),
+        Some(json!({"privacy": "public"})),
+    );
+    assert_eq!(patched.json()["privacy"], json!("public"));
+    assert_eq!(
+        server.call("GET", "/v1/run/alice.diary", None, None).json(),
+        json!("dear diary")
+    );
+    assert_eq!(
+        server
+            .call(
+                "PATCH",
+                "/v1/vals/diary",
+                Some(&alice),
+                Some(json!({"privacy": "secret"}))
+            )
+            .status,
+        400
+    );
+    assert_eq!(
+        server
+            .call("DELETE", "/v1/vals/diary", Some(&alice), None)
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .call("GET", "/v1/vals/alice.diary", Some(&alice), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        server
+            .call("DELETE", "/v1/vals/diary", Some(&alice), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        server
+            .call(
+                "PUT",
+                "/v1/vals/bad-name",
+                Some(&alice),
+                Some(json!({"code": "1"}))
+            )
+            .status,
+        400
+    );
+    assert_eq!(
+        server
+            .call("PUT", "/v1/vals/x", None, Some(json!({"code": "1"})))
+            .status,
+        401
+    );
+}
+
+#[test]
+fn secrets_are_write_only_by_name() {
+    let server = start(&fresh_dir("http-secrets"), &[]);
+    let alice = server.user("alice");
+    let set = server.call(
+        "PUT",
+        "/v1/secrets/token",
+        Some(&alice),
+        Some(json!({"value": "s3cr3t-value"})),
+    );
+    assert_eq!(set.status, 200);
+    let listed = server.call("GET", "/v1/secrets", Some(&alice), None);
+    assert_eq!(listed.json(), json!({"secrets": ["token"]}));
+    assert!(!listed.body.contains("s3cr3t"));
+    assert_eq!(
+        server.eval(Some(&alice), "@me.secrets.token").json(),
+        json!("s3cr3t-value")
+    );
+    let db = std::fs::read(server.data_dir.join("valbox.db")).unwrap();
+    let wal = std::fs::read(server.data_dir.join("valbox.db-wal")).unwrap_or_default();
+    assert!(
+        ![db, wal].concat().windows(12).any(|w| w == b"s3cr3t-value"),
+        "stored encrypted"
+    );
+    assert_eq!(
+        server
+            .call("DELETE", "/v1/secrets/token", Some(&alice), None)
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .call("DELETE", "/v1/secrets/token", Some(&alice), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        server
+            .call(
+                "PUT",
+                "/v1/secrets/token",
+                Some(&alice),
+                Some(json!({"value": 5}))
+            )
+            .status,
+        400
+    );
+}
+
+#[test]
+fn eval_takes_an_expression_or_a_function_body() {
+    let server = start(&fresh_dir("http-eval"), &[]);
+    let alice = server.user("alice");
+    assert_eq!(server.eval(None, "1 + 1").json(), json!(2));
+    assert_eq!(
+        server
+            .eval(None, "const x = await Promise.resolve(20); return x + 1")
+            .json(),
+        json!(21)
+    );
+    let with_args = server.call(
+        "POST",
+        "/v1/eval",
+        None,
+        Some(json!({"code": "return arguments[0] * arguments[1]", "args": [6, 7]})),
+    );
+    assert_eq!(with_args.json(), json!(42));
+    assert_eq!(server.eval(None, "undefined").json(), Value::Null);
+    assert_eq!(
+        server.call("GET", "/v1/eval/1%2B2", None, None).json(),
+        json!(3)
+    );
+    assert_eq!(
+        server.call("GET", "/eval/[1,2].length", None, None).json(),
+        json!(2)
+    );
+    let threw = server.eval(Some(&alice), "throw new RangeError('too far')");
+    assert_eq!(threw.status, 500);
+    assert_eq!(threw.json()["error"]["name"], json!("RangeError"));
+    assert!(threw.json()["error"]["stack"].is_string());
+    let syntax = server.eval(None, "return (");
+    assert_eq!(
+        (syntax.status, syntax.error_type().as_str()),
+        (400, "compile_error")
+    );
+    let malformed = server.raw("POST", "/v1/eval", None, "application/json", b"{not json");
+    assert_eq!(
+        (malformed.status, malformed.error_type().as_str()),
+        (400, "bad_request")
+    );
+    assert_eq!(
+        server
+            .call("POST", "/v1/eval", None, Some(json!({"code": 1})))
+            .status,
+        400
+    );
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/v1/eval",
+                None,
+                Some(json!({"code": "1", "args": {}}))
+            )
+            .status,
+        400
+    );
+    let huge = vec![b'1'; 2 << 20];
+    let too_large = server.raw("POST", "/v1/eval", None, "application/json", &huge);
+    assert_eq!(
+        (too_large.status, too_large.error_type().as_str()),
+        (413, "too_large")
+    );
+    assert_eq!(
+        server.eval(None, "'still serving'").json(),
+        json!("still serving")
+    );
+}
+
+#[test]
+fn an_infinite_loop_is_a_timeout_and_the_server_keeps_serving() {
+    let server = start(&fresh_dir("http-timeout"), &[("VALBOX_DEADLINE_MS", "300")]);
+    let reply = server.eval(None, "for (;;) {}");
+    assert_eq!(
+        (reply.status, reply.error_type().as_str()),
+        (408, "timeout")
+    );
+    assert_eq!(server.eval(None, "2 * 21").json(), json!(42));
+}
+
+#[test]
+fn run_accepts_query_args_an_args_object_and_a_bare_array() {
+    let server = start(&fresh_dir("http-run"), &[]);
+    let bob = server.user("bob");
+    server.save(
+        &bob,
+        "add",
+        "public",
+        "export function add(a, b) { return a + b }",
+    );
+    server.save(
+        &bob,
+        "config",
+        "public",
+        "export const config = { retries: 3 }",
+    );
+    assert_eq!(
+        server
+            .call("GET", "/v1/run/bob.add?args=%5B1%2C2%5D", None, None)
+            .json(),
+        json!(3)
+    );
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/v1/run/bob.add",
+                None,
+                Some(json!({"args": [2, 3]}))
+            )
+            .json(),
+        json!(5)
+    );
+    assert_eq!(
+        server
+            .call("POST", "/v1/run/bob.add", None, Some(json!([4, 5])))
+            .json(),
+        json!(9)
+    );
+    assert_eq!(
+        server.call("GET", "/v1/run/bob.config", None, None).json(),
+        json!({"retries": 3})
+    );
+    assert_eq!(
+        server.call("GET", "/v1/run/bob.nothing", None, None).status,
+        404
+    );
+    assert_eq!(
+        server.call("GET", "/v1/run/nobody.add", None, None).status,
+        404
+    );
+    assert_eq!(
+        server
+            .call("GET", "/v1/run/bob.add?args=%5B1", None, None)
+            .status,
+        400
+    );
+    assert_eq!(
+        server
+            .call("GET", "/v1/run/bob.add?args=5", None, None)
+            .status,
+        400
+    );
+    assert_eq!(
+        server
+            .call("POST", "/v1/run/bob.add", None, Some(json!("x")))
+            .status,
+        400
+    );
+    assert_eq!(
+        server.call("GET", "/v1/run/justaname", None, None).status,
+        400
+    );
+}
+
+#[test]
+fn express_handlers_build_the_response_and_get_a_sandbox_csp() {
+    let server = start(&fresh_dir("http-express"), &[]);
+    let bob = server.user("bob");
+    server.save(
+        &bob,
+        "app",
+        "public",
+        r#"export default async function (req, res) {
+        if (req.path === '/go') return res.redirect('/elsewhere');
+        if (req.path === '/html') return res.send('<h1>hi</h1>');
+        res.status(201).set('X-Val', 'app').json({
+            method: req.method, path: req.path, query: req.query, body: req.body,
+            type: req.get('content-type'), url: req.originalUrl,
+        });
+    }"#,
+    );
+    let reply = server.raw(
+        "POST",
+        "/v1/express/bob.app/items/7?sort=asc",
+        None,
+        "application/json",
+        br#"{"name":"x"}"#,
+    );
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.header("x-val"), Some("app"));
+    assert_eq!(reply.header("content-security-policy"), Some("sandbox"));
+    assert_eq!(
+        reply.json(),
+        json!({"method": "POST", "path": "/items/7", "query": {"sort": "asc"}, "body": {"name": "x"},
+               "type": "application/json", "url": "/v1/express/bob.app/items/7?sort=asc"})
+    );
+    let form = server.raw(
+        "PUT",
+        "/v1/express/bob.app",
+        None,
+        "application/x-www-form-urlencoded",
+        b"a=1&b=two+words",
+    );
+    assert_eq!(form.json()["body"], json!({"a": "1", "b": "two words"}));
+    let redirect = server.call("GET", "/v1/express/bob.app/go", None, None);
+    assert_eq!(
+        (redirect.status, redirect.header("location")),
+        (302, Some("/elsewhere"))
+    );
+    let html = server.call("GET", "/v1/express/bob.app/html", None, None);
+    assert!(html
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert_eq!(html.header("content-security-policy"), Some("sandbox"));
+    let v0 = server.call("GET", "/express/bob.app/html", None, None);
+    assert_eq!((v0.status, v0.body.as_str()), (200, "<h1>hi</h1>"));
+}
+
+/// The seed post's upgrade story, end to end.
+#[test]
+fn a_gpt3_like_library_reads_its_key_only_as_an_api_or_when_passed_the_key() {
+    let server = start(&fresh_dir("http-gpt3"), &[]);
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    server.call(
+        "PUT",
+        "/v1/secrets/openAiKey",
+        Some(&alice),
+        Some(json!({"value": "sk-alice"})),
+    );
+    server.call(
+        "PUT",
+        "/v1/secrets/openAiKey",
+        Some(&bob),
+        Some(json!({"value": "sk-bob"})),
+    );
+    server.save(&bob, "gpt3", "public", "export function gpt3(prompt, key) { const k = key ?? @me.secrets.openAiKey; return k === undefined ? 'no key' : `${prompt} with ${k}` }");
+    assert_eq!(
+        server.eval(Some(&alice), "@bob.gpt3('hi')").json(),
+        json!("no key")
+    );
+    assert_eq!(
+        server.eval(Some(&alice), "api(@bob.gpt3, 'hi')").json(),
+        json!("hi with sk-bob")
+    );
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/v1/run/bob.gpt3",
+                Some(&alice),
+                Some(json!(["hi"]))
+            )
+            .json(),
+        json!("hi with sk-bob")
+    );
+    assert_eq!(
+        server
+            .eval(Some(&alice), "@bob.gpt3('hi', @me.secrets.openAiKey)")
+            .json(),
+        json!("hi with sk-alice")
+    );
+}
+
+#[test]
+fn traces_and_emails_go_to_the_right_user() {
+    let server = start(&fresh_dir("http-traces"), &[]);
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    server.save(&bob, "notify", "public", "export function notify() { console.log('notify ran'); console.email('ping', 'hello'); return 'ok' }");
+    assert_eq!(
+        server.eval(Some(&alice), "@bob.notify()").json(),
+        json!("ok")
+    );
+    assert_eq!(
+        server.eval(Some(&alice), "api(@bob.notify)").json(),
+        json!("ok")
+    );
+    let alice_mail = server.call("GET", "/v1/emails", Some(&alice), None).json();
+    let bob_mail = server.call("GET", "/v1/emails", Some(&bob), None).json();
+    assert_eq!(
+        alice_mail["emails"].as_array().unwrap().len(),
+        1,
+        "library call emails the caller"
+    );
+    assert_eq!(
+        bob_mail["emails"].as_array().unwrap().len(),
+        1,
+        "API call emails the author"
+    );
+    assert_eq!(alice_mail["emails"][0]["subject"], json!("ping"));
+
+    let alice_traces = server
+        .call("GET", "/v1/evaluations", Some(&alice), None)
+        .json();
+    let records = alice_traces["evaluations"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    let library_trace = &records[1]["record"];
+    assert_eq!(
+        library_trace["calls"][0]["logs"][0]["message"],
+        json!("notify ran")
+    );
+    let api_stub = &records[0]["record"]["calls"][0];
+    assert_eq!(
+        (api_stub["redacted"].clone(), api_stub["logs"].clone()),
+        (json!(true), json!([]))
+    );
+    let bob_traces = server
+        .call("GET", "/v1/evaluations", Some(&bob), None)
+        .json();
+    let bob_records = bob_traces["evaluations"].as_array().unwrap();
+    assert_eq!(bob_records.len(), 1);
+    assert_eq!(
+        bob_records[0]["record"]["logs"][0]["message"],
+        json!("notify ran")
+    );
+    let id = bob_records[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        server
+            .call("GET", &format!("/v1/evaluations/{id}"), Some(&bob), None)
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .call("GET", &format!("/v1/evaluations/{id}"), Some(&alice), None)
+            .status,
+        404
+    );
+    let limited = server
+        .call("GET", "/v1/evaluations?limit=1", Some(&alice), None)
+        .json();
+    assert_eq!(limited["evaluations"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_openapi_document_lists_every_route() {
+    let server = start(&fresh_dir("http-openapi"), &[]);
+    let document = server.call("GET", "/openapi.json", None, None).json();
+    let paths = document["paths"].as_object().unwrap();
+    for (method, path) in [
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("post", "/v1/eval"),
+        ("get", "/v1/eval/{code}"),
+        ("get", "/v1/run/{target}"),
+        ("post", "/v1/run/{target}"),
+        ("post", "/v1/express/{target}"),
+        ("get", "/v1/express/{target}/{rest}"),
+        ("get", "/eval/{code}"),
+        ("post", "/express/{expression}"),
+        ("post", "/v1/users"),
+        ("get", "/v1/me"),
+        ("put", "/v1/vals/{target}"),
+        ("get", "/v1/vals/{target}"),
+        ("patch", "/v1/vals/{target}"),
+        ("delete", "/v1/vals/{target}"),
+        ("get", "/v1/vals/{target}/versions"),
+        ("get", "/v1/users/{user}/vals"),
+        ("put", "/v1/secrets/{key}"),
+        ("get", "/v1/secrets"),
+        ("delete", "/v1/secrets/{key}"),
+        ("get", "/v1/evaluations"),
+        ("get", "/v1/evaluations/{id}"),
+        ("get", "/v1/emails"),
+        ("get", "/openapi.json"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not documented"
+        );
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_dash_nine() {
+    let dir = fresh_dir("http-durability");
+    let server = start(&dir, &[]);
+    let alice = server.user("alice");
+    for i in 1..=5 {
+        server.save(&alice, "counter", "public", &format!("export default {i}"));
+    }
+    server.call(
+        "PUT",
+        "/v1/secrets/token",
+        Some(&alice),
+        Some(json!({"value": "kept"})),
+    );
+    let mut server = server;
+    unsafe { libc_kill(server.child.id() as i32, 9) };
+    let _ = server.child.wait();
+    drop(server);
+    let again = start(&dir, &[]);
+    assert_eq!(
+        again
+            .call("GET", "/v1/vals/alice.counter", Some(&alice), None)
+            .json()["version"],
+        json!(5)
+    );
+    assert_eq!(
+        again
+            .call(
+                "GET",
+                "/v1/vals/alice.counter?version=3",
+                Some(&alice),
+                None
+            )
+            .json()["code"],
+        json!("export default 3")
+    );
+    assert_eq!(
+        again.eval(Some(&alice), "@me.secrets.token").json(),
+        json!("kept")
+    );
+    assert_eq!(
+        again
+            .call("GET", "/v1/run/alice.counter", None, None)
+            .json(),
+        json!(5)
+    );
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, signal: i32) -> i32;
+}
