@@ -311,14 +311,10 @@ impl Store for SqliteStore {
     fn create_user(&self, handle: &str, email: &str, key_hash: &str) -> StoreResult<()> {
         let result = self.with(|c| {
             let t = c.transaction()?;
-            t.execute(
-                "INSERT INTO users (handle, email, created_at) VALUES (?1, ?2, ?3)",
-                params![handle, email, now()],
-            )?;
-            t.execute(
-                "INSERT INTO api_keys (key_hash, handle) VALUES (?1, ?2)",
-                params![key_hash, handle],
-            )?;
+            t.prepare_cached("INSERT INTO users (handle, email, created_at) VALUES (?1, ?2, ?3)")?
+                .execute(params![handle, email, now()])?;
+            t.prepare_cached("INSERT INTO api_keys (key_hash, handle) VALUES (?1, ?2)")?
+                .execute(params![key_hash, handle])?;
             t.commit()
         });
         match result {
@@ -331,8 +327,7 @@ impl Store for SqliteStore {
 
     fn user_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<User>> {
         self.with(|c| {
-            c.query_row(
-                "SELECT u.handle, u.email FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = ?1",
+            c.prepare_cached("SELECT u.handle, u.email FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = ?1")?.query_row(
                 params![key_hash],
                 |row| Ok(User { handle: row.get(0)?, email: row.get(1)? }),
             )
@@ -342,17 +337,14 @@ impl Store for SqliteStore {
 
     fn user(&self, handle: &str) -> StoreResult<Option<User>> {
         self.with(|c| {
-            c.query_row(
-                "SELECT handle, email FROM users WHERE handle = ?1",
-                params![handle],
-                |row| {
+            c.prepare_cached("SELECT handle, email FROM users WHERE handle = ?1")?
+                .query_row(params![handle], |row| {
                     Ok(User {
                         handle: row.get(0)?,
                         email: row.get(1)?,
                     })
-                },
-            )
-            .optional()
+                })
+                .optional()
         })
     }
 
@@ -375,8 +367,7 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             // Versions keep counting across a delete, so a version number never means two things.
-            let highest: u32 = t.query_row(
-                "SELECT COALESCE(MAX(version), 0) FROM val_versions WHERE owner = ?1 AND name = ?2",
+            let highest: u32 = t.prepare_cached("SELECT COALESCE(MAX(version), 0) FROM val_versions WHERE owner = ?1 AND name = ?2")?.query_row(
                 params![owner, name],
                 |row| row.get(0),
             )?;
@@ -384,13 +375,11 @@ impl Store for SqliteStore {
             let privacy = privacy
                 .or(existing.as_ref().map(|e| Privacy::parse(&e.1)))
                 .unwrap_or(Privacy::Private);
-            t.execute(
-                "INSERT INTO val_versions (owner, name, version, code, bytecode, guest_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            t.prepare_cached("INSERT INTO val_versions (owner, name, version, code, bytecode, guest_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
                 params![owner, name, version, code, bytecode, guest_hash, now()],
             )?;
-            t.execute(
-                "INSERT INTO vals (owner, name, privacy, latest) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (owner, name) DO UPDATE SET privacy = excluded.privacy, latest = excluded.latest",
+            t.prepare_cached("INSERT INTO vals (owner, name, privacy, latest) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (owner, name) DO UPDATE SET privacy = excluded.privacy, latest = excluded.latest")?.execute(
                 params![owner, name, privacy.as_str(), version],
             )?;
             t.commit()?;
@@ -405,10 +394,9 @@ impl Store for SqliteStore {
         version: Option<u32>,
     ) -> StoreResult<Option<ValVersion>> {
         self.with(|c| {
-            c.query_row(
-                "SELECT v.owner, v.name, v.latest, v.privacy, x.version, x.code, x.bytecode, x.guest_hash, x.created_at
+            c.prepare_cached("SELECT v.owner, v.name, v.latest, v.privacy, x.version, x.code, x.bytecode, x.guest_hash, x.created_at
                  FROM vals v JOIN val_versions x ON x.owner = v.owner AND x.name = v.name
-                 WHERE v.owner = ?1 AND v.name = ?2 AND x.version = COALESCE(?3, v.latest)",
+                 WHERE v.owner = ?1 AND v.name = ?2 AND x.version = COALESCE(?3, v.latest)")?.query_row(
                 params![owner, name, version],
                 |row| {
                     Ok(ValVersion {
@@ -434,8 +422,7 @@ impl Store for SqliteStore {
         guest_hash: &str,
     ) -> StoreResult<()> {
         self.with(|c| {
-            c.execute(
-                "UPDATE val_versions SET bytecode = ?4, guest_hash = ?5 WHERE owner = ?1 AND name = ?2 AND version = ?3",
+            c.prepare_cached("UPDATE val_versions SET bytecode = ?4, guest_hash = ?5 WHERE owner = ?1 AND name = ?2 AND version = ?3")?.execute(
                 params![owner, name, version, bytecode, guest_hash],
             )
             .map(drop)
@@ -444,7 +431,7 @@ impl Store for SqliteStore {
 
     fn versions(&self, owner: &str, name: &str) -> StoreResult<Vec<(u32, i64)>> {
         self.with(|c| {
-            let mut statement = c.prepare(
+            let mut statement = c.prepare_cached(
                 "SELECT x.version, x.created_at FROM val_versions x JOIN vals v ON v.owner = x.owner AND v.name = x.name
                  WHERE x.owner = ?1 AND x.name = ?2 ORDER BY x.version",
             )?;
@@ -460,32 +447,28 @@ impl Store for SqliteStore {
         privacy: Privacy,
     ) -> StoreResult<Option<ValMeta>> {
         self.with(|c| {
-            c.execute(
-                "UPDATE vals SET privacy = ?3 WHERE owner = ?1 AND name = ?2",
-                params![owner, name, privacy.as_str()],
-            )?;
-            c.query_row(
+            c.prepare_cached("UPDATE vals SET privacy = ?3 WHERE owner = ?1 AND name = ?2")?
+                .execute(params![owner, name, privacy.as_str()])?;
+            c.prepare_cached(
                 "SELECT owner, name, latest, privacy FROM vals WHERE owner = ?1 AND name = ?2",
-                params![owner, name],
-                meta_row,
-            )
+            )?
+            .query_row(params![owner, name], meta_row)
             .optional()
         })
     }
 
     fn delete_val(&self, owner: &str, name: &str) -> StoreResult<bool> {
         self.with(|c| {
-            let deleted = c.execute(
-                "DELETE FROM vals WHERE owner = ?1 AND name = ?2",
-                params![owner, name],
-            )?;
+            let deleted = c
+                .prepare_cached("DELETE FROM vals WHERE owner = ?1 AND name = ?2")?
+                .execute(params![owner, name])?;
             Ok(deleted > 0)
         })
     }
 
     fn list_vals(&self, owner: &str, include_private: bool) -> StoreResult<Vec<ValMeta>> {
         self.with(|c| {
-            let mut statement = c.prepare(
+            let mut statement = c.prepare_cached(
                 "SELECT owner, name, latest, privacy FROM vals WHERE owner = ?1 AND (?2 OR privacy = 'public') ORDER BY name",
             )?;
             let rows = statement.query_map(params![owner, include_private], meta_row)?;
@@ -495,30 +478,27 @@ impl Store for SqliteStore {
 
     fn put_secret(&self, owner: &str, key: &str, sealed: &[u8]) -> StoreResult<()> {
         self.with(|c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO secrets (owner, key, sealed) VALUES (?1, ?2, ?3)
                  ON CONFLICT (owner, key) DO UPDATE SET sealed = excluded.sealed",
-                params![owner, key, sealed],
-            )
+            )?
+            .execute(params![owner, key, sealed])
             .map(drop)
         })
     }
 
     fn secret(&self, owner: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
         self.with(|c| {
-            c.query_row(
-                "SELECT sealed FROM secrets WHERE owner = ?1 AND key = ?2",
-                params![owner, key],
-                |row| row.get(0),
-            )
-            .optional()
+            c.prepare_cached("SELECT sealed FROM secrets WHERE owner = ?1 AND key = ?2")?
+                .query_row(params![owner, key], |row| row.get(0))
+                .optional()
         })
     }
 
     fn secret_names(&self, owner: &str) -> StoreResult<Vec<String>> {
         self.with(|c| {
             let mut statement =
-                c.prepare("SELECT key FROM secrets WHERE owner = ?1 ORDER BY key")?;
+                c.prepare_cached("SELECT key FROM secrets WHERE owner = ?1 ORDER BY key")?;
             let rows = statement.query_map(params![owner], |row| row.get(0))?;
             rows.collect()
         })
@@ -526,20 +506,27 @@ impl Store for SqliteStore {
 
     fn delete_secret(&self, owner: &str, key: &str) -> StoreResult<bool> {
         self.with(|c| {
-            let deleted = c.execute(
-                "DELETE FROM secrets WHERE owner = ?1 AND key = ?2",
-                params![owner, key],
-            )?;
+            let deleted = c
+                .prepare_cached("DELETE FROM secrets WHERE owner = ?1 AND key = ?2")?
+                .execute(params![owner, key])?;
             Ok(deleted > 0)
         })
     }
 
     fn add_evaluation(&self, viewer: &str, record: &serde_json::Value) -> StoreResult<i64> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO evaluations (viewer, record, created_at) VALUES (?1, ?2, ?3)",
-                params![viewer, record.to_string(), now()],
-            )?;
+            // Traces are written on every run: no fsync of their own. In WAL
+            // mode they survive a crash of the process, and the next
+            // fully synchronous commit (any val, secret or user write) makes
+            // them durable against power loss too.
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            let inserted = c
+                .prepare_cached(
+                    "INSERT INTO evaluations (viewer, record, created_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![viewer, record.to_string(), now()]);
+            c.pragma_update(None, "synchronous", "FULL")?;
+            inserted?;
             Ok(c.last_insert_rowid())
         })
     }
@@ -551,7 +538,7 @@ impl Store for SqliteStore {
         before: Option<i64>,
     ) -> StoreResult<Vec<StoredEvaluation>> {
         self.with(|c| {
-            let mut statement = c.prepare(
+            let mut statement = c.prepare_cached(
                 "SELECT id, record, created_at FROM evaluations WHERE viewer = ?1 AND id < COALESCE(?2, 9223372036854775807)
                  ORDER BY id DESC LIMIT ?3",
             )?;
@@ -562,11 +549,10 @@ impl Store for SqliteStore {
 
     fn evaluation(&self, viewer: &str, id: i64) -> StoreResult<Option<StoredEvaluation>> {
         self.with(|c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT id, record, created_at FROM evaluations WHERE viewer = ?1 AND id = ?2",
-                params![viewer, id],
-                evaluation_row,
-            )
+            )?
+            .query_row(params![viewer, id], evaluation_row)
             .optional()
         })
     }
@@ -579,8 +565,7 @@ impl Store for SqliteStore {
         body: &str,
     ) -> StoreResult<()> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO emails (to_user, from_author, subject, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            c.prepare_cached("INSERT INTO emails (to_user, from_author, subject, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
                 params![to, from_author, subject, body, now()],
             )
             .map(drop)
@@ -589,7 +574,7 @@ impl Store for SqliteStore {
 
     fn emails(&self, to: &str) -> StoreResult<Vec<StoredEmail>> {
         self.with(|c| {
-            let mut statement = c.prepare(
+            let mut statement = c.prepare_cached(
                 "SELECT id, to_user, from_author, subject, body, created_at FROM emails WHERE to_user = ?1 ORDER BY id DESC",
             )?;
             let rows = statement.query_map(params![to], |row| {
