@@ -119,7 +119,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 service: open_service(&settings)?,
                 max_body_bytes: settings.max_body_bytes,
             });
-            let runtime = tokio::runtime::Runtime::new().context("starting tokio")?;
+            // Sandbox calls (and their nested calls) run on these threads.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(valbox_runtime::HOST_THREAD_STACK)
+                .build()
+                .context("starting tokio")?;
             runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind(settings.listen)
                     .await

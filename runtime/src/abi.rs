@@ -205,7 +205,13 @@ pub(crate) fn classify_trap(error: wasmtime::Error, deadline: std::time::Duratio
         match trap {
             wasmtime::Trap::Interrupt => return SandboxError::Timeout(deadline),
             wasmtime::Trap::StackOverflow => {
-                return SandboxError::Limit("the wasm stack overflowed".into())
+                return SandboxError::Thrown(JsError {
+                    name: "RangeError".into(),
+                    message: "Maximum call stack size exceeded (the sandbox's stack limit; \
+                              this error cannot be caught by the code)"
+                        .into(),
+                    stack: String::new(),
+                })
             }
             _ => {}
         }

@@ -27,6 +27,6 @@ pub use error::{CompileError, JsError, SandboxError};
 pub use evaluation::Evaluation;
 pub use frame::{Frame, Mode};
 pub use image::{GUEST_SHA256, GUEST_WASM};
-pub use sandbox::{Arguments, CallOutput, Invocation, Outcome, Sandbox};
+pub use sandbox::{Arguments, CallOutput, Invocation, Outcome, Sandbox, HOST_THREAD_STACK};
 pub use state::{LogLevel, LogLine};
 pub use world::{Email, MemoryWorld, StoredVal, World};

@@ -19,6 +19,18 @@ use wasmtime::{
     Store,
 };
 
+/// Native stack one instance may use. Deep JavaScript recursion ends here
+/// (QuickJS's own stack check is not active in this wasm build): the call
+/// ends with `RangeError: Maximum call stack size exceeded`, which the code
+/// itself cannot catch. Host threads that run sandboxes need
+/// `MAX_WASM_STACK * (max_depth + 1)` of stack plus room for the host
+/// itself: see [`HOST_THREAD_STACK`].
+const MAX_WASM_STACK: usize = 1 << 20;
+
+/// Stack size for host threads that run sandbox calls (nested calls run on
+/// the same thread, one wasm stack each).
+pub const HOST_THREAD_STACK: usize = 64 << 20;
+
 /// How often the epoch advances; deadlines are rounded up to it.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
 
@@ -111,6 +123,7 @@ impl Sandbox {
         let mut engine_config = wasmtime::Config::new();
         engine_config
             .epoch_interruption(true)
+            .max_wasm_stack(MAX_WASM_STACK)
             .memory_init_cow(true)
             .memory_reservation(config.memory_limit as u64)
             .memory_reservation_for_growth(0)

@@ -341,3 +341,43 @@ fn a_corrupt_cache_file_is_rebuilt() {
     let bytecode = sandbox.compile("a.js", "export default () => 1").unwrap();
     assert_eq!(sandbox.call(&bytecode, "a", "[]").result.unwrap(), "1");
 }
+
+#[test]
+fn deep_recursion_is_a_range_error_and_the_sandbox_keeps_working() {
+    let error = thrown(call("export default function f() { return f() }", "f", json!([])));
+    assert_eq!(error.name, "RangeError");
+    assert!(error.message.contains("call stack"), "{}", error.message);
+    assert_eq!(call("export const one = () => 1", "one", json!([])).unwrap(), json!(1));
+}
+
+#[test]
+fn memory_bombs_end_in_an_error_naming_memory() {
+    for source in [
+        "export default function () { let s = 'x'; for (;;) s += s }",
+        "export default function () { const a = []; for (;;) a.push(new Array(1e6).fill(1)) }",
+        "export default function () { return 'x'.repeat(200 * 1024 * 1024) }",
+    ] {
+        let error = thrown(call(source, "bomb", json!([])));
+        assert_eq!(error.name, "InternalError", "{source}");
+        assert!(
+            error.message.contains("out of memory") || error.message.contains("too long"),
+            "{source}: {}",
+            error.message
+        );
+    }
+    assert_eq!(call("export const one = () => 1", "one", json!([])).unwrap(), json!(1));
+}
+
+#[test]
+fn two_million_console_lines_hit_the_log_limit() {
+    let bytecode = sandbox()
+        .compile("logs.js", "export default function () { for (let i = 0; i < 2e6; i++) console.log('line', i) }")
+        .unwrap();
+    let output = sandbox().call(&bytecode, "logs", "[]");
+    match output.result {
+        Err(SandboxError::Limit(message)) => assert!(message.contains("console output"), "{message}"),
+        other => panic!("expected the log limit, got {other:?}"),
+    }
+    let kept: usize = output.logs.iter().map(|l| l.message.len()).sum();
+    assert!(kept <= sandbox().config().max_log_bytes);
+}
