@@ -70,6 +70,10 @@ impl IntoResponse for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"type": "val_error", "message": format!("{}: {}", error.name, error.message), "name": error.name, "stack": error.stack}),
             ),
+            ServiceError::TooBusy(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"type": "too_busy", "message": message}),
+            ),
             ServiceError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"type": "internal", "message": message}),

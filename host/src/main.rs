@@ -82,6 +82,7 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
         sandbox,
         sealer,
         settings.admin_key.clone(),
+        settings.call_limits,
     ))
 }
 

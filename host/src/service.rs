@@ -44,6 +44,9 @@ pub enum ServiceError {
     /// The val threw (500, with the JavaScript error).
     #[error("{0}")]
     Threw(JsError),
+    /// Too many calls running already (429).
+    #[error("{0}")]
+    TooBusy(String),
     /// Something on valbox's side failed (500).
     #[error("{0}")]
     Internal(String),
@@ -103,12 +106,82 @@ pub struct ExpressResponse {
     pub body: String,
 }
 
+/// How many calls may run at once, in total and per caller.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Calls running at once, over all callers.
+    pub total: usize,
+    /// Calls running at once for one caller (anonymous callers share one count).
+    pub per_caller: usize,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits {
+            total: 32,
+            per_caller: 8,
+        }
+    }
+}
+
+/// Counts running calls; a call over a limit is refused at once (429), never queued.
+struct CallSlots {
+    limits: CallLimits,
+    running: std::sync::Mutex<(usize, std::collections::HashMap<String, usize>)>,
+}
+
+/// A running call's place; released when dropped.
+struct CallSlot<'a> {
+    slots: &'a CallSlots,
+    caller: String,
+}
+
+impl CallSlots {
+    fn take(&self, caller: Option<&User>) -> ServiceResult<CallSlot<'_>> {
+        let caller = caller.map_or("", |u| u.handle.as_str()).to_string();
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = running.1.get(&caller).copied().unwrap_or(0);
+        if running.0 >= self.limits.total {
+            return Err(ServiceError::TooBusy(format!(
+                "the server is running {} calls, its limit; try again shortly",
+                self.limits.total
+            )));
+        }
+        if mine >= self.limits.per_caller {
+            return Err(ServiceError::TooBusy(format!(
+                "you have {} calls running, the limit per caller; try again when one ends",
+                self.limits.per_caller
+            )));
+        }
+        running.0 += 1;
+        *running.1.entry(caller.clone()).or_default() += 1;
+        Ok(CallSlot {
+            slots: self,
+            caller,
+        })
+    }
+}
+
+impl Drop for CallSlot<'_> {
+    fn drop(&mut self) {
+        let mut running = self.slots.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.0 -= 1;
+        if let Some(count) = running.1.get_mut(&self.caller) {
+            *count -= 1;
+            if *count == 0 {
+                running.1.remove(&self.caller);
+            }
+        }
+    }
+}
+
 /// The service: store, sandbox and secret sealing together.
 pub struct Service {
     store: Arc<dyn Store>,
     sandbox: Arc<Sandbox>,
     sealer: Arc<SecretSealer>,
     admin_key: Option<String>,
+    slots: CallSlots,
 }
 
 /// Hash under which an API key is stored (the key itself never is).
@@ -160,12 +233,17 @@ impl Service {
         sandbox: Sandbox,
         sealer: SecretSealer,
         admin_key: Option<String>,
+        limits: CallLimits,
     ) -> Self {
         Service {
             store,
             sandbox: Arc::new(sandbox),
             sealer: Arc::new(sealer),
             admin_key: admin_key.filter(|k| !k.is_empty()),
+            slots: CallSlots {
+                limits,
+                running: Default::default(),
+            },
         }
     }
 
@@ -340,6 +418,7 @@ impl Service {
     /// `/v1/eval`: `code` is an expression or the body of an async function,
     /// run as `user`'s own code (anonymously without a user).
     pub fn eval(&self, user: Option<&User>, code: &str, args_json: &str) -> ServiceResult<Value> {
+        let _slot = self.slots.take(user)?;
         let bytecode = self.compile_eval(code)?;
         let frame = Frame::own(user.map(|u| u.handle.as_str()), self.deadline());
         self.run_bytecode(
@@ -377,6 +456,7 @@ impl Service {
         name: &str,
         args_json: &str,
     ) -> ServiceResult<Value> {
+        let _slot = self.slots.take(viewer)?;
         let (stored, frame) = self.api_target(viewer, owner, name)?;
         let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
         self.run_bytecode(
@@ -396,6 +476,7 @@ impl Service {
         name: &str,
         request: &Value,
     ) -> ServiceResult<ExpressResponse> {
+        let _slot = self.slots.take(viewer)?;
         let (stored, frame) = self.api_target(viewer, owner, name)?;
         self.express_in(frame, &stored, request)
     }
@@ -408,6 +489,7 @@ impl Service {
         name: &str,
         request: &Value,
     ) -> ServiceResult<ExpressResponse> {
+        let _slot = self.slots.take(viewer)?;
         let (stored, _) = self.api_target(viewer, owner, name)?;
         let caller = Frame::own(viewer.map(|u| u.handle.as_str()), self.deadline());
         self.express_in(caller.library_call(&stored.owner), &stored, request)

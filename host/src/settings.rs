@@ -39,6 +39,12 @@ pub struct SettingsArgs {
     /// `allow` (the seed table) or `deny`: may a library write its caller's vals? [default: allow]
     #[arg(long, env = "VALBOX_LIBRARY_WRITES", global = true)]
     pub library_writes: Option<LibraryWrites>,
+    /// Calls running at once over all callers; more are refused with 429 [default: 32].
+    #[arg(long, env = "VALBOX_MAX_CONCURRENT_CALLS", global = true)]
+    pub max_concurrent_calls: Option<usize>,
+    /// Calls running at once per caller; more are refused with 429 [default: 8].
+    #[arg(long, env = "VALBOX_MAX_CALLS_PER_USER", global = true)]
+    pub max_calls_per_user: Option<usize>,
     /// Key that may create users over HTTP (unset: only `valbox user add` can).
     #[arg(long, env = "VALBOX_ADMIN_KEY", global = true, hide_env_values = true)]
     pub admin_key: Option<String>,
@@ -69,6 +75,8 @@ struct SettingsFile {
     memory_limit_mb: Option<usize>,
     max_body_bytes: Option<usize>,
     library_writes: Option<LibraryWrites>,
+    max_concurrent_calls: Option<usize>,
+    max_calls_per_user: Option<usize>,
     admin_key: Option<String>,
     master_key: Option<String>,
 }
@@ -92,6 +100,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Whether libraries may write their caller's vals.
     pub library_writes: LibraryWrites,
+    /// Concurrency limits of calls.
+    pub call_limits: crate::service::CallLimits,
     /// Key that may create users over HTTP.
     pub admin_key: Option<String>,
     /// Master key for secrets (hex), when not kept in the data dir.
@@ -163,6 +173,18 @@ impl SettingsArgs {
                 .library_writes
                 .or(file.library_writes)
                 .unwrap_or(LibraryWrites::Allow),
+            call_limits: crate::service::CallLimits {
+                total: self
+                    .max_concurrent_calls
+                    .or(file.max_concurrent_calls)
+                    .unwrap_or(32)
+                    .max(1),
+                per_caller: self
+                    .max_calls_per_user
+                    .or(file.max_calls_per_user)
+                    .unwrap_or(8)
+                    .max(1),
+            },
             admin_key: self.admin_key.clone().or(file.admin_key),
             master_key: self.master_key.clone().or(file.master_key),
         })
@@ -187,6 +209,8 @@ impl Settings {
             deadline: self.deadline,
             memory_limit: self.memory_limit,
             cache_dir: Some(self.data_dir.join("cache")),
+            // Every running call may nest up to max_depth calls of its own.
+            max_instances: (self.call_limits.total * 4).clamp(64, 1000) as u32,
             policy: valbox_runtime::policy::PolicySettings {
                 deny_library_writes: self.library_writes == LibraryWrites::Deny,
             },

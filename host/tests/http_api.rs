@@ -878,3 +878,39 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, signal: i32) -> i32;
 }
+
+#[test]
+fn calls_over_the_concurrency_limit_are_refused_at_once_with_429() {
+    let server = std::sync::Arc::new(start(
+        &fresh_dir("http-busy"),
+        &[("VALBOX_MAX_CALLS_PER_USER", "1")],
+    ));
+    let alice = server.user("alice");
+    let slow = {
+        let server = server.clone();
+        let alice = alice.clone();
+        std::thread::spawn(move || {
+            server.eval(
+                Some(&alice),
+                "const end = Date.now() + 1500; while (Date.now() < end) {} return 'slow'",
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    let started = Instant::now();
+    let refused = server.eval(Some(&alice), "1");
+    assert_eq!(
+        (refused.status, refused.error_type().as_str()),
+        (429, "too_busy")
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "refused at once, not queued"
+    );
+    assert_eq!(
+        server.eval(None, "'others still served'").json(),
+        json!("others still served")
+    );
+    assert_eq!(slow.join().unwrap().json(), json!("slow"));
+    assert_eq!(server.eval(Some(&alice), "2").json(), json!(2));
+}

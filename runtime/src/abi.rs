@@ -161,6 +161,7 @@ pub(crate) fn call_export(
     instance: &Instance,
     export: &str,
     request: &[u8],
+    max_response: usize,
 ) -> wasmtime::Result<Result<GuestResponse, SandboxError>> {
     let memory = instance
         .get_memory(&mut *store, "memory")
@@ -173,6 +174,12 @@ pub(crate) fn call_export(
     memory.write(&mut *store, ptr as usize, request)?;
     let packed = function.call(&mut *store, len)?;
     let (ptr, len) = ((packed & 0xffff_ffff) as usize, (packed >> 32) as usize);
+    if len > max_response.saturating_add(1) {
+        return Ok(Err(SandboxError::Limit(format!(
+            "the result is {} bytes, more than the limit of {max_response} bytes",
+            len - 1
+        ))));
+    }
     let data = memory.data(&*store);
     let Some(response) = data.get(ptr..ptr + len) else {
         return Ok(Err(SandboxError::Trap(

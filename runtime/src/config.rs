@@ -18,6 +18,12 @@ pub struct SandboxConfig {
     pub policy: crate::policy::PolicySettings,
     /// Most bytes of `console` output one call may produce (default 1 MiB).
     pub max_log_bytes: usize,
+    /// Largest arguments of a call, as JSON or tagged JSON (default 4 MiB).
+    pub max_args_bytes: usize,
+    /// Largest result of a call, as JSON or tagged JSON (default 4 MiB).
+    pub max_result_bytes: usize,
+    /// Largest `console.email`, subject and body together (default 256 KiB).
+    pub max_email_bytes: usize,
     /// Bytes of each pooled linear memory kept mapped between calls and
     /// reset by copying instead of being unmapped and faulted in again
     /// (default 2 MiB, more than the guest's whole memory;
@@ -37,6 +43,9 @@ impl Default for SandboxConfig {
             max_depth: 16,
             policy: crate::policy::PolicySettings::default(),
             max_log_bytes: 1 << 20,
+            max_args_bytes: 4 << 20,
+            max_result_bytes: 4 << 20,
+            max_email_bytes: 256 << 10,
             keep_resident_bytes: 2 << 20,
             cache_dir: None,
         }

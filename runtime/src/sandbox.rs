@@ -185,6 +185,19 @@ impl Sandbox {
             Arguments::Json(args) => (RunMode::Json, args),
             Arguments::ExpressRequest(request) => (RunMode::Express, request),
         };
+        let limit = self.shared.config.max_args_bytes;
+        if args.len() > limit {
+            let mut evaluation = Evaluation::start(invocation.target, &invocation.frame);
+            let error = SandboxError::Limit(format!(
+                "the arguments are {} bytes, more than the limit of {limit} bytes",
+                args.len()
+            ));
+            evaluation.error = Some(error.to_string());
+            return Outcome {
+                result: Err(error),
+                evaluation,
+            };
+        }
         let request = abi::run_request(invocation.bytecode, invocation.export, mode, args);
         let (result, evaluation) =
             self.shared
@@ -251,10 +264,15 @@ impl Shared {
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(deadline_ticks(remaining));
         store.epoch_deadline_trap();
-        let result = self
-            .runtime
-            .instantiate(&mut store)
-            .and_then(|instance| abi::call_export(&mut store, &instance, export, request));
+        let result = self.runtime.instantiate(&mut store).and_then(|instance| {
+            abi::call_export(
+                &mut store,
+                &instance,
+                export,
+                request,
+                self.config.max_result_bytes,
+            )
+        });
         let result = match result {
             Ok(response) => response,
             Err(trap) => Err(abi::classify_trap(trap, self.config.deadline)),

@@ -491,3 +491,44 @@ fn a_library_looping_forever_in_a_nested_call_ends_the_whole_tree_at_the_deadlin
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn oversized_arguments_and_emails_are_refused_with_the_limit_named() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "take",
+        true,
+        "export function take(s) { return s.length }",
+    );
+    let body = "try { @bob.take('x'.repeat(5 * 1024 * 1024)); return 'passed' } catch (e) { return e.name + ': ' + e.message }";
+    let message = result(run(&world, Some("alice"), body));
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .starts_with("RangeError: the arguments to @bob.take are"),
+        "{message}"
+    );
+    let body = "try { console.email('big', 'x'.repeat(300 * 1024)); return 'sent' } catch (e) { return e.name + ': ' + e.message }";
+    let message = result(run(&world, Some("alice"), body));
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .starts_with("RangeError: console.email is limited to"),
+        "{message}"
+    );
+    assert!(world.emails().is_empty());
+}
+
+#[test]
+fn an_oversized_result_is_a_limit_error() {
+    let world = Arc::new(MemoryWorld::new());
+    let outcome = run(&world, Some("alice"), "return 'x'.repeat(5 * 1024 * 1024)");
+    match outcome.result {
+        Err(SandboxError::Limit(message)) => assert!(message.contains("result"), "{message}"),
+        other => panic!("expected a limit error, got {other:?}"),
+    }
+}

@@ -344,10 +344,17 @@ fn a_corrupt_cache_file_is_rebuilt() {
 
 #[test]
 fn deep_recursion_is_a_range_error_and_the_sandbox_keeps_working() {
-    let error = thrown(call("export default function f() { return f() }", "f", json!([])));
+    let error = thrown(call(
+        "export default function f() { return f() }",
+        "f",
+        json!([]),
+    ));
     assert_eq!(error.name, "RangeError");
     assert!(error.message.contains("call stack"), "{}", error.message);
-    assert_eq!(call("export const one = () => 1", "one", json!([])).unwrap(), json!(1));
+    assert_eq!(
+        call("export const one = () => 1", "one", json!([])).unwrap(),
+        json!(1)
+    );
 }
 
 #[test]
@@ -365,17 +372,25 @@ fn memory_bombs_end_in_an_error_naming_memory() {
             error.message
         );
     }
-    assert_eq!(call("export const one = () => 1", "one", json!([])).unwrap(), json!(1));
+    assert_eq!(
+        call("export const one = () => 1", "one", json!([])).unwrap(),
+        json!(1)
+    );
 }
 
 #[test]
 fn two_million_console_lines_hit_the_log_limit() {
     let bytecode = sandbox()
-        .compile("logs.js", "export default function () { for (let i = 0; i < 2e6; i++) console.log('line', i) }")
+        .compile(
+            "logs.js",
+            "export default function () { for (let i = 0; i < 2e6; i++) console.log('line', i) }",
+        )
         .unwrap();
     let output = sandbox().call(&bytecode, "logs", "[]");
     match output.result {
-        Err(SandboxError::Limit(message)) => assert!(message.contains("console output"), "{message}"),
+        Err(SandboxError::Limit(message)) => {
+            assert!(message.contains("console output"), "{message}")
+        }
         other => panic!("expected the log limit, got {other:?}"),
     }
     let kept: usize = output.logs.iter().map(|l| l.message.len()).sum();

@@ -107,6 +107,19 @@ fn run_nested(
     args: &str,
 ) -> Result<Answer, Stop> {
     let state = caller.data();
+    let max_args = state.shared.config.max_args_bytes;
+    if args.len() > max_args {
+        return Err(Answer::Refused {
+            name: "RangeError",
+            message: format!(
+                "the arguments to @{}.{} are {} bytes, more than the limit of {max_args} bytes",
+                stored.owner,
+                stored.name,
+                args.len()
+            ),
+        }
+        .into());
+    }
     let max_depth = state.shared.config.max_depth;
     if frame.depth > max_depth {
         return Err(Answer::Refused {

@@ -15,7 +15,16 @@ pub(super) fn send(caller: &mut Caller<'_, CallState>, request: &Value) -> Resul
             .unwrap_or("")
             .to_string()
     };
+    let (subject, body) = (text("subject"), text("body"));
     let state = caller.data();
+    let limit = state.shared.config.max_email_bytes;
+    if subject.len() + body.len() > limit {
+        return Err(Answer::Refused {
+            name: "RangeError",
+            message: format!("console.email is limited to {limit} bytes of subject and body"),
+        }
+        .into());
+    }
     let decision = decide(
         &state.frame,
         &state.shared.config.policy,
@@ -29,8 +38,8 @@ pub(super) fn send(caller: &mut Caller<'_, CallState>, request: &Value) -> Resul
             let email = Email {
                 to,
                 from_author: state.frame.author.clone(),
-                subject: text("subject"),
-                body: text("body"),
+                subject,
+                body,
             };
             Ok(match state.world.send_email(email) {
                 Ok(()) => Answer::Ok("null".into()),

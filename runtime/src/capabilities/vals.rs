@@ -24,6 +24,15 @@ pub(super) fn write(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
         .get("value")
         .ok_or_else(|| Answer::type_error("the request has no value"))?;
     let state = caller.data();
+    let limit = state.shared.config.max_args_bytes;
+    let value = value.to_string();
+    if value.len() > limit {
+        return Err(Answer::Refused {
+            name: "RangeError",
+            message: format!("a val's value is limited to {limit} bytes"),
+        }
+        .into());
+    }
     let decision = decide(
         &state.frame,
         &state.shared.config.policy,
