@@ -51,6 +51,8 @@ extern "C" {
     fn host_library_call(ptr: *const u8, len: usize) -> u32;
     #[link_name = "api-call"]
     fn host_api_call(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "fetch"]
+    fn host_fetch(ptr: *const u8, len: usize) -> u32;
 }
 
 /// A host import taking one JSON request and answering with a JSON response
@@ -107,13 +109,14 @@ pub extern "C" fn initialize_runtime() {
         })
         .expect("log function");
         let host = Object::new(ctx.clone()).expect("host object");
-        let imports: [(&str, HostImport); 6] = [
+        let imports: [(&str, HostImport); 7] = [
             ("readVal", host_read_val),
             ("writeVal", host_write_val),
             ("readSecret", host_read_secret),
             ("sendEmail", host_send_email),
             ("libraryCall", host_library_call),
             ("apiCall", host_api_call),
+            ("fetch", host_fetch),
         ];
         for (name, import) in imports {
             let function =

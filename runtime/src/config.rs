@@ -14,6 +14,8 @@ pub struct SandboxConfig {
     pub max_instances: u32,
     /// Deepest nesting of val calls (default 16).
     pub max_depth: u32,
+    /// Outbound `fetch`: timeout, size, host lists, address guard.
+    pub fetch: crate::fetch::FetchPolicy,
     /// Policy settings (`library_writes`).
     pub policy: crate::policy::PolicySettings,
     /// Most bytes of `console` output one call may produce (default 1 MiB).
@@ -42,6 +44,7 @@ impl Default for SandboxConfig {
             max_instances: 128,
             max_depth: 16,
             policy: crate::policy::PolicySettings::default(),
+            fetch: crate::fetch::FetchPolicy::default(),
             max_log_bytes: 1 << 20,
             max_args_bytes: 4 << 20,
             max_result_bytes: 4 << 20,

@@ -14,6 +14,7 @@ mod capabilities;
 mod config;
 mod error;
 mod evaluation;
+pub mod fetch;
 mod frame;
 mod image;
 pub mod policy;

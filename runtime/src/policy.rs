@@ -35,6 +35,9 @@ pub enum Capability {
     WriteVal,
     /// `console.email(...)`: the decision names the recipient.
     SendEmail,
+    /// `fetch(...)`: outbound HTTP, carrying nobody's private state, so
+    /// open in every mode (the operator's address guard still applies).
+    Fetch,
 }
 
 /// One question for the policy.
@@ -81,6 +84,7 @@ pub fn decide(frame: &Frame, settings: &PolicySettings, request: &Request<'_>) -
             };
             let own = owner.is_some() && owner == principal;
             match request.capability {
+                Capability::Fetch => fetch_for(principal),
                 Capability::ReadVal(ValState::Public) => allow(owner, request),
                 Capability::ReadVal(ValState::Missing) if own => Decision::Undefined,
                 Capability::ReadSecret | Capability::ReadVal(_) | Capability::WriteVal => {
@@ -105,6 +109,7 @@ pub fn decide(frame: &Frame, settings: &PolicySettings, request: &Request<'_>) -
                 Owner::Named(user) => Some(user),
             };
             match request.capability {
+                Capability::Fetch => fetch_for(principal),
                 Capability::ReadSecret => Decision::Undefined,
                 Capability::ReadVal(ValState::Public) => allow(owner, request),
                 Capability::ReadVal(_) => Decision::Undefined,
@@ -136,6 +141,7 @@ pub fn decide(frame: &Frame, settings: &PolicySettings, request: &Request<'_>) -
             };
             let callers = owner.is_some() && owner == principal;
             match request.capability {
+                Capability::Fetch => fetch_for(principal),
                 Capability::ReadVal(ValState::Public) => allow(owner, request),
                 Capability::ReadSecret | Capability::ReadVal(_) if callers => allow(owner, request),
                 Capability::ReadSecret | Capability::ReadVal(_) => Decision::Undefined,
@@ -148,6 +154,11 @@ pub fn decide(frame: &Frame, settings: &PolicySettings, request: &Request<'_>) -
             }
         }
     }
+}
+
+/// `fetch` is open in every mode: it carries nobody's private state.
+fn fetch_for(principal: Option<&str>) -> Decision {
+    Decision::Allow(principal.unwrap_or_default().to_string())
 }
 
 fn allow(owner: Option<&str>, request: &Request<'_>) -> Decision {
@@ -176,5 +187,6 @@ fn describe(request: &Request<'_>, owner: Option<&str>) -> String {
         Capability::ReadVal(_) => format!("read {owner}'s private vals"),
         Capability::WriteVal => format!("write {owner}'s vals"),
         Capability::SendEmail => "send email".into(),
+        Capability::Fetch => "fetch".into(),
     }
 }

@@ -6,6 +6,7 @@
 
 mod calls;
 mod email;
+mod fetch;
 mod log;
 mod secrets;
 mod vals;
@@ -30,6 +31,7 @@ pub(crate) fn define(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     json_import(linker, "send-email", email::send)?;
     json_import(linker, "library-call", calls::library)?;
     json_import(linker, "api-call", calls::api)?;
+    json_import(linker, "fetch", fetch::fetch)?;
     Ok(())
 }
 

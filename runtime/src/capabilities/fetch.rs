@@ -1,0 +1,73 @@
+//! `fetch`: outbound HTTP under the operator's [`FetchPolicy`](crate::fetch::FetchPolicy).
+//! Bodies travel as strings of byte-valued characters (U+0000–U+00FF).
+
+use super::{refusal, Answer, Stop};
+use crate::fetch::{fetch as perform, FetchRequest};
+use crate::policy::{decide, Capability, Decision, Owner, Request};
+use crate::state::CallState;
+use serde_json::{json, Value};
+use wasmtime::Caller;
+
+pub(super) fn fetch(caller: &mut Caller<'_, CallState>, request: &Value) -> Result<Answer, Stop> {
+    let state = caller.data();
+    let decision = decide(
+        &state.frame,
+        &state.shared.config.policy,
+        &Request {
+            owner: Owner::Me,
+            capability: Capability::Fetch,
+        },
+    );
+    if !matches!(decision, Decision::Allow(_)) {
+        return Ok(refusal(decision));
+    }
+    let url = request
+        .get("url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let headers = request
+        .get("headers")
+        .and_then(Value::as_array)
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter_map(|pair| {
+                    Some((
+                        pair.get(0)?.as_str()?.to_string(),
+                        pair.get(1)?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = request
+        .get("body")
+        .and_then(Value::as_str)
+        .map(|text| text.chars().map(|c| c as u32 as u8).collect());
+    let fetch_request = FetchRequest {
+        url: url.to_string(),
+        method: request
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("GET")
+            .to_string(),
+        headers,
+        body,
+    };
+    let policy = state.shared.config.fetch.clone();
+    match perform(&policy, fetch_request, state.frame.deadline) {
+        Ok(response) => {
+            let body: String = response.body.iter().map(|b| *b as char).collect();
+            let answer = json!({
+                "status": response.status,
+                "statusText": response.status_text,
+                "headers": response.headers,
+                "body": body,
+                "url": response.url,
+                "redirected": response.redirected,
+            });
+            Ok(Answer::Ok(answer.to_string()))
+        }
+        Err(message) => Ok(Answer::type_error(format!("fetch {url} failed: {message}"))),
+    }
+}

@@ -1,0 +1,237 @@
+//! `fetch` against servers on loopback (with the guard told to allow them),
+//! and the default guard refusing every private or metadata address.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use valbox_runtime::fetch::FetchPolicy;
+use valbox_runtime::{
+    Arguments, Frame, Invocation, MemoryWorld, Sandbox, SandboxConfig, SandboxError, World,
+};
+
+/// A small HTTP/1.1 server on 127.0.0.1; returns its port.
+fn serve() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut parts = line.split_whitespace();
+            let (method, path) = (
+                parts.next().unwrap_or("").to_string(),
+                parts.next().unwrap_or("").to_string(),
+            );
+            let mut headers = Vec::new();
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim().is_empty() {
+                    break;
+                }
+                let (name, value) = header.split_once(':').unwrap();
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+            }
+            let length: usize = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or("", |(_, v)| v.as_str())
+                    .to_string()
+            };
+            let (status, extra, content) = match path.as_str() {
+                "/text" => ("200 OK", String::new(), b"hello".to_vec()),
+                "/json" => (
+                    "200 OK",
+                    "Content-Type: application/json\r\n".into(),
+                    br#"{"a":[1,2]}"#.to_vec(),
+                ),
+                "/echo" => (
+                    "201 Created",
+                    "X-Reply: yes\r\n".into(),
+                    format!(
+                        "{method} {} {}",
+                        header("x-test"),
+                        String::from_utf8_lossy(&body)
+                    )
+                    .into_bytes(),
+                ),
+                "/redirect" => (
+                    "302 Found",
+                    format!("Location: http://localhost:{port}/text\r\n"),
+                    Vec::new(),
+                ),
+                "/big" => ("200 OK", String::new(), vec![b'x'; 2 << 20]),
+                _ => ("404 Not Found", String::new(), b"nope".to_vec()),
+            };
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                content.len()
+            );
+            let _ = stream.write_all(&content);
+        }
+    });
+    port
+}
+
+fn sandbox_with(policy: FetchPolicy) -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        cache_dir: Some(env!("CARGO_TARGET_TMPDIR").into()),
+        fetch: policy,
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+}
+
+fn loopback_allowed() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        sandbox_with(FetchPolicy {
+            allow_private_addresses: true,
+            deny_hosts: vec!["localhost".into()],
+            max_response_bytes: 1 << 20,
+            ..FetchPolicy::default()
+        })
+    })
+}
+
+fn default_guard() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| sandbox_with(FetchPolicy::default()))
+}
+
+fn run(sandbox: &Sandbox, body: &str) -> Result<Value, SandboxError> {
+    let source = format!("export default async function () {{ {body} }}");
+    let bytecode = sandbox.compile("fetch.js", &source).unwrap();
+    let outcome = sandbox.run(
+        Arc::new(MemoryWorld::new()) as Arc<dyn World>,
+        Invocation {
+            frame: Frame::own(Some("alice"), Instant::now() + sandbox.config().deadline),
+            target: "eval".into(),
+            bytecode: &bytecode,
+            export: "default",
+            args: Arguments::Json("[]"),
+        },
+    );
+    outcome
+        .result
+        .map(|text| serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn fetch_reads_text_json_status_and_headers() {
+    let port = serve();
+    let body = format!(
+        r#"const t = await fetch('http://127.0.0.1:{port}/text');
+           const j = await fetch('http://127.0.0.1:{port}/json');
+           const missing = await fetch('http://127.0.0.1:{port}/missing');
+           return [t.status, t.ok, await t.text(), await j.json(), j.headers.get('content-type'), missing.status, missing.ok];"#
+    );
+    assert_eq!(
+        run(loopback_allowed(), &body).unwrap(),
+        json!([200, true, "hello", {"a": [1, 2]}, "application/json", 404, false])
+    );
+}
+
+#[test]
+fn fetch_sends_method_headers_and_body() {
+    let port = serve();
+    let body = format!(
+        r#"const r = await fetch('http://127.0.0.1:{port}/echo', {{ method: 'POST', headers: {{ 'X-Test': 'yes' }}, body: 'grüße' }});
+           const bytes = new Uint8Array(await r.arrayBuffer());
+           return [r.status, r.headers.get('x-reply'), new TextDecoder().decode(bytes)];"#
+    );
+    assert_eq!(
+        run(loopback_allowed(), &body).unwrap(),
+        json!([201, "yes", "POST yes grüße"])
+    );
+}
+
+#[test]
+fn every_redirect_hop_is_checked_again() {
+    let port = serve();
+    let body = format!("try {{ await fetch('http://127.0.0.1:{port}/redirect'); return 'followed' }} catch (e) {{ return e.name + ': ' + e.message }}");
+    let message = run(loopback_allowed(), &body).unwrap();
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .contains("localhost is on the deny list"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_response_over_the_size_limit_is_an_error() {
+    let port = serve();
+    let body = format!("try {{ await fetch('http://127.0.0.1:{port}/big'); return 'read' }} catch (e) {{ return e.message }}");
+    let message = run(loopback_allowed(), &body).unwrap();
+    assert!(
+        message.as_str().unwrap().contains("larger than the limit"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_default_guard_refuses_private_loopback_and_metadata_addresses() {
+    let port = serve();
+    for url in [
+        format!("http://127.0.0.1:{port}/text"),
+        format!("http://[::1]:{port}/text"),
+        format!("http://localhost:{port}/text"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/".to_string(),
+        format!("http://2130706433:{port}/text"),
+        format!("http://0177.0.0.1:{port}/text"),
+        format!("http://[::ffff:127.0.0.1]:{port}/text"),
+        "file:///etc/passwd".to_string(),
+    ] {
+        let body = format!("try {{ await fetch('{url}'); return 'fetched' }} catch (e) {{ return e.name + ': ' + e.message }}");
+        let message = run(default_guard(), &body).unwrap();
+        let message = message.as_str().unwrap();
+        assert!(message.starts_with("TypeError: fetch"), "{url}: {message}");
+    }
+}
+
+#[test]
+fn fetch_works_in_restricted_library_calls_too() {
+    let port = serve();
+    let sandbox = loopback_allowed();
+    let world = Arc::new(MemoryWorld::new());
+    let source = format!("export async function get() {{ return (await fetch('http://127.0.0.1:{port}/text')).text() }}");
+    world.put_val(
+        "bob",
+        "get",
+        true,
+        &source,
+        sandbox.compile("bob/get.js", &source).unwrap(),
+    );
+    let bytecode = sandbox
+        .compile(
+            "eval.js",
+            "export default async function () { return await @bob.get() }",
+        )
+        .unwrap();
+    let outcome = sandbox.run(
+        world as Arc<dyn World>,
+        Invocation {
+            frame: Frame::own(Some("alice"), Instant::now() + sandbox.config().deadline),
+            target: "eval".into(),
+            bytecode: &bytecode,
+            export: "default",
+            args: Arguments::Json("[]"),
+        },
+    );
+    assert_eq!(outcome.result.unwrap(), "\"hello\"");
+}
