@@ -45,6 +45,31 @@ pub struct SettingsArgs {
     /// Calls running at once per caller; more are refused with 429 [default: 8].
     #[arg(long, env = "VALBOX_MAX_CALLS_PER_USER", global = true)]
     pub max_calls_per_user: Option<usize>,
+    /// Let `fetch` reach private, loopback and link-local addresses [default: false].
+    #[arg(long, env = "VALBOX_FETCH_ALLOW_PRIVATE", global = true)]
+    pub fetch_allow_private: Option<bool>,
+    /// Comma-separated hosts `fetch` may reach (and their subdomains) [default: any public host].
+    #[arg(
+        long,
+        env = "VALBOX_FETCH_ALLOW_HOSTS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub fetch_allow_hosts: Option<Vec<String>>,
+    /// Comma-separated hosts `fetch` may never reach (and their subdomains).
+    #[arg(
+        long,
+        env = "VALBOX_FETCH_DENY_HOSTS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub fetch_deny_hosts: Option<Vec<String>>,
+    /// Timeout of one `fetch`, in milliseconds [default: 10000].
+    #[arg(long, env = "VALBOX_FETCH_TIMEOUT_MS", global = true)]
+    pub fetch_timeout_ms: Option<u64>,
+    /// Largest `fetch` response body, in bytes [default: 4194304].
+    #[arg(long, env = "VALBOX_FETCH_MAX_BYTES", global = true)]
+    pub fetch_max_bytes: Option<usize>,
     /// Key that may create users over HTTP (unset: only `valbox user add` can).
     #[arg(long, env = "VALBOX_ADMIN_KEY", global = true, hide_env_values = true)]
     pub admin_key: Option<String>,
@@ -77,6 +102,11 @@ struct SettingsFile {
     library_writes: Option<LibraryWrites>,
     max_concurrent_calls: Option<usize>,
     max_calls_per_user: Option<usize>,
+    fetch_allow_private: Option<bool>,
+    fetch_allow_hosts: Option<Vec<String>>,
+    fetch_deny_hosts: Option<Vec<String>>,
+    fetch_timeout_ms: Option<u64>,
+    fetch_max_bytes: Option<usize>,
     admin_key: Option<String>,
     master_key: Option<String>,
 }
@@ -102,6 +132,8 @@ pub struct Settings {
     pub library_writes: LibraryWrites,
     /// Concurrency limits of calls.
     pub call_limits: crate::service::CallLimits,
+    /// Outbound `fetch` settings.
+    pub fetch: valbox_runtime::fetch::FetchPolicy,
     /// Key that may create users over HTTP.
     pub admin_key: Option<String>,
     /// Master key for secrets (hex), when not kept in the data dir.
@@ -185,6 +217,34 @@ impl SettingsArgs {
                     .unwrap_or(8)
                     .max(1),
             },
+            fetch: {
+                let defaults = valbox_runtime::fetch::FetchPolicy::default();
+                valbox_runtime::fetch::FetchPolicy {
+                    timeout: self
+                        .fetch_timeout_ms
+                        .or(file.fetch_timeout_ms)
+                        .map_or(defaults.timeout, Duration::from_millis),
+                    max_response_bytes: self
+                        .fetch_max_bytes
+                        .or(file.fetch_max_bytes)
+                        .unwrap_or(defaults.max_response_bytes),
+                    allow_hosts: self
+                        .fetch_allow_hosts
+                        .clone()
+                        .or(file.fetch_allow_hosts)
+                        .unwrap_or_default(),
+                    deny_hosts: self
+                        .fetch_deny_hosts
+                        .clone()
+                        .or(file.fetch_deny_hosts)
+                        .unwrap_or_default(),
+                    allow_private_addresses: self
+                        .fetch_allow_private
+                        .or(file.fetch_allow_private)
+                        .unwrap_or(false),
+                    ..defaults
+                }
+            },
             admin_key: self.admin_key.clone().or(file.admin_key),
             master_key: self.master_key.clone().or(file.master_key),
         })
@@ -214,6 +274,7 @@ impl Settings {
             policy: valbox_runtime::policy::PolicySettings {
                 deny_library_writes: self.library_writes == LibraryWrites::Deny,
             },
+            fetch: self.fetch.clone(),
             ..SandboxConfig::default()
         }
     }
