@@ -419,6 +419,18 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, Response> {
         .map_err(|_| too_large(state.max_body_bytes))
 }
 
+/// A JSON request body, read under the size limit; a body that is too
+/// large or not JSON is answered with the JSON error before the handler runs.
+struct JsonBody(Value);
+
+impl axum::extract::FromRequest<Arc<AppState>> for JsonBody {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, Response> {
+        json_body(state, request.into_body()).await.map(JsonBody)
+    }
+}
+
 /// Reads and parses a JSON body.
 async fn json_body(state: &AppState, body: Body) -> Result<Value, Response> {
     let bytes = read_body(state, body).await?;
@@ -488,24 +500,21 @@ async fn eval_get(
     Ok(ok(result))
 }
 
-async fn eval_post(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
-    let body = match json_body(&state, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
+async fn eval_post(
+    State(state): Shared,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let code = field(&body, "code")?.to_string();
+    let args = match body.get("args") {
+        None | Some(Value::Null) => "[]".to_string(),
+        Some(args) => args_text(args)?,
     };
-    let work = async {
-        let code = field(&body, "code")?.to_string();
-        let args = match body.get("args") {
-            None | Some(Value::Null) => "[]".to_string(),
-            Some(args) => args_text(args)?,
-        };
-        let result = as_caller(&state, &headers, move |service, user| {
-            service.eval(user, &code, &args)
-        })
-        .await?;
-        Ok::<_, ApiError>(ok(result))
-    };
-    work.await.unwrap_or_else(IntoResponse::into_response)
+    let result = as_caller(&state, &headers, move |service, user| {
+        service.eval(user, &code, &args)
+    })
+    .await?;
+    Ok(ok(result))
 }
 
 #[derive(serde::Deserialize)]
@@ -696,30 +705,25 @@ async fn express_v0(
     work.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn create_user(State(state): Shared, headers: HeaderMap, body: Body) -> Response {
-    let body = match json_body(&state, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let work = async {
-        let handle = field(&body, "handle")?.to_string();
-        let email = field(&body, "email")?.to_string();
-        let admin = bearer(&headers)?;
-        let state = state.clone();
-        let (handle, key) = tokio::task::spawn_blocking(move || {
-            state.service.create_user(admin.as_deref(), &handle, &email)
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))??;
-        Ok::<_, ApiError>(
-            (
-                StatusCode::CREATED,
-                Json(json!({"handle": handle, "api_key": key})),
-            )
-                .into_response(),
-        )
-    };
-    work.await.unwrap_or_else(IntoResponse::into_response)
+async fn create_user(
+    State(state): Shared,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let handle = field(&body, "handle")?.to_string();
+    let email = field(&body, "email")?.to_string();
+    let admin = bearer(&headers)?;
+    let state = state.clone();
+    let (handle, key) = tokio::task::spawn_blocking(move || {
+        state.service.create_user(admin.as_deref(), &handle, &email)
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.to_string()))??;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"handle": handle, "api_key": key})),
+    )
+        .into_response())
 }
 
 async fn me(State(state): Shared, headers: HeaderMap) -> ApiResult<Response> {
@@ -731,22 +735,15 @@ async fn put_val(
     State(state): Shared,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let body = match json_body(&state, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let work = async {
-        let code = field(&body, "code")?.to_string();
-        let privacy = privacy_field(&body)?;
-        let meta = as_user(&state, &headers, move |service, user| {
-            service.save_val(user, &name, &code, privacy)
-        })
-        .await?;
-        Ok::<_, ApiError>(ok(meta))
-    };
-    work.await.unwrap_or_else(IntoResponse::into_response)
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let code = field(&body, "code")?.to_string();
+    let privacy = privacy_field(&body)?;
+    let meta = as_user(&state, &headers, move |service, user| {
+        service.save_val(user, &name, &code, privacy)
+    })
+    .await?;
+    Ok(ok(meta))
 }
 
 #[derive(serde::Deserialize)]
@@ -778,22 +775,15 @@ async fn patch_val(
     State(state): Shared,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let body = match json_body(&state, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let work = async {
-        let privacy = privacy_field(&body)?
-            .ok_or_else(|| ServiceError::BadRequest("the body needs `privacy`".into()))?;
-        let meta = as_user(&state, &headers, move |service, user| {
-            service.set_privacy(user, &name, privacy)
-        })
-        .await?;
-        Ok::<_, ApiError>(ok(meta))
-    };
-    work.await.unwrap_or_else(IntoResponse::into_response)
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let privacy = privacy_field(&body)?
+        .ok_or_else(|| ServiceError::BadRequest("the body needs `privacy`".into()))?;
+    let meta = as_user(&state, &headers, move |service, user| {
+        service.set_privacy(user, &name, privacy)
+    })
+    .await?;
+    Ok(ok(meta))
 }
 
 async fn delete_val(
@@ -841,21 +831,14 @@ async fn put_secret(
     State(state): Shared,
     Path(key): Path<String>,
     headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let body = match json_body(&state, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let work = async {
-        let value = field(&body, "value")?.to_string();
-        as_user(&state, &headers, move |service, user| {
-            service.put_secret(user, &key, &value)
-        })
-        .await?;
-        Ok::<_, ApiError>(ok(json!({"saved": true})))
-    };
-    work.await.unwrap_or_else(IntoResponse::into_response)
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let value = field(&body, "value")?.to_string();
+    as_user(&state, &headers, move |service, user| {
+        service.put_secret(user, &key, &value)
+    })
+    .await?;
+    Ok(ok(json!({"saved": true})))
 }
 
 async fn list_secrets(State(state): Shared, headers: HeaderMap) -> ApiResult<Response> {
