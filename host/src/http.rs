@@ -3,6 +3,7 @@
 //! exist without being documented. Every error is `{"error": {"type",
 //! "message", ...}}` with its status chosen in [`ApiError::into_response`].
 
+use crate::request_args;
 use crate::service::{Service, ServiceError};
 use crate::store::{Privacy, User};
 use axum::body::{Body, Bytes};
@@ -442,14 +443,6 @@ async fn json_body(state: &AppState, body: Body) -> Result<Value, Response> {
     })
 }
 
-fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, ApiError> {
-    match body.get(name) {
-        Some(Value::String(text)) => Ok(text),
-        Some(_) => Err(ServiceError::BadRequest(format!("`{name}` must be a string")).into()),
-        None => Err(ServiceError::BadRequest(format!("the body needs `{name}`")).into()),
-    }
-}
-
 fn privacy_field(body: &Value) -> Result<Option<Privacy>, ApiError> {
     match body.get("privacy") {
         None | Some(Value::Null) => Ok(None),
@@ -459,28 +452,6 @@ fn privacy_field(body: &Value) -> Result<Option<Privacy>, ApiError> {
                 ServiceError::BadRequest("`privacy` must be \"public\" or \"private\"".into())
                     .into()
             }),
-    }
-}
-
-/// Splits `user.val`.
-fn split_target(target: &str) -> ApiResult<(String, String)> {
-    let target = target.strip_prefix('@').unwrap_or(target);
-    match target.split_once('.') {
-        Some((user, name)) if !user.is_empty() && !name.is_empty() => {
-            Ok((user.to_string(), name.to_string()))
-        }
-        _ => {
-            Err(ServiceError::BadRequest(format!("`{target}` is not of the form user.val")).into())
-        }
-    }
-}
-
-/// An `args` value: must be a JSON array.
-fn args_text(args: &Value) -> ApiResult<String> {
-    if args.is_array() {
-        Ok(args.to_string())
-    } else {
-        Err(ServiceError::BadRequest("`args` must be a JSON array".into()).into())
     }
 }
 
@@ -505,11 +476,7 @@ async fn eval_post(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let code = field(&body, "code")?.to_string();
-    let args = match body.get("args") {
-        None | Some(Value::Null) => "[]".to_string(),
-        Some(args) => args_text(args)?,
-    };
+    let (code, args) = request_args::eval_request(&body).map_err(bad_request)?;
     let result = as_caller(&state, &headers, move |service, user| {
         service.eval(user, &code, &args)
     })
@@ -532,29 +499,14 @@ async fn run(
 ) -> Response {
     let args = if method == Method::POST {
         match json_body(&state, body).await {
-            Ok(Value::Array(args)) => Ok(Value::Array(args).to_string()),
-            Ok(Value::Object(object)) => match object.get("args") {
-                Some(args) => args_text(args),
-                None => Ok("[]".to_string()),
-            },
-            Ok(_) => Err(ServiceError::BadRequest(
-                "the body must be {\"args\": [...]} or a JSON array".into(),
-            )
-            .into()),
+            Ok(body) => request_args::run_args_from_body(&body),
             Err(response) => return response,
         }
     } else {
-        match &query.args {
-            None => Ok("[]".to_string()),
-            Some(text) => serde_json::from_str::<Value>(text)
-                .map_err(|e| {
-                    ServiceError::BadRequest(format!("`args` is not valid JSON: {e}")).into()
-                })
-                .and_then(|args| args_text(&args)),
-        }
+        request_args::run_args_from_query(query.args.as_deref())
     };
     let work = async {
-        let args = args?;
+        let args = args.map_err(bad_request)?;
         let (user, name) = split_target(&target)?;
         let result = as_caller(&state, &headers, move |service, viewer| {
             service.run(viewer, &user, &name, &args)
@@ -904,4 +856,16 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> s
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
+}
+
+fn bad_request(message: String) -> ApiError {
+    ApiError(ServiceError::BadRequest(message))
+}
+
+fn field<'a>(body: &'a Value, name: &str) -> ApiResult<&'a str> {
+    request_args::string_field(body, name).map_err(bad_request)
+}
+
+fn split_target(target: &str) -> ApiResult<(String, String)> {
+    request_args::split_target(target).map_err(bad_request)
 }

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod local_run;
+pub mod request_args;
 pub mod sealing;
 pub mod service;
 pub mod settings;
