@@ -99,7 +99,7 @@ fn main() {
     // Library and API round trips: alice's code calls bob's add; two fresh
     // instances per sample (alice's and bob's).
     let world = Arc::new(MemoryWorld::new());
-    world.put_val("bob", "add", true, source, bytecode.clone());
+    world.put_val("bob", "add", true, bytecode.clone());
     let world: Arc<dyn World> = world;
     let round_trip = |label: &str, body: &str| {
         let driver = compiler

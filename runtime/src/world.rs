@@ -53,13 +53,10 @@ pub trait World: Send + Sync {
     fn send_email(&self, email: Email) -> Result<(), String>;
 }
 
-/// Every version of one val with its source, oldest first.
-type Versions = Vec<(StoredVal, String)>;
-
 /// A [`World`] in memory, for tests.
 #[derive(Default)]
 pub struct MemoryWorld {
-    vals: Mutex<HashMap<(String, String), Versions>>,
+    vals: Mutex<HashMap<(String, String), Vec<StoredVal>>>,
     secrets: Mutex<HashMap<(String, String), String>>,
     emails: Mutex<Vec<Email>>,
 }
@@ -71,36 +68,18 @@ impl MemoryWorld {
     }
 
     /// Saves a new version of `owner.name` and returns its number.
-    pub fn put_val(
-        &self,
-        owner: &str,
-        name: &str,
-        public: bool,
-        source: &str,
-        bytecode: Vec<u8>,
-    ) -> u32 {
+    pub fn put_val(&self, owner: &str, name: &str, public: bool, bytecode: Vec<u8>) -> u32 {
         let mut vals = self.vals.lock().unwrap();
         let versions = vals.entry((owner.into(), name.into())).or_default();
         let version = versions.len() as u32 + 1;
-        versions.push((
-            StoredVal {
-                owner: owner.into(),
-                name: name.into(),
-                version,
-                public,
-                bytecode: bytecode.into(),
-            },
-            source.into(),
-        ));
+        versions.push(StoredVal {
+            owner: owner.into(),
+            name: name.into(),
+            version,
+            public,
+            bytecode: bytecode.into(),
+        });
         version
-    }
-
-    /// The source of the latest version of `owner.name`.
-    pub fn source(&self, owner: &str, name: &str) -> Option<String> {
-        let vals = self.vals.lock().unwrap();
-        vals.get(&(owner.into(), name.into()))
-            .and_then(|versions| versions.last())
-            .map(|(_, source)| source.clone())
     }
 
     /// Sets a secret.
@@ -125,18 +104,18 @@ impl World for MemoryWorld {
             Some(v) => versions.get((v as usize).checked_sub(1)?),
             None => versions.last(),
         };
-        found.map(|(val, _)| val.clone())
+        found.cloned()
     }
 
     fn save_value(
         &self,
         owner: &str,
         name: &str,
-        source: String,
+        _source: String,
         bytecode: Vec<u8>,
     ) -> Result<u32, String> {
         let public = self.val(owner, name, None).is_some_and(|v| v.public);
-        Ok(self.put_val(owner, name, public, &source, bytecode))
+        Ok(self.put_val(owner, name, public, bytecode))
     }
 
     fn secret(&self, owner: &str, key: &str) -> Option<String> {

@@ -24,7 +24,7 @@ fn put(world: &MemoryWorld, owner: &str, name: &str, public: bool, source: &str)
     let bytecode = sandbox()
         .compile(&format!("{owner}/{name}.js"), source)
         .unwrap_or_else(|e| panic!("{owner}.{name} compiles: {e}"));
-    world.put_val(owner, name, public, source, bytecode);
+    world.put_val(owner, name, public, bytecode);
 }
 
 /// Shows what a probe got: `undefined` as a string, values as themselves.

@@ -214,7 +214,6 @@ fn fetch_works_in_restricted_library_calls_too() {
         "bob",
         "get",
         true,
-        &source,
         sandbox.compile("bob/get.js", &source).unwrap(),
     );
     let bytecode = sandbox

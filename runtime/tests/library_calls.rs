@@ -25,7 +25,7 @@ fn put(world: &MemoryWorld, owner: &str, name: &str, public: bool, source: &str)
     let bytecode = sandbox()
         .compile(&format!("{owner}/{name}.js"), source)
         .unwrap_or_else(|e| panic!("{owner}.{name} compiles: {e}"));
-    world.put_val(owner, name, public, source, bytecode);
+    world.put_val(owner, name, public, bytecode);
 }
 
 fn run_with(
@@ -463,13 +463,7 @@ fn a_library_looping_forever_in_a_nested_call_ends_the_whole_tree_at_the_deadlin
     .unwrap();
     let world = Arc::new(MemoryWorld::new());
     let compile_into = |owner: &str, name: &str, source: &str| {
-        world.put_val(
-            owner,
-            name,
-            true,
-            source,
-            short.compile("v.js", source).unwrap(),
-        );
+        world.put_val(owner, name, true, short.compile("v.js", source).unwrap());
     };
     compile_into("bob", "spin", "export function spin() { for (;;) {} }");
     compile_into(
