@@ -1,5 +1,6 @@
 //! The valbox service: settings, the local `run` command and the HTTP server.
 //! The `valbox` binary (`main.rs`) only parses the command line and calls in here.
+#![warn(missing_docs)]
 
 pub mod http;
 pub mod local_run;

@@ -9,6 +9,8 @@
 //! assert_eq!(output.result.unwrap(), "3");
 //! ```
 
+#![warn(missing_docs)]
+
 mod abi;
 mod capabilities;
 mod config;
