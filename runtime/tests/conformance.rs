@@ -2,30 +2,12 @@
 //! function as a library (`@bob.f()`, Restricted Library Mode) and as an API
 //! (`api(@bob.f)`), each call in a fresh instance. One test per cell.
 
+mod common;
+
+use common::{put, run, sandbox};
 use serde_json::{json, Value};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-use valbox_runtime::{
-    Arguments, Frame, Invocation, MemoryWorld, Outcome, Sandbox, SandboxConfig, World,
-};
-
-fn sandbox() -> &'static Sandbox {
-    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-    SANDBOX.get_or_init(|| {
-        Sandbox::new(SandboxConfig {
-            cache_dir: Some(env!("CARGO_TARGET_TMPDIR").into()),
-            ..SandboxConfig::default()
-        })
-        .unwrap()
-    })
-}
-
-fn put(world: &MemoryWorld, owner: &str, name: &str, public: bool, source: &str) {
-    let bytecode = sandbox()
-        .compile(&format!("{owner}/{name}.js"), source)
-        .unwrap_or_else(|e| panic!("{owner}.{name} compiles: {e}"));
-    world.put_val(owner, name, public, bytecode);
-}
+use std::sync::Arc;
+use valbox_runtime::{MemoryWorld, World};
 
 /// Shows what a probe got: `undefined` as a string, values as themselves.
 const SHOW: &str = "const show = (v) => (v === undefined ? 'undefined' : v);";
@@ -76,23 +58,6 @@ fn world() -> Arc<MemoryWorld> {
         );
     }
     world
-}
-
-fn run(world: &Arc<MemoryWorld>, user: Option<&str>, body: &str) -> Outcome {
-    let source = format!("export default async function () {{ {body} }}");
-    let bytecode = sandbox()
-        .compile("eval.js", &source)
-        .expect("driver compiles");
-    sandbox().run(
-        world.clone() as Arc<dyn World>,
-        Invocation {
-            frame: Frame::own(user, Instant::now() + Duration::from_secs(10)),
-            target: "eval".into(),
-            bytecode: &bytecode,
-            export: "default",
-            args: Arguments::Json("[]"),
-        },
-    )
 }
 
 /// Runs alice's code and returns its JSON result (or panics with the error).

@@ -1,15 +1,14 @@
 //! `fetch` against servers on loopback (with the guard told to allow them),
 //! and the default guard refusing every private or metadata address.
 
+mod common;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 use valbox_runtime::fetch::FetchPolicy;
-use valbox_runtime::{
-    Arguments, Frame, Invocation, MemoryWorld, Sandbox, SandboxConfig, SandboxError, World,
-};
+use valbox_runtime::{MemoryWorld, Sandbox, SandboxConfig, SandboxError};
 
 /// A small HTTP/1.1 server on 127.0.0.1; returns its port.
 fn serve() -> u16 {
@@ -112,18 +111,7 @@ fn default_guard() -> &'static Sandbox {
 }
 
 fn run(sandbox: &Sandbox, body: &str) -> Result<Value, SandboxError> {
-    let source = format!("export default async function () {{ {body} }}");
-    let bytecode = sandbox.compile("fetch.js", &source).unwrap();
-    let outcome = sandbox.run(
-        Arc::new(MemoryWorld::new()) as Arc<dyn World>,
-        Invocation {
-            frame: Frame::own(Some("alice"), Instant::now() + sandbox.config().deadline),
-            target: "eval".into(),
-            bytecode: &bytecode,
-            export: "default",
-            args: Arguments::Json("[]"),
-        },
-    );
+    let outcome = common::run_with(sandbox, &Arc::new(MemoryWorld::new()), Some("alice"), body);
     outcome
         .result
         .map(|text| serde_json::from_str(&text).unwrap())
@@ -216,21 +204,6 @@ fn fetch_works_in_restricted_library_calls_too() {
         true,
         sandbox.compile("bob/get.js", &source).unwrap(),
     );
-    let bytecode = sandbox
-        .compile(
-            "eval.js",
-            "export default async function () { return await @bob.get() }",
-        )
-        .unwrap();
-    let outcome = sandbox.run(
-        world as Arc<dyn World>,
-        Invocation {
-            frame: Frame::own(Some("alice"), Instant::now() + sandbox.config().deadline),
-            target: "eval".into(),
-            bytecode: &bytecode,
-            export: "default",
-            args: Arguments::Json("[]"),
-        },
-    );
+    let outcome = common::run_with(sandbox, &world, Some("alice"), "return await @bob.get()");
     assert_eq!(outcome.result.unwrap(), "\"hello\"");
 }

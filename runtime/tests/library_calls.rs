@@ -2,57 +2,13 @@
 //! results, traces, sticky restriction, own and anonymous code, and attempts
 //! to get around the frame.
 
+mod common;
+
+use common::{put, run, run_with};
 use serde_json::{json, Value};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use valbox_runtime::{
-    Arguments, Frame, Invocation, MemoryWorld, Mode, Outcome, Sandbox, SandboxConfig, SandboxError,
-    World,
-};
-
-fn sandbox() -> &'static Sandbox {
-    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-    SANDBOX.get_or_init(|| {
-        Sandbox::new(SandboxConfig {
-            cache_dir: Some(env!("CARGO_TARGET_TMPDIR").into()),
-            ..SandboxConfig::default()
-        })
-        .unwrap()
-    })
-}
-
-fn put(world: &MemoryWorld, owner: &str, name: &str, public: bool, source: &str) {
-    let bytecode = sandbox()
-        .compile(&format!("{owner}/{name}.js"), source)
-        .unwrap_or_else(|e| panic!("{owner}.{name} compiles: {e}"));
-    world.put_val(owner, name, public, bytecode);
-}
-
-fn run_with(
-    sandbox: &Sandbox,
-    world: &Arc<MemoryWorld>,
-    user: Option<&str>,
-    body: &str,
-) -> Outcome {
-    let source = format!("export default async function () {{ {body} }}");
-    let bytecode = sandbox
-        .compile("eval.js", &source)
-        .expect("driver compiles");
-    sandbox.run(
-        world.clone() as Arc<dyn World>,
-        Invocation {
-            frame: Frame::own(user, Instant::now() + sandbox.config().deadline),
-            target: "eval".into(),
-            bytecode: &bytecode,
-            export: "default",
-            args: Arguments::Json("[]"),
-        },
-    )
-}
-
-fn run(world: &Arc<MemoryWorld>, user: Option<&str>, body: &str) -> Outcome {
-    run_with(sandbox(), world, user, body)
-}
+use valbox_runtime::{MemoryWorld, Mode, Outcome, Sandbox, SandboxConfig, SandboxError};
 
 fn result(outcome: Outcome) -> Value {
     serde_json::from_str(&outcome.result.expect("the code runs")).unwrap()

@@ -1,21 +1,11 @@
 //! Properties of the `@` transform: code without references is untouched,
 //! arbitrary input never panics, and valid programs stay valid.
 
-use proptest::prelude::*;
-use std::sync::OnceLock;
-use valbox_runtime::transform::transform;
-use valbox_runtime::{Sandbox, SandboxConfig};
+mod common;
 
-fn sandbox() -> &'static Sandbox {
-    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
-    SANDBOX.get_or_init(|| {
-        Sandbox::new(SandboxConfig {
-            cache_dir: Some(env!("CARGO_TARGET_TMPDIR").into()),
-            ..SandboxConfig::default()
-        })
-        .unwrap()
-    })
-}
+use common::sandbox;
+use proptest::prelude::*;
+use valbox_runtime::transform::transform;
 
 /// Statements that are valid JavaScript on their own, some with references.
 const SNIPPETS: &[&str] = &[
