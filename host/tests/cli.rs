@@ -187,3 +187,37 @@ fn a_bad_config_file_is_a_clear_error() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn user_add_prints_a_key_once_and_refuses_a_taken_handle() {
+    let dir = workdir("cli-user-add");
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let add = |handle: &str| {
+        Command::new(env!("CARGO_BIN_EXE_valbox"))
+            .args([
+                "--data-dir",
+                data.to_str().unwrap(),
+                "user",
+                "add",
+                handle,
+                "--email",
+                "c@example.com",
+            ])
+            .output()
+            .unwrap()
+    };
+    let output = add("Carol");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let key = text(&output.stdout).trim().to_string();
+    assert!(key.starts_with("vbk_") && key.len() > 40, "{key}");
+    let again = add("carol");
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("taken"),
+        "{}",
+        text(&again.stderr)
+    );
+    let bad = add("9lives");
+    assert_eq!(bad.status.code(), Some(2));
+}
