@@ -21,8 +21,18 @@ fn main() {
         println!("cargo:rerun-if-changed={}", guest_dir.join(entry).display());
     }
 
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = match std::env::var("RUSTUP_TOOLCHAIN") {
+        // Under a nightly (cargo fuzz), build the guest with the stable
+        // toolchain, which has the wasm32-wasip1 target installed.
+        Ok(toolchain) if toolchain.contains("nightly") => {
+            let mut command = Command::new("cargo");
+            command
+                .env("RUSTUP_TOOLCHAIN", "stable")
+                .env_remove("RUSTC");
+            command
+        }
+        _ => Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
+    };
     command
         .current_dir(&guest_dir)
         .args([

@@ -482,3 +482,20 @@ fn an_oversized_result_is_a_limit_error() {
         other => panic!("expected a limit error, got {other:?}"),
     }
 }
+
+#[test]
+fn numbers_cross_a_library_call_bit_for_bit() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "echo",
+        true,
+        "export function echo(x) { return x }",
+    );
+    // Found by the codec fuzz target: a float that a lossy JSON parser on the
+    // host rounded by one unit in the last place.
+    let body = "const xs = [-6.666666666666667e+65, 0.1 + 0.2, 5e-324, 1.7976931348623157e308, 123456789.12345678];
+                return xs.every((x) => Object.is(@bob.echo(x), x)) && Object.is(api(@bob.echo, 0.1 + 0.2) instanceof Promise, true)";
+    assert_eq!(result(run(&world, Some("alice"), body)), json!(true));
+}
