@@ -37,49 +37,32 @@ impl From<ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message = self.0.to_string();
-        let (status, body) = match self.0 {
-            ServiceError::BadRequest(_) => (
-                StatusCode::BAD_REQUEST,
-                json!({"type": "bad_request", "message": message}),
-            ),
-            ServiceError::Compile(error) => (
-                StatusCode::BAD_REQUEST,
-                json!({"type": "compile_error", "message": error.message, "line": error.line, "column": error.column}),
-            ),
-            ServiceError::Unauthorized(_) => (
-                StatusCode::UNAUTHORIZED,
-                json!({"type": "unauthorized", "message": message}),
-            ),
-            ServiceError::NotFound(_) => (
-                StatusCode::NOT_FOUND,
-                json!({"type": "not_found", "message": message}),
-            ),
-            ServiceError::Conflict(_) => (
-                StatusCode::CONFLICT,
-                json!({"type": "conflict", "message": message}),
-            ),
-            ServiceError::Timeout(_) => (
-                StatusCode::REQUEST_TIMEOUT,
-                json!({"type": "timeout", "message": message}),
-            ),
-            ServiceError::Limit(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"type": "limit_exceeded", "message": message}),
-            ),
-            ServiceError::Threw(error) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"type": "val_error", "message": format!("{}: {}", error.name, error.message), "name": error.name, "stack": error.stack}),
-            ),
-            ServiceError::TooBusy(_) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                json!({"type": "too_busy", "message": message}),
-            ),
-            ServiceError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"type": "internal", "message": message}),
-            ),
+        use ServiceError::*;
+        let (status, kind) = match &self.0 {
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Compile(_) => (StatusCode::BAD_REQUEST, "compile_error"),
+            Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            Limit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "limit_exceeded"),
+            Threw(_) => (StatusCode::INTERNAL_SERVER_ERROR, "val_error"),
+            TooBusy(_) => (StatusCode::TOO_MANY_REQUESTS, "too_busy"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
+        let mut body = json!({"type": kind, "message": self.0.to_string()});
+        match self.0 {
+            Compile(error) => {
+                body["message"] = json!(error.message);
+                body["line"] = json!(error.line);
+                body["column"] = json!(error.column);
+            }
+            Threw(error) => {
+                body["name"] = json!(error.name);
+                body["stack"] = json!(error.stack);
+            }
+            _ => {}
+        }
         (status, Json(json!({ "error": body }))).into_response()
     }
 }
