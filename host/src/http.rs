@@ -4,7 +4,7 @@
 //! "message", ...}}` with its status chosen in [`ApiError::into_response`].
 
 use crate::request_args;
-use crate::service::{Service, ServiceError};
+use crate::service::{ExpressMode, Service, ServiceError};
 use crate::store::{Privacy, User};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -580,16 +580,49 @@ async fn express(
     Path(params): Path<BTreeMap<String, String>>,
     request: Request,
 ) -> Response {
+    let target = params.get("target").cloned().unwrap_or_default();
+    let rest = params.get("rest").cloned().unwrap_or_default();
+    let base = format!("/v1/express/{target}");
+    call_express(state, request, base, target, rest, ExpressMode::Api).await
+}
+
+async fn express_v0(
+    State(state): Shared,
+    Path(expression): Path<String>,
+    request: Request,
+) -> Response {
+    let (target, rest) = expression
+        .split_once('/')
+        .unwrap_or((expression.as_str(), ""));
+    let base = format!("/express/{target}");
+    call_express(
+        state,
+        request,
+        base,
+        target.to_string(),
+        rest.to_string(),
+        ExpressMode::Restricted,
+    )
+    .await
+}
+
+/// Both Express routes: the handler `target` (`user.val`) gets the request
+/// with `rest` as its path, in the frame `mode` says.
+async fn call_express(
+    state: Arc<AppState>,
+    request: Request,
+    base: String,
+    target: String,
+    rest: String,
+    mode: ExpressMode,
+) -> Response {
     let (parts, body) = request.into_parts();
     let body = match read_body(&state, body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let target = params.get("target").cloned().unwrap_or_default();
-    let rest = params.get("rest").cloned().unwrap_or_default();
     let work = async {
         let (user, name) = split_target(&target)?;
-        let base = format!("/v1/express/{target}");
         let described = express_request(
             &parts.method,
             &parts.uri,
@@ -599,40 +632,7 @@ async fn express(
             &body,
         );
         let built = as_caller(&state, &parts.headers, move |service, viewer| {
-            service.express(viewer, &user, &name, &described)
-        })
-        .await?;
-        Ok::<_, ApiError>(express_response(built))
-    };
-    work.await.unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn express_v0(
-    State(state): Shared,
-    Path(expression): Path<String>,
-    request: Request,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = match read_body(&state, body).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let work = async {
-        let (target, rest) = expression
-            .split_once('/')
-            .unwrap_or((expression.as_str(), ""));
-        let (user, name) = split_target(target)?;
-        let base = format!("/express/{target}");
-        let described = express_request(
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            &base,
-            rest,
-            &body,
-        );
-        let built = as_caller(&state, &parts.headers, move |service, viewer| {
-            service.express_restricted(viewer, &user, &name, &described)
+            service.express(viewer, &user, &name, &described, mode)
         })
         .await?;
         Ok::<_, ApiError>(express_response(built))

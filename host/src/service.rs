@@ -106,6 +106,15 @@ pub struct ExpressResponse {
     pub body: String,
 }
 
+/// Whose frame an Express handler runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpressMode {
+    /// As the val's author (`/v1/express`).
+    Api,
+    /// In Restricted Library Mode for the caller (v0 `/express`).
+    Restricted,
+}
+
 /// How many calls may run at once, in total and per caller.
 #[derive(Debug, Clone, Copy)]
 pub struct CallLimits {
@@ -180,6 +189,8 @@ pub struct Service {
     store: Arc<dyn Store>,
     sandbox: Arc<Sandbox>,
     sealer: Arc<SecretSealer>,
+    /// The sandbox's view of the store, shared by every run.
+    world: Arc<dyn World>,
     admin_key: Option<String>,
     slots: CallSlots,
 }
@@ -235,24 +246,24 @@ impl Service {
         admin_key: Option<String>,
         limits: CallLimits,
     ) -> Self {
+        let sandbox = Arc::new(sandbox);
+        let sealer = Arc::new(sealer);
+        let world = Arc::new(StoreWorld {
+            store: store.clone(),
+            sandbox: sandbox.clone(),
+            sealer: sealer.clone(),
+        });
         Service {
             store,
-            sandbox: Arc::new(sandbox),
-            sealer: Arc::new(sealer),
+            sandbox,
+            sealer,
+            world,
             admin_key: admin_key.filter(|k| !k.is_empty()),
             slots: CallSlots {
                 limits,
                 running: Default::default(),
             },
         }
-    }
-
-    fn world(&self) -> Arc<dyn World> {
-        Arc::new(StoreWorld {
-            store: self.store.clone(),
-            sandbox: self.sandbox.clone(),
-            sealer: self.sealer.clone(),
-        })
     }
 
     /// The user a bearer key belongs to; `None` without a key, an error for a key nobody has.
@@ -468,39 +479,25 @@ impl Service {
         )
     }
 
-    /// `/v1/express`: API mode — `owner`'s handler gets `req`/`res` for `request`.
+    /// Calls `owner`'s Express-style handler with `request`: as its author
+    /// (`/v1/express`) or in Restricted Library Mode for the caller (v0 `/express`).
     pub fn express(
         &self,
         viewer: Option<&User>,
         owner: &str,
         name: &str,
         request: &Value,
+        mode: ExpressMode,
     ) -> ServiceResult<ExpressResponse> {
         let _slot = self.slots.take(viewer)?;
-        let (stored, frame) = self.api_target(viewer, owner, name)?;
-        self.express_in(frame, &stored, request)
-    }
-
-    /// `/express` (v0): the handler runs in Restricted Library Mode for the caller.
-    pub fn express_restricted(
-        &self,
-        viewer: Option<&User>,
-        owner: &str,
-        name: &str,
-        request: &Value,
-    ) -> ServiceResult<ExpressResponse> {
-        let _slot = self.slots.take(viewer)?;
-        let (stored, _) = self.api_target(viewer, owner, name)?;
-        let caller = Frame::own(viewer.map(|u| u.handle.as_str()), self.deadline());
-        self.express_in(caller.library_call(&stored.owner), &stored, request)
-    }
-
-    fn express_in(
-        &self,
-        frame: Frame,
-        stored: &StoredVal,
-        request: &Value,
-    ) -> ServiceResult<ExpressResponse> {
+        let (stored, api_frame) = self.api_target(viewer, owner, name)?;
+        let frame = match mode {
+            ExpressMode::Api => api_frame,
+            ExpressMode::Restricted => {
+                Frame::own(viewer.map(|u| u.handle.as_str()), self.deadline())
+                    .library_call(&stored.owner)
+            }
+        };
         let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
         let request = request.to_string();
         let response = self.run_bytecode(
@@ -525,7 +522,7 @@ impl Service {
     ) -> ServiceResult<(StoredVal, Frame)> {
         let owner = normalize_handle(owner)?;
         let not_found = || ServiceError::NotFound(format!("no val @{owner}.{name}"));
-        let stored = self.world().val(&owner, name, None).ok_or_else(not_found)?;
+        let stored = self.world.val(&owner, name, None).ok_or_else(not_found)?;
         if !stored.public && viewer.is_none_or(|v| v.handle != owner) {
             return Err(not_found());
         }
@@ -547,7 +544,7 @@ impl Service {
         args: Arguments<'_>,
     ) -> ServiceResult<Value> {
         let outcome = self.sandbox.run(
-            self.world(),
+            self.world.clone(),
             Invocation {
                 frame,
                 target,

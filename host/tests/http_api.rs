@@ -914,3 +914,29 @@ fn calls_over_the_concurrency_limit_are_refused_at_once_with_429() {
     assert_eq!(slow.join().unwrap().json(), json!("slow"));
     assert_eq!(server.eval(Some(&alice), "2").json(), json!(2));
 }
+
+#[test]
+fn a_v0_express_handler_runs_restricted_and_a_v1_one_as_its_author() {
+    let server = start(&fresh_dir("http-express-modes"), &[]);
+    let bob = server.user("bob");
+    server.call(
+        "PUT",
+        "/v1/secrets/token",
+        Some(&bob),
+        Some(json!({"value": "bob-token"})),
+    );
+    server.save(
+        &bob,
+        "peek",
+        "public",
+        "export default (req, res) => res.json({ token: @me.secrets.token ?? 'undefined' })",
+    );
+    let v1 = server.call("GET", "/v1/express/bob.peek", None, None);
+    assert_eq!(v1.json(), json!({"token": "bob-token"}));
+    let v0 = server.call("GET", "/express/bob.peek", None, None);
+    assert_eq!(
+        v0.json(),
+        json!({"token": "undefined"}),
+        "v0 runs in Restricted Library Mode"
+    );
+}
