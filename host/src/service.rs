@@ -11,6 +11,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
+use valbox_runtime::policy::{
+    decide, Capability, Decision, Owner, PolicySettings, Request, ValState,
+};
 use valbox_runtime::transform::valid_handle;
 use valbox_runtime::{
     Arguments, CompileError, Email, Frame, Invocation, JsError, Sandbox, SandboxError, StoredVal,
@@ -351,7 +354,11 @@ impl Service {
             .store
             .version(&owner, name, version)?
             .ok_or_else(not_found)?;
-        if !visible(viewer, &found.meta) {
+        if !visible(
+            viewer,
+            &found.meta.user,
+            found.meta.privacy == Privacy::Public,
+        ) {
             return Err(not_found());
         }
         Ok(ValView {
@@ -401,7 +408,7 @@ impl Service {
         if self.store.user(&owner)?.is_none() {
             return Err(ServiceError::NotFound(format!("no user @{owner}")));
         }
-        let own = viewer.is_some_and(|v| v.handle == owner);
+        let own = visible(viewer, &owner, false);
         Ok(self.store.list_vals(&owner, own)?)
     }
 
@@ -523,7 +530,7 @@ impl Service {
         let owner = normalize_handle(owner)?;
         let not_found = || ServiceError::NotFound(format!("no val @{owner}.{name}"));
         let stored = self.world.val(&owner, name, None).ok_or_else(not_found)?;
-        if !stored.public && viewer.is_none_or(|v| v.handle != owner) {
+        if !visible(viewer, &stored.owner, stored.public) {
             return Err(not_found());
         }
         let frame = Frame::api(&owner, 0, self.deadline());
@@ -590,8 +597,24 @@ impl Service {
     }
 }
 
-fn visible(viewer: Option<&User>, meta: &ValMeta) -> bool {
-    meta.privacy == Privacy::Public || viewer.is_some_and(|v| v.handle == meta.user)
+/// Whether `viewer` may see (and run through the API) a val of `owner`:
+/// the policy's answer for the viewer's own code reading it. Anything short
+/// of an allow is answered as "not found", so a private val is never revealed.
+fn visible(viewer: Option<&User>, owner: &str, public: bool) -> bool {
+    let frame = Frame::own(viewer.map(|u| u.handle.as_str()), Instant::now());
+    let state = if public {
+        ValState::Public
+    } else {
+        ValState::Private
+    };
+    let request = Request {
+        owner: Owner::Named(owner),
+        capability: Capability::ReadVal(state),
+    };
+    matches!(
+        decide(&frame, &PolicySettings::default(), &request),
+        Decision::Allow(_)
+    )
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
