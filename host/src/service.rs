@@ -367,7 +367,7 @@ impl Service {
             version: found.version,
             latest_version: found.meta.version,
             privacy: found.meta.privacy,
-            code: found.code,
+            code: found.code.to_string(),
             created_at: found.created_at,
         })
     }
@@ -630,7 +630,7 @@ struct StoreWorld {
 }
 
 impl StoreWorld {
-    fn current_bytecode(&self, version: &ValVersion) -> Option<Vec<u8>> {
+    fn current_bytecode(&self, version: &ValVersion) -> Option<Arc<[u8]>> {
         if version.guest_hash == GUEST_SHA256 {
             return Some(version.bytecode.clone());
         }
@@ -646,7 +646,7 @@ impl StoreWorld {
             &bytecode,
             GUEST_SHA256,
         );
-        Some(bytecode)
+        Some(bytecode.into())
     }
 }
 
@@ -659,7 +659,7 @@ impl World for StoreWorld {
             name: found.meta.name,
             version: found.version,
             public: found.meta.privacy == Privacy::Public,
-            bytecode: bytecode.into(),
+            bytecode,
         })
     }
 

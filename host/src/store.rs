@@ -6,8 +6,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Who may see a val.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,9 +67,9 @@ pub struct ValVersion {
     /// This version's number.
     pub version: u32,
     /// The source code.
-    pub code: String,
+    pub code: Arc<str>,
     /// QuickJS bytecode of `code`.
-    pub bytecode: Vec<u8>,
+    pub bytecode: Arc<[u8]>,
     /// Hash of the guest that compiled `bytecode`.
     pub guest_hash: String,
     /// When it was saved (Unix seconds).
@@ -178,8 +179,9 @@ pub trait Store: Send + Sync {
     fn secret_names(&self, owner: &str) -> StoreResult<Vec<String>>;
     /// Deletes a secret; false when there was none.
     fn delete_secret(&self, owner: &str, key: &str) -> StoreResult<bool>;
-    /// Stores an evaluation record visible to `viewer`; returns its id.
-    fn add_evaluation(&self, viewer: &str, record: &serde_json::Value) -> StoreResult<i64>;
+    /// Stores an evaluation record visible to `viewer`. It may be committed
+    /// a moment later (in a batch), but every read after this call sees it.
+    fn add_evaluation(&self, viewer: &str, record: &serde_json::Value) -> StoreResult<()>;
     /// `viewer`'s records, newest first, with ids below `before`.
     fn evaluations(
         &self,
@@ -253,8 +255,89 @@ CREATE INDEX emails_by_user ON emails (to_user, id);
 "#];
 
 /// The embedded store: one SQLite file in WAL mode.
+///
+/// Two things keep a hot `/v1/run` off the database: the latest version of
+/// recently run vals and the owners of recently used keys are cached in
+/// memory ([`HotCache`]; only this process writes the file, so it knows when
+/// an entry goes stale), and evaluation records are committed by a writer
+/// thread in batches ([`TraceQueue`]) instead of one transaction per run.
 pub struct SqliteStore {
+    shared: Arc<Shared>,
+    trace_writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the store's callers and its trace writer share.
+struct Shared {
     connection: Mutex<Connection>,
+    hot: HotCache,
+    traces: Mutex<TraceQueue>,
+    traces_waiting: Condvar,
+}
+
+/// How many entries each of [`HotCache`]'s maps holds before it is emptied.
+const HOT_CACHE_ENTRIES: usize = 4096;
+
+/// Recently read rows, kept in memory. Entries are added and removed only
+/// while the connection lock is held, right after the read or write that
+/// makes them right or wrong, so a reader never caches a row that a
+/// concurrent writer has already replaced.
+#[derive(Default)]
+struct HotCache {
+    latest_versions: Mutex<HashMap<(String, String), ValVersion>>,
+    key_owners: Mutex<HashMap<String, User>>,
+}
+
+impl HotCache {
+    fn latest(&self, owner: &str, name: &str) -> Option<ValVersion> {
+        lock(&self.latest_versions)
+            .get(&(owner.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    fn keep_latest(&self, version: &ValVersion) {
+        let mut map = lock(&self.latest_versions);
+        if map.len() >= HOT_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(
+            (version.meta.user.clone(), version.meta.name.clone()),
+            version.clone(),
+        );
+    }
+
+    fn forget_val(&self, owner: &str, name: &str) {
+        lock(&self.latest_versions).remove(&(owner.to_string(), name.to_string()));
+    }
+
+    fn key_owner(&self, key_hash: &str) -> Option<User> {
+        lock(&self.key_owners).get(key_hash).cloned()
+    }
+
+    fn keep_key_owner(&self, key_hash: &str, user: &User) {
+        let mut map = lock(&self.key_owners);
+        if map.len() >= HOT_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(key_hash.to_string(), user.clone());
+    }
+}
+
+/// Evaluation records waiting for the trace writer.
+#[derive(Default)]
+struct TraceQueue {
+    pending: Vec<NewEvaluation>,
+    closed: bool,
+}
+
+/// An evaluation record not yet in the database.
+struct NewEvaluation {
+    viewer: String,
+    record: String,
+    created_at: i64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn now() -> i64 {
@@ -273,15 +356,28 @@ impl SqliteStore {
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
-        let store = SqliteStore {
+        let shared = Arc::new(Shared {
             connection: Mutex::new(connection),
+            hot: HotCache::default(),
+            traces: Mutex::new(TraceQueue::default()),
+            traces_waiting: Condvar::new(),
+        });
+        let mut store = SqliteStore {
+            shared: shared.clone(),
+            trace_writer: None,
         };
         store.migrate()?;
+        store.trace_writer = Some(
+            std::thread::Builder::new()
+                .name("valbox-traces".into())
+                .spawn(move || write_traces(&shared))
+                .map_err(|e| StoreError::Database(format!("starting the trace writer: {e}")))?,
+        );
         Ok(store)
     }
 
     fn migrate(&self) -> StoreResult<()> {
-        let mut connection = self.connection.lock().unwrap();
+        let mut connection = lock(&self.shared.connection);
         let applied: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
             let transaction = connection.transaction()?;
@@ -293,9 +389,78 @@ impl SqliteStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(f(&mut lock(&self.shared.connection))?)
+    }
+
+    /// Like [`Self::with`], after committing every queued evaluation record.
+    fn with_traces<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> StoreResult<T> {
+        let mut connection = lock(&self.shared.connection);
+        commit_pending_traces(&self.shared, &mut connection)?;
         Ok(f(&mut connection)?)
     }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        lock(&self.shared.traces).closed = true;
+        self.shared.traces_waiting.notify_all();
+        if let Some(writer) = self.trace_writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The trace writer: commits queued evaluation records, all that are waiting
+/// in one transaction, until the store is dropped (and the queue is empty).
+fn write_traces(shared: &Shared) {
+    loop {
+        {
+            let mut queue = lock(&shared.traces);
+            while queue.pending.is_empty() && !queue.closed {
+                queue = shared
+                    .traces_waiting
+                    .wait(queue)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            if queue.pending.is_empty() {
+                return;
+            }
+        }
+        let mut connection = lock(&shared.connection);
+        if let Err(error) = commit_pending_traces(shared, &mut connection) {
+            eprintln!("valbox: evaluation records could not be saved: {error}");
+        }
+    }
+}
+
+/// Takes the queued evaluation records and commits them in one transaction.
+/// Called with the connection locked, so records keep their order.
+fn commit_pending_traces(shared: &Shared, connection: &mut Connection) -> rusqlite::Result<()> {
+    let batch = std::mem::take(&mut lock(&shared.traces).pending);
+    if batch.is_empty() {
+        return Ok(());
+    }
+    // Traces get no fsync of their own. In WAL mode they survive a crash of
+    // the process once committed, and the next fully synchronous commit
+    // (any val, secret or user write) makes them durable against power loss.
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    let committed = (|| {
+        let t = connection.transaction()?;
+        {
+            let mut insert = t.prepare_cached(
+                "INSERT INTO evaluations (viewer, record, created_at) VALUES (?1, ?2, ?3)",
+            )?;
+            for record in &batch {
+                insert.execute(params![record.viewer, record.record, record.created_at])?;
+            }
+        }
+        t.commit()
+    })();
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    committed
 }
 
 fn meta_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ValMeta> {
@@ -326,12 +491,20 @@ impl Store for SqliteStore {
     }
 
     fn user_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<User>> {
+        if let Some(user) = self.shared.hot.key_owner(key_hash) {
+            return Ok(Some(user));
+        }
+        // Keys are never removed or reassigned, so a found owner stays right.
         self.with(|c| {
-            c.prepare_cached("SELECT u.handle, u.email FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = ?1")?.query_row(
+            let user = c.prepare_cached("SELECT u.handle, u.email FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = ?1")?.query_row(
                 params![key_hash],
                 |row| Ok(User { handle: row.get(0)?, email: row.get(1)? }),
             )
-            .optional()
+            .optional()?;
+            if let Some(user) = &user {
+                self.shared.hot.keep_key_owner(key_hash, user);
+            }
+            Ok(user)
         })
     }
 
@@ -383,6 +556,7 @@ impl Store for SqliteStore {
                 params![owner, name, privacy.as_str(), version],
             )?;
             t.commit()?;
+            self.shared.hot.forget_val(owner, name);
             Ok(ValMeta { user: owner.into(), name: name.into(), version, privacy })
         })
     }
@@ -393,8 +567,13 @@ impl Store for SqliteStore {
         name: &str,
         version: Option<u32>,
     ) -> StoreResult<Option<ValVersion>> {
+        if version.is_none() {
+            if let Some(latest) = self.shared.hot.latest(owner, name) {
+                return Ok(Some(latest));
+            }
+        }
         self.with(|c| {
-            c.prepare_cached("SELECT v.owner, v.name, v.latest, v.privacy, x.version, x.code, x.bytecode, x.guest_hash, x.created_at
+            let found = c.prepare_cached("SELECT v.owner, v.name, v.latest, v.privacy, x.version, x.code, x.bytecode, x.guest_hash, x.created_at
                  FROM vals v JOIN val_versions x ON x.owner = v.owner AND x.name = v.name
                  WHERE v.owner = ?1 AND v.name = ?2 AND x.version = COALESCE(?3, v.latest)")?.query_row(
                 params![owner, name, version],
@@ -402,14 +581,18 @@ impl Store for SqliteStore {
                     Ok(ValVersion {
                         meta: meta_row(row)?,
                         version: row.get(4)?,
-                        code: row.get(5)?,
-                        bytecode: row.get(6)?,
+                        code: row.get::<_, String>(5)?.into(),
+                        bytecode: row.get::<_, Vec<u8>>(6)?.into(),
                         guest_hash: row.get(7)?,
                         created_at: row.get(8)?,
                     })
                 },
             )
-            .optional()
+            .optional()?;
+            if let (None, Some(latest)) = (version, &found) {
+                self.shared.hot.keep_latest(latest);
+            }
+            Ok(found)
         })
     }
 
@@ -424,8 +607,9 @@ impl Store for SqliteStore {
         self.with(|c| {
             c.prepare_cached("UPDATE val_versions SET bytecode = ?4, guest_hash = ?5 WHERE owner = ?1 AND name = ?2 AND version = ?3")?.execute(
                 params![owner, name, version, bytecode, guest_hash],
-            )
-            .map(drop)
+            )?;
+            self.shared.hot.forget_val(owner, name);
+            Ok(())
         })
     }
 
@@ -449,6 +633,7 @@ impl Store for SqliteStore {
         self.with(|c| {
             c.prepare_cached("UPDATE vals SET privacy = ?3 WHERE owner = ?1 AND name = ?2")?
                 .execute(params![owner, name, privacy.as_str()])?;
+            self.shared.hot.forget_val(owner, name);
             c.prepare_cached(
                 "SELECT owner, name, latest, privacy FROM vals WHERE owner = ?1 AND name = ?2",
             )?
@@ -462,6 +647,7 @@ impl Store for SqliteStore {
             let deleted = c
                 .prepare_cached("DELETE FROM vals WHERE owner = ?1 AND name = ?2")?
                 .execute(params![owner, name])?;
+            self.shared.hot.forget_val(owner, name);
             Ok(deleted > 0)
         })
     }
@@ -513,22 +699,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn add_evaluation(&self, viewer: &str, record: &serde_json::Value) -> StoreResult<i64> {
-        self.with(|c| {
-            // Traces are written on every run: no fsync of their own. In WAL
-            // mode they survive a crash of the process, and the next
-            // fully synchronous commit (any val, secret or user write) makes
-            // them durable against power loss too.
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            let inserted = c
-                .prepare_cached(
-                    "INSERT INTO evaluations (viewer, record, created_at) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![viewer, record.to_string(), now()]);
-            c.pragma_update(None, "synchronous", "FULL")?;
-            inserted?;
-            Ok(c.last_insert_rowid())
-        })
+    fn add_evaluation(&self, viewer: &str, record: &serde_json::Value) -> StoreResult<()> {
+        lock(&self.shared.traces).pending.push(NewEvaluation {
+            viewer: viewer.to_string(),
+            record: record.to_string(),
+            created_at: now(),
+        });
+        self.shared.traces_waiting.notify_one();
+        Ok(())
     }
 
     fn evaluations(
@@ -537,7 +715,7 @@ impl Store for SqliteStore {
         limit: u32,
         before: Option<i64>,
     ) -> StoreResult<Vec<StoredEvaluation>> {
-        self.with(|c| {
+        self.with_traces(|c| {
             let mut statement = c.prepare_cached(
                 "SELECT id, record, created_at FROM evaluations WHERE viewer = ?1 AND id < COALESCE(?2, 9223372036854775807)
                  ORDER BY id DESC LIMIT ?3",
@@ -548,7 +726,7 @@ impl Store for SqliteStore {
     }
 
     fn evaluation(&self, viewer: &str, id: i64) -> StoreResult<Option<StoredEvaluation>> {
-        self.with(|c| {
+        self.with_traces(|c| {
             c.prepare_cached(
                 "SELECT id, record, created_at FROM evaluations WHERE viewer = ?1 AND id = ?2",
             )?
@@ -599,4 +777,100 @@ fn evaluation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvaluation>
         record: serde_json::from_str(&record).unwrap_or(serde_json::Value::Null),
         created_at: row.get(2)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh(name: &str) -> (std::path::PathBuf, SqliteStore) {
+        let dir = std::env::temp_dir().join(format!("valbox-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("valbox.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .create_user("alice", "a@example.com", "hash-a")
+            .unwrap();
+        (path, store)
+    }
+
+    fn latest(store: &SqliteStore) -> Option<(u32, Privacy, String, Vec<u8>)> {
+        store.version("alice", "f", None).unwrap().map(|v| {
+            (
+                v.version,
+                v.meta.privacy,
+                v.code.to_string(),
+                v.bytecode.to_vec(),
+            )
+        })
+    }
+
+    #[test]
+    fn every_write_replaces_what_the_cache_holds() {
+        let (_, store) = fresh("cache");
+        store
+            .save_version("alice", "f", Some(Privacy::Public), "one", b"1", "g")
+            .unwrap();
+        assert_eq!(
+            latest(&store),
+            Some((1, Privacy::Public, "one".into(), b"1".to_vec()))
+        );
+        store
+            .save_version("alice", "f", None, "two", b"2", "g")
+            .unwrap();
+        assert_eq!(
+            latest(&store),
+            Some((2, Privacy::Public, "two".into(), b"2".to_vec()))
+        );
+        store.set_privacy("alice", "f", Privacy::Private).unwrap();
+        assert_eq!(latest(&store).unwrap().1, Privacy::Private);
+        store.replace_bytecode("alice", "f", 2, b"2b", "h").unwrap();
+        assert_eq!(latest(&store).unwrap().3, b"2b".to_vec());
+        assert!(store.delete_val("alice", "f").unwrap());
+        assert_eq!(latest(&store), None);
+    }
+
+    #[test]
+    fn key_owners_are_found_again_and_unknown_keys_stay_unknown() {
+        let (_, store) = fresh("keys");
+        for _ in 0..2 {
+            assert_eq!(
+                store.user_by_key_hash("hash-a").unwrap().unwrap().handle,
+                "alice"
+            );
+            assert_eq!(store.user_by_key_hash("hash-b").unwrap(), None);
+        }
+        store.create_user("bob", "b@example.com", "hash-b").unwrap();
+        assert_eq!(
+            store.user_by_key_hash("hash-b").unwrap().unwrap().handle,
+            "bob"
+        );
+    }
+
+    #[test]
+    fn queued_traces_are_read_back_in_order_and_survive_closing() {
+        let (path, store) = fresh("traces");
+        for n in 0..50 {
+            store
+                .add_evaluation("alice", &serde_json::json!({ "n": n }))
+                .unwrap();
+        }
+        let read = store.evaluations("alice", 100, None).unwrap();
+        let order: Vec<_> = read
+            .iter()
+            .map(|e| e.record["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            order,
+            (0..50).rev().collect::<Vec<_>>(),
+            "newest first, none missing"
+        );
+        store
+            .add_evaluation("alice", &serde_json::json!({ "n": 50 }))
+            .unwrap();
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.evaluations("alice", 100, None).unwrap().len(), 51);
+    }
 }

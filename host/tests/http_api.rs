@@ -362,6 +362,36 @@ fn vals_are_versioned_and_private_ones_are_invisible_to_others() {
         server.call("GET", "/v1/run/alice.diary", None, None).json(),
         json!("dear diary")
     );
+    // Runs read the latest version from a cache: every write must show at once.
+    server.save(
+        &alice,
+        "diary",
+        "public",
+        "export default 'dear diary, again'",
+    );
+    assert_eq!(
+        server.call("GET", "/v1/run/alice.diary", None, None).json(),
+        json!("dear diary, again")
+    );
+    server.call(
+        "PATCH",
+        "/v1/vals/diary",
+        Some(&alice),
+        Some(json!({"privacy": "private"})),
+    );
+    assert_eq!(
+        server
+            .call("GET", "/v1/run/alice.diary", Some(&bob), None)
+            .status,
+        404,
+        "a val made private after a run is not served from the cache"
+    );
+    server.call(
+        "PATCH",
+        "/v1/vals/diary",
+        Some(&alice),
+        Some(json!({"privacy": "public"})),
+    );
     assert_eq!(
         server
             .call(
@@ -384,6 +414,11 @@ fn vals_are_versioned_and_private_ones_are_invisible_to_others() {
             .call("GET", "/v1/vals/alice.diary", Some(&alice), None)
             .status,
         404
+    );
+    assert_eq!(
+        server.call("GET", "/v1/run/alice.diary", None, None).status,
+        404,
+        "a deleted val is not served from the cache"
     );
     assert_eq!(
         server
