@@ -10,6 +10,10 @@ pub struct SandboxConfig {
     pub deadline: Duration,
     /// Largest linear memory one instance may grow to, in bytes (default 64 MiB).
     pub memory_limit: usize,
+    /// Call trees running guest code at once; more wait their turn, and a
+    /// long call gives its turn away at every tick when others wait
+    /// (default: the number of cores).
+    pub cpu_turns: usize,
     /// Most instances alive at once; sizes the pooling allocator (default 128).
     pub max_instances: u32,
     /// Deepest nesting of val calls (default 16).
@@ -41,6 +45,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             deadline: Duration::from_secs(5),
             memory_limit: 64 << 20,
+            cpu_turns: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_instances: 128,
             max_depth: 16,
             policy: crate::policy::PolicySettings::default(),

@@ -14,6 +14,7 @@
 mod abi;
 mod capabilities;
 mod config;
+mod cpu_share;
 mod error;
 mod evaluation;
 pub mod fetch;

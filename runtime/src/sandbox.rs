@@ -5,7 +5,8 @@
 use crate::abi;
 use crate::capabilities;
 use crate::config::SandboxConfig;
-use crate::error::{position_from_stack, CompileError, SandboxError};
+use crate::cpu_share::CpuShare;
+use crate::error::{position_from_stack, CompileError, DeadlineExceeded, SandboxError};
 use crate::evaluation::Evaluation;
 use crate::frame::Frame;
 use crate::image::ImageBuilder;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{
     Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig,
-    Store,
+    Store, UpdateDeadline,
 };
 
 /// Native stack one instance may use. Deep JavaScript recursion ends here
@@ -31,7 +32,8 @@ const MAX_WASM_STACK: usize = 1 << 20;
 /// the same thread, one wasm stack each).
 pub const HOST_THREAD_STACK: usize = 64 << 20;
 
-/// How often the epoch advances; deadlines are rounded up to it.
+/// How often the epoch advances: deadlines are checked and turns of the
+/// CPU handed on at every tick.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// How a run passes arguments and results (the WIT `run-mode`).
@@ -101,6 +103,8 @@ pub struct Sandbox {
 /// nested calls.
 pub(crate) struct Shared {
     pub(crate) config: SandboxConfig,
+    /// Who runs guest code now; see [`CpuShare`].
+    pub(crate) cpu: CpuShare,
     engine: Engine,
     runtime: InstancePre<CallState>,
 }
@@ -140,6 +144,7 @@ impl Sandbox {
         start_epoch_ticker(&engine);
         Ok(Sandbox {
             shared: Arc::new(Shared {
+                cpu: CpuShare::new(config.cpu_turns),
                 config,
                 engine,
                 runtime,
@@ -257,13 +262,20 @@ impl Shared {
         export: &str,
         request: &[u8],
     ) -> (Result<abi::GuestResponse, SandboxError>, Evaluation) {
+        let _turn = self.cpu.enter();
         let started = Instant::now();
         let mut evaluation = Evaluation::start(target, &frame);
-        let remaining = frame.deadline.saturating_duration_since(started);
+        let deadline = frame.deadline;
         let mut store = Store::new(&self.engine, CallState::new(frame, self.clone(), world));
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(deadline_ticks(remaining));
-        store.epoch_deadline_trap();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |store| {
+            if Instant::now() >= deadline {
+                return Err(DeadlineExceeded.into());
+            }
+            store.data().shared.cpu.yield_if_others_wait();
+            Ok(UpdateDeadline::Continue(1))
+        });
         let result = self.runtime.instantiate(&mut store).and_then(|instance| {
             abi::call_export(
                 &mut store,
@@ -288,10 +300,6 @@ impl Shared {
         }
         (result, evaluation)
     }
-}
-
-fn deadline_ticks(remaining: Duration) -> u64 {
-    (remaining.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.

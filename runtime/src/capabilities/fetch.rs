@@ -55,7 +55,12 @@ pub(super) fn fetch(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
         body,
     };
     let policy = state.shared.config.fetch.clone();
-    match perform(&policy, fetch_request, state.frame.deadline) {
+    let deadline = state.frame.deadline;
+    let fetched = state
+        .shared
+        .cpu
+        .without_turn(|| perform(&policy, fetch_request, deadline));
+    match fetched {
         Ok(response) => {
             let body: String = response.body.iter().map(|b| *b as char).collect();
             let answer = json!({
