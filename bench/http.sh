@@ -9,7 +9,8 @@ connections=${2:-32}
 cargo build --release --bin valbox --example hello >/dev/null
 data=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$data"' EXIT
-VALBOX_DATA_DIR=$data VALBOX_ADMIN_KEY=bench target/release/valbox serve --listen 127.0.0.1:18180 2>/dev/null &
+VALBOX_DATA_DIR=$data VALBOX_ADMIN_KEY=bench VALBOX_MAX_CONCURRENT_CALLS=$((connections * 2)) VALBOX_MAX_CALLS_PER_USER=$((connections * 2)) \
+  target/release/valbox serve --listen 127.0.0.1:18180 2>/dev/null &
 target/release/examples/hello 127.0.0.1:18181 &
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18180/healthz >/dev/null && break; sleep 0.1; done
 key=$(curl -sf -X POST http://127.0.0.1:18180/v1/users -H 'Authorization: Bearer bench' \

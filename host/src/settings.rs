@@ -45,6 +45,10 @@ pub struct SettingsArgs {
     /// Calls running at once per caller; more are refused with 429 [default: 8].
     #[arg(long, env = "VALBOX_MAX_CALLS_PER_USER", global = true)]
     pub max_calls_per_user: Option<usize>,
+    /// Long calls (past 2 ms of CPU) running JavaScript at once; others wait
+    /// their turn, handed on every millisecond; short calls never wait [default: cores - 1, at least 1].
+    #[arg(long, env = "VALBOX_CPU_TURNS", global = true)]
+    pub cpu_turns: Option<usize>,
     /// Let `fetch` reach private, loopback and link-local addresses [default: false].
     #[arg(long, env = "VALBOX_FETCH_ALLOW_PRIVATE", global = true)]
     pub fetch_allow_private: Option<bool>,
@@ -102,6 +106,7 @@ struct SettingsFile {
     library_writes: Option<LibraryWrites>,
     max_concurrent_calls: Option<usize>,
     max_calls_per_user: Option<usize>,
+    cpu_turns: Option<usize>,
     fetch_allow_private: Option<bool>,
     fetch_allow_hosts: Option<Vec<String>>,
     fetch_deny_hosts: Option<Vec<String>>,
@@ -132,6 +137,8 @@ pub struct Settings {
     pub library_writes: LibraryWrites,
     /// Concurrency limits of calls.
     pub call_limits: crate::service::CallLimits,
+    /// Call trees running JavaScript at once.
+    pub cpu_turns: usize,
     /// Outbound `fetch` settings.
     pub fetch: valbox_runtime::fetch::FetchPolicy,
     /// Key that may create users over HTTP.
@@ -217,6 +224,11 @@ impl SettingsArgs {
                     .unwrap_or(8)
                     .max(1),
             },
+            cpu_turns: self
+                .cpu_turns
+                .or(file.cpu_turns)
+                .unwrap_or(SandboxConfig::default().cpu_turns)
+                .max(1),
             fetch: {
                 let defaults = valbox_runtime::fetch::FetchPolicy::default();
                 valbox_runtime::fetch::FetchPolicy {
@@ -275,6 +287,7 @@ impl Settings {
                 deny_library_writes: self.library_writes == LibraryWrites::Deny,
             },
             fetch: self.fetch.clone(),
+            cpu_turns: self.cpu_turns,
             ..SandboxConfig::default()
         }
     }

@@ -10,9 +10,9 @@ pub struct SandboxConfig {
     pub deadline: Duration,
     /// Largest linear memory one instance may grow to, in bytes (default 64 MiB).
     pub memory_limit: usize,
-    /// Call trees running guest code at once; more wait their turn, and a
-    /// long call gives its turn away at every tick when others wait
-    /// (default: the number of cores).
+    /// Long call trees (past 2 ms of CPU time) running guest code at once;
+    /// more wait their turn, handed on at every tick. Short calls never wait
+    /// (default: one less than the number of cores, at least 1).
     pub cpu_turns: usize,
     /// Most instances alive at once; sizes the pooling allocator (default 128).
     pub max_instances: u32,
@@ -45,7 +45,9 @@ impl Default for SandboxConfig {
         SandboxConfig {
             deadline: Duration::from_secs(5),
             memory_limit: 64 << 20,
-            cpu_turns: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            cpu_turns: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .max(1),
             max_instances: 128,
             max_depth: 16,
             policy: crate::policy::PolicySettings::default(),

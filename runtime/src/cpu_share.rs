@@ -1,66 +1,83 @@
-//! Fair shares of the CPU between calls. At most `turns` call trees run
-//! guest code at once (default: one per core). At every epoch tick a call
-//! that has someone waiting gives its turn away and queues again, behind
-//! every call that has not run yet: a request that needs microseconds waits
-//! about one tick behind an infinite loop, not its whole deadline. Nested
-//! calls run on their caller's thread and turn; a call waiting on the
-//! network (`fetch`) gives its turn back while it waits.
+//! Fair shares of the CPU between long calls. A call tree that has used
+//! [`LONG_CALL`] of CPU time needs a turn to go on running guest code; there
+//! are `turns` of them (default: one core fewer than the machine has, at
+//! least one), handed on in order at every epoch tick when others wait.
+//! Short calls — nearly all of them — never wait: however many infinite
+//! loops are running, they share `turns` cores between them and the other
+//! cores stay free for everyone else. Nested calls run on their caller's
+//! thread and count towards its tree; a call waiting on the network
+//! (`fetch`) gives its turn back while it waits.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::Thread;
+use std::time::Duration;
 
-/// Turns to run guest code, handed out in order: calls that have not run yet
-/// first, then calls that gave their turn away at a tick.
+/// CPU time after which a call tree is long and needs a turn.
+pub(crate) const LONG_CALL: Duration = Duration::from_millis(2);
+
+/// Turns for long calls, handed from one to the next in arrival order: a
+/// freed turn goes straight to the next waiter (one wake-up, no stampede).
 pub(crate) struct CpuShare {
     queue: Mutex<TurnQueue>,
-    turn_freed: Condvar,
 }
 
 #[derive(Default)]
 struct TurnQueue {
     free: usize,
-    next_ticket: u64,
-    /// Calls that have not run yet, oldest first.
-    fresh: VecDeque<u64>,
-    /// Calls that have run a tick and yielded, oldest first.
-    yielded: VecDeque<u64>,
+    waiting: VecDeque<Arc<Waiter>>,
 }
 
-impl TurnQueue {
-    fn next_in_line(&self) -> Option<u64> {
-        self.fresh.front().or(self.yielded.front()).copied()
-    }
-
-    fn remove(&mut self, ticket: u64) {
-        if self.fresh.front() == Some(&ticket) {
-            self.fresh.pop_front();
-        } else {
-            self.yielded.retain(|t| *t != ticket);
-        }
-    }
+/// A thread waiting for a turn.
+struct Waiter {
+    thread: Thread,
+    granted: AtomicBool,
 }
+
+/// What this thread's call tree holds of a share.
+#[derive(Clone, Copy)]
+struct Held {
+    /// The share (its address; 0 for none).
+    share: usize,
+    /// Calls of the tree now on this thread's stack.
+    depth: usize,
+    /// The thread's CPU time when the tree began.
+    started: Duration,
+    /// Whether the tree holds a turn.
+    has_turn: bool,
+}
+
+const NOTHING_HELD: Held = Held {
+    share: 0,
+    depth: 0,
+    started: Duration::ZERO,
+    has_turn: false,
+};
 
 thread_local! {
-    /// The share whose turn this thread holds (its address; 0 for none), and
-    /// how many nested calls on this thread are inside that turn.
-    static HELD: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    static HELD: Cell<Held> = const { Cell::new(NOTHING_HELD) };
 }
 
-/// A call tree's turn; given back when the outermost call on the thread ends.
-pub(crate) struct Turn<'a> {
+fn thread_cpu_time() -> Duration {
+    let time = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
+
+/// A call inside a call tree; the outermost one gives back the tree's turn.
+pub(crate) struct InTree<'a> {
     share: &'a CpuShare,
 }
 
 impl CpuShare {
-    /// A share with `turns` calls running guest code at once (at least one).
+    /// A share with `turns` long calls running guest code at once (at least one).
     pub(crate) fn new(turns: usize) -> Self {
         CpuShare {
             queue: Mutex::new(TurnQueue {
                 free: turns.max(1),
-                ..TurnQueue::default()
+                waiting: VecDeque::new(),
             }),
-            turn_freed: Condvar::new(),
         }
     }
 
@@ -72,82 +89,102 @@ impl CpuShare {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits for a turn, unless this thread already holds one (a nested call).
-    pub(crate) fn enter(&self) -> Turn<'_> {
-        let (held, depth) = HELD.get();
-        if held == self.id() {
-            HELD.set((held, depth + 1));
+    /// Marks the start of a call: a new call tree, or a nested call of the
+    /// tree already running on this thread.
+    pub(crate) fn enter(&self) -> InTree<'_> {
+        let mut held = HELD.get();
+        if held.share == self.id() {
+            held.depth += 1;
         } else {
-            self.wait_for_turn(false);
-            HELD.set((self.id(), 1));
+            held = Held {
+                share: self.id(),
+                depth: 1,
+                started: thread_cpu_time(),
+                has_turn: false,
+            };
         }
-        Turn { share: self }
+        HELD.set(held);
+        InTree { share: self }
     }
 
-    fn wait_for_turn(&self, has_run: bool) {
-        let mut queue = self.lock();
-        let ticket = queue.next_ticket;
-        queue.next_ticket += 1;
-        if has_run {
-            queue.yielded.push_back(ticket);
-        } else {
-            queue.fresh.push_back(ticket);
-        }
-        while !(queue.free > 0 && queue.next_in_line() == Some(ticket)) {
-            queue = self
-                .turn_freed
-                .wait(queue)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        queue.remove(ticket);
-        queue.free -= 1;
-        if queue.free > 0 && queue.next_in_line().is_some() {
-            // Another turn is free and someone else is next: wake them too.
-            self.turn_freed.notify_all();
-        }
-    }
-
-    fn give_back(&self) {
-        self.lock().free += 1;
-        self.turn_freed.notify_all();
-    }
-
-    /// Called at each epoch tick: if calls are waiting, lets them go first
-    /// and queues again behind every call that has not run yet.
-    pub(crate) fn yield_if_others_wait(&self) {
-        if HELD.get().0 != self.id() {
+    /// Called at each epoch tick. A tree that has become long waits for a
+    /// turn; one holding a turn hands it on when another long call waits.
+    pub(crate) fn tick(&self) {
+        let mut held = HELD.get();
+        if held.share != self.id() {
             return;
         }
-        let waiting = {
-            let queue = self.lock();
-            !queue.fresh.is_empty() || !queue.yielded.is_empty()
-        };
-        if waiting {
-            self.give_back();
-            self.wait_for_turn(true);
+        if held.has_turn {
+            if !self.lock().waiting.is_empty() {
+                self.give_back();
+                self.wait_for_turn();
+            }
+        } else if thread_cpu_time().saturating_sub(held.started) >= LONG_CALL {
+            self.wait_for_turn();
+            held.has_turn = true;
+            HELD.set(held);
         }
     }
 
-    /// Runs `wait` (blocking I/O, no guest code) with the turn given back.
+    /// Runs `wait` (blocking I/O, no guest code) with the tree's turn given back.
     pub(crate) fn without_turn<T>(&self, wait: impl FnOnce() -> T) -> T {
-        if HELD.get().0 != self.id() {
+        let held = HELD.get();
+        if held.share != self.id() || !held.has_turn {
             return wait();
         }
         self.give_back();
         let result = wait();
-        self.wait_for_turn(true);
+        self.wait_for_turn();
         result
+    }
+
+    fn wait_for_turn(&self) {
+        let waiter = {
+            let mut queue = self.lock();
+            if queue.free > 0 && queue.waiting.is_empty() {
+                queue.free -= 1;
+                return;
+            }
+            let waiter = Arc::new(Waiter {
+                thread: std::thread::current(),
+                granted: AtomicBool::new(false),
+            });
+            queue.waiting.push_back(waiter.clone());
+            waiter
+        };
+        while !waiter.granted.load(Ordering::Acquire) {
+            std::thread::park();
+        }
+    }
+
+    /// Hands a turn to the next waiter, or frees it when nobody waits.
+    fn give_back(&self) {
+        let next = {
+            let mut queue = self.lock();
+            let next = queue.waiting.pop_front();
+            if next.is_none() {
+                queue.free += 1;
+            }
+            next
+        };
+        if let Some(waiter) = next {
+            waiter.granted.store(true, Ordering::Release);
+            waiter.thread.unpark();
+        }
     }
 }
 
-impl Drop for Turn<'_> {
+impl Drop for InTree<'_> {
     fn drop(&mut self) {
-        let (held, depth) = HELD.get();
-        if depth > 1 {
-            HELD.set((held, depth - 1));
+        let mut held = HELD.get();
+        if held.depth > 1 {
+            held.depth -= 1;
+            HELD.set(held);
         } else {
-            HELD.set((0, 0));
-            self.share.give_back();
+            HELD.set(NOTHING_HELD);
+            if held.has_turn {
+                self.share.give_back();
+            }
         }
     }
 }
@@ -155,70 +192,73 @@ impl Drop for Turn<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Burns CPU time on this thread, ticking like the epoch callback does.
+    fn spin(share: &CpuShare, cpu: Duration, running: &AtomicUsize, most: &AtomicUsize) {
+        let start = thread_cpu_time();
+        while thread_cpu_time() - start < cpu {
+            let held = HELD.get();
+            if held.has_turn {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                let until = thread_cpu_time() + Duration::from_micros(300);
+                while thread_cpu_time() < until {}
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+            share.tick();
+        }
+    }
 
     #[test]
-    fn at_most_the_configured_number_of_turns_run_at_once() {
-        let share = Arc::new(CpuShare::new(2));
+    fn long_calls_run_at_most_the_configured_number_at_once() {
+        let share = Arc::new(CpuShare::new(1));
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..8)
+        let threads: Vec<_> = (0..4)
             .map(|_| {
                 let (share, running, most) = (share.clone(), running.clone(), most.clone());
                 std::thread::spawn(move || {
-                    let holding = || {
-                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                        most.fetch_max(now, Ordering::SeqCst);
-                        std::thread::sleep(std::time::Duration::from_micros(50));
-                        running.fetch_sub(1, Ordering::SeqCst);
-                    };
-                    for _ in 0..50 {
-                        let _turn = share.enter();
-                        holding();
-                        share.yield_if_others_wait();
-                        holding();
-                    }
+                    let _call = share.enter();
+                    spin(&share, Duration::from_millis(20), &running, &most);
                 })
             })
             .collect();
         for thread in threads {
             thread.join().unwrap();
         }
-        assert_eq!(most.load(Ordering::SeqCst), 2);
-        assert_eq!(share.lock().free, 2, "every turn was given back");
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        assert_eq!(share.lock().free, 1, "every turn was given back");
     }
 
     #[test]
-    fn nested_calls_share_their_callers_turn() {
+    fn short_calls_never_wait_even_when_every_turn_is_taken() {
+        let share = CpuShare::new(1);
+        // Take the only turn from another thread and keep it.
+        share.wait_for_turn();
+        let call = share.enter();
+        share.tick(); // a call that has used almost no CPU time goes on
+        assert!(!HELD.get().has_turn);
+        drop(call);
+        assert_eq!(share.lock().free, 0);
+    }
+
+    #[test]
+    fn nested_calls_count_towards_their_tree() {
         let share = CpuShare::new(1);
         let outer = share.enter();
-        let inner = share.enter(); // would wait forever if it asked for a second turn
+        let inner = share.enter();
+        assert_eq!(HELD.get().depth, 2);
+        let until = thread_cpu_time() + LONG_CALL;
+        while thread_cpu_time() < until {}
+        share.tick();
+        assert!(
+            HELD.get().has_turn,
+            "the tree became long and took the turn"
+        );
         drop(inner);
         assert_eq!(share.lock().free, 0, "the outer call still holds the turn");
         drop(outer);
         assert_eq!(share.lock().free, 1);
-    }
-
-    #[test]
-    fn a_new_call_goes_ahead_of_a_call_that_yields() {
-        let share = Arc::new(CpuShare::new(1));
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let long = share.enter();
-        let newcomer = {
-            let (share, order) = (share.clone(), order.clone());
-            std::thread::spawn(move || {
-                let _turn = share.enter();
-                order.lock().unwrap().push("new call");
-            })
-        };
-        while share.lock().fresh.is_empty() {
-            std::thread::yield_now();
-        }
-        share.yield_if_others_wait();
-        order.lock().unwrap().push("long call resumed");
-        drop(long);
-        newcomer.join().unwrap();
-        assert_eq!(*order.lock().unwrap(), ["new call", "long call resumed"]);
     }
 }

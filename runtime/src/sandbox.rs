@@ -262,7 +262,7 @@ impl Shared {
         export: &str,
         request: &[u8],
     ) -> (Result<abi::GuestResponse, SandboxError>, Evaluation) {
-        let _turn = self.cpu.enter();
+        let _in_tree = self.cpu.enter();
         let started = Instant::now();
         let mut evaluation = Evaluation::start(target, &frame);
         let deadline = frame.deadline;
@@ -273,7 +273,7 @@ impl Shared {
             if Instant::now() >= deadline {
                 return Err(DeadlineExceeded.into());
             }
-            store.data().shared.cpu.yield_if_others_wait();
+            store.data().shared.cpu.tick();
             Ok(UpdateDeadline::Continue(1))
         });
         let result = self.runtime.instantiate(&mut store).and_then(|instance| {
