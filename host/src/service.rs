@@ -562,9 +562,9 @@ impl Service {
         );
         for record in outcome.evaluation.split_by_viewer() {
             if let Some(viewer) = &record.visible_to {
-                let json = serde_json::to_value(&record)
+                let json = serde_json::to_string(&record)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                self.store.add_evaluation(viewer, &json)?;
+                self.store.add_evaluation(viewer, json)?;
             }
         }
         let text = outcome.result?;

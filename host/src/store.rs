@@ -179,9 +179,9 @@ pub trait Store: Send + Sync {
     fn secret_names(&self, owner: &str) -> StoreResult<Vec<String>>;
     /// Deletes a secret; false when there was none.
     fn delete_secret(&self, owner: &str, key: &str) -> StoreResult<bool>;
-    /// Stores an evaluation record visible to `viewer`. It may be committed
-    /// a moment later (in a batch), but every read after this call sees it.
-    fn add_evaluation(&self, viewer: &str, record: &serde_json::Value) -> StoreResult<()>;
+    /// Stores an evaluation record (JSON text) visible to `viewer`. It may be
+    /// committed a moment later (in a batch), but every read after this call sees it.
+    fn add_evaluation(&self, viewer: &str, record: String) -> StoreResult<()>;
     /// `viewer`'s records, newest first, with ids below `before`.
     fn evaluations(
         &self,
@@ -273,6 +273,14 @@ struct Shared {
     traces: Mutex<TraceQueue>,
     traces_waiting: Condvar,
 }
+
+/// How long a queued evaluation record may wait for the trace writer: the
+/// records of this long are committed together. A read of evaluations
+/// commits what is queued first, so readers never miss one.
+const TRACE_BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Queued records that wake the trace writer before the window ends.
+const TRACE_BATCH_SIZE: usize = 512;
 
 /// How many entries each of [`HotCache`]'s maps holds before it is emptied.
 const HOT_CACHE_ENTRIES: usize = 4096;
@@ -413,8 +421,9 @@ impl Drop for SqliteStore {
     }
 }
 
-/// The trace writer: commits queued evaluation records, all that are waiting
-/// in one transaction, until the store is dropped (and the queue is empty).
+/// The trace writer: once records are queued, waits up to
+/// [`TRACE_BATCH_WINDOW`] for more, then commits all of them in one
+/// transaction; until the store is dropped (and the queue is empty).
 fn write_traces(shared: &Shared) {
     loop {
         {
@@ -427,6 +436,14 @@ fn write_traces(shared: &Shared) {
             }
             if queue.pending.is_empty() {
                 return;
+            }
+            if !queue.closed && queue.pending.len() < TRACE_BATCH_SIZE {
+                drop(
+                    shared
+                        .traces_waiting
+                        .wait_timeout(queue, TRACE_BATCH_WINDOW)
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
             }
         }
         let mut connection = lock(&shared.connection);
@@ -699,13 +716,19 @@ impl Store for SqliteStore {
         })
     }
 
-    fn add_evaluation(&self, viewer: &str, record: &serde_json::Value) -> StoreResult<()> {
-        lock(&self.shared.traces).pending.push(NewEvaluation {
-            viewer: viewer.to_string(),
-            record: record.to_string(),
-            created_at: now(),
-        });
-        self.shared.traces_waiting.notify_one();
+    fn add_evaluation(&self, viewer: &str, record: String) -> StoreResult<()> {
+        let queued = {
+            let mut queue = lock(&self.shared.traces);
+            queue.pending.push(NewEvaluation {
+                viewer: viewer.to_string(),
+                record,
+                created_at: now(),
+            });
+            queue.pending.len()
+        };
+        if queued == 1 || queued >= TRACE_BATCH_SIZE {
+            self.shared.traces_waiting.notify_one();
+        }
         Ok(())
     }
 
@@ -853,7 +876,7 @@ mod tests {
         let (path, store) = fresh("traces");
         for n in 0..50 {
             store
-                .add_evaluation("alice", &serde_json::json!({ "n": n }))
+                .add_evaluation("alice", serde_json::json!({ "n": n }).to_string())
                 .unwrap();
         }
         let read = store.evaluations("alice", 100, None).unwrap();
@@ -867,7 +890,7 @@ mod tests {
             "newest first, none missing"
         );
         store
-            .add_evaluation("alice", &serde_json::json!({ "n": 50 }))
+            .add_evaluation("alice", serde_json::json!({ "n": 50 }).to_string())
             .unwrap();
         drop(store);
         let reopened = SqliteStore::open(&path).unwrap();

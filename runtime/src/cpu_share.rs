@@ -1,5 +1,6 @@
 //! Fair shares of the CPU between long calls. A call tree that has used
-//! [`LONG_CALL`] of CPU time needs a turn to go on running guest code; there
+//! [`LONG_CALL`] of CPU time (counted from the first epoch tick it sees, so
+//! a short call never asks the clock) needs a turn to go on running guest code; there
 //! are `turns` of them (default: one core fewer than the machine has, at
 //! least one), handed on in order at every epoch tick when others wait.
 //! Short calls — nearly all of them — never wait: however many infinite
@@ -43,8 +44,8 @@ struct Held {
     share: usize,
     /// Calls of the tree now on this thread's stack.
     depth: usize,
-    /// The thread's CPU time when the tree began.
-    started: Duration,
+    /// The thread's CPU time at the tree's first tick.
+    first_tick: Option<Duration>,
     /// Whether the tree holds a turn.
     has_turn: bool,
 }
@@ -52,7 +53,7 @@ struct Held {
 const NOTHING_HELD: Held = Held {
     share: 0,
     depth: 0,
-    started: Duration::ZERO,
+    first_tick: None,
     has_turn: false,
 };
 
@@ -99,7 +100,7 @@ impl CpuShare {
             held = Held {
                 share: self.id(),
                 depth: 1,
-                started: thread_cpu_time(),
+                first_tick: None,
                 has_turn: false,
             };
         }
@@ -119,9 +120,16 @@ impl CpuShare {
                 self.give_back();
                 self.wait_for_turn();
             }
-        } else if thread_cpu_time().saturating_sub(held.started) >= LONG_CALL {
-            self.wait_for_turn();
-            held.has_turn = true;
+        } else {
+            let now = thread_cpu_time();
+            match held.first_tick {
+                None => held.first_tick = Some(now),
+                Some(first) if now.saturating_sub(first) >= LONG_CALL => {
+                    self.wait_for_turn();
+                    held.has_turn = true;
+                }
+                Some(_) => {}
+            }
             HELD.set(held);
         }
     }
@@ -249,6 +257,7 @@ mod tests {
         let outer = share.enter();
         let inner = share.enter();
         assert_eq!(HELD.get().depth, 2);
+        share.tick();
         let until = thread_cpu_time() + LONG_CALL;
         while thread_cpu_time() < until {}
         share.tick();
