@@ -2,7 +2,7 @@
 # Bounded load test: benign /v1/run calls under wrk while hostile clients
 # send infinite loops, memory bombs, deep recursion and SSRF attempts.
 # Reports benign latency unloaded and loaded, and benign failures.
-# Usage: bench/load.sh [seconds] [hostile clients]   (numbers go to docs/perf.md)
+# Usage: bench/load.sh [seconds] [hostile connections]   (numbers go to docs/perf.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -23,17 +23,13 @@ curl -sf -X PUT $base/v1/vals/add -H "Authorization: Bearer $good" \
 url="$base/v1/run/good.add?args=%5B1,2%5D"
 echo "== benign only (${seconds}s)"
 wrk -t1 -c4 -d"${seconds}s" --latency "$url" | grep -E "Requests/sec|50%|99%|Non-2xx"
-attack() {
-  local codes=('for (;;) {}' "let s = 'x'; for (;;) s += s" 'function f() { return f() } return f()'
-    "return await fetch('http://169.254.169.254/')" "return 'x'.repeat(200 * 1024 * 1024)")
-  while true; do
-    for code in "${codes[@]}"; do
-      curl -s -o /dev/null -X POST $base/v1/eval -H "Authorization: Bearer $evil" \
-        -d "{\"code\": \"$code\"}" || true
-    done
-  done
-}
-for _ in $(seq "$hostile"); do attack & done
+# Hostile clients keep their connections open (wrk with bench/hostile.lua),
+# so what the attackers cost is the server's work, not process start-ups.
+EVIL_KEY=$evil wrk -t1 -c"$hostile" -d"$((seconds + 2))s" -s bench/hostile.lua "$base" > "$data/hostile.txt" &
+attackers=$!
 sleep 1
 echo "== benign with $hostile hostile clients (${seconds}s)"
 wrk -t1 -c4 -d"${seconds}s" --latency "$url" | grep -E "Requests/sec|50%|99%|Non-2xx"
+wait $attackers
+echo "== hostile requests (all should fail)"
+grep -E "requests in|Non-2xx" "$data/hostile.txt"
