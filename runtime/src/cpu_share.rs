@@ -5,7 +5,10 @@
 //! least one), handed on in order at every epoch tick when others wait.
 //! Short calls — nearly all of them — never wait: however many infinite
 //! loops are running, they share `turns` cores between them and the other
-//! cores stay free for everyone else. Nested calls run on their caller's
+//! cores stay free for everyone else. Where the process may raise a
+//! thread's priority back (root, `CAP_SYS_NICE` or `RLIMIT_NICE`), a long
+//! call's thread also runs at the lowest priority (nice 19) until its tree
+//! ends, so a short call that lands on its core runs first. Nested calls run on their caller's
 //! thread and count towards its tree; a call waiting on the network
 //! (`fetch`) gives its turn back while it waits.
 
@@ -19,10 +22,30 @@ use std::time::Duration;
 /// CPU time after which a call tree is long and needs a turn.
 pub(crate) const LONG_CALL: Duration = Duration::from_millis(2);
 
+/// The nice value of a long call's thread.
+const LONG_CALL_NICE: i32 = 19;
+
 /// Turns for long calls, handed from one to the next in arrival order: a
 /// freed turn goes straight to the next waiter (one wake-up, no stampede).
 pub(crate) struct CpuShare {
     queue: Mutex<TurnQueue>,
+    /// Whether long calls' threads are lowered in priority (and back).
+    renice: bool,
+}
+
+/// Whether this process can lower a thread's priority and raise it back:
+/// tried once on a thread of its own.
+fn can_renice() -> bool {
+    std::thread::spawn(|| {
+        let me = Some(rustix::thread::gettid());
+        let Ok(nice) = rustix::process::getpriority_process(me) else {
+            return false;
+        };
+        rustix::process::setpriority_process(me, LONG_CALL_NICE).is_ok()
+            && rustix::process::setpriority_process(me, nice).is_ok()
+    })
+    .join()
+    .unwrap_or(false)
 }
 
 #[derive(Default)]
@@ -48,6 +71,8 @@ struct Held {
     first_tick: Option<Duration>,
     /// Whether the tree holds a turn.
     has_turn: bool,
+    /// The thread's nice value before the tree became long, when it was lowered.
+    nice_before: Option<i32>,
 }
 
 const NOTHING_HELD: Held = Held {
@@ -55,6 +80,7 @@ const NOTHING_HELD: Held = Held {
     depth: 0,
     first_tick: None,
     has_turn: false,
+    nice_before: None,
 };
 
 thread_local! {
@@ -64,6 +90,15 @@ thread_local! {
 fn thread_cpu_time() -> Duration {
     let time = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
+
+/// Lowers this thread to [`LONG_CALL_NICE`]; the nice value it had, if it worked.
+fn lower_priority() -> Option<i32> {
+    let me = Some(rustix::thread::gettid());
+    let nice = rustix::process::getpriority_process(me).ok()?;
+    rustix::process::setpriority_process(me, LONG_CALL_NICE)
+        .ok()
+        .map(|()| nice)
 }
 
 /// A call inside a call tree; the outermost one gives back the tree's turn.
@@ -79,6 +114,7 @@ impl CpuShare {
                 free: turns.max(1),
                 waiting: VecDeque::new(),
             }),
+            renice: can_renice(),
         }
     }
 
@@ -102,6 +138,7 @@ impl CpuShare {
                 depth: 1,
                 first_tick: None,
                 has_turn: false,
+                nice_before: None,
             };
         }
         HELD.set(held);
@@ -125,6 +162,9 @@ impl CpuShare {
             match held.first_tick {
                 None => held.first_tick = Some(now),
                 Some(first) if now.saturating_sub(first) >= LONG_CALL => {
+                    if self.renice {
+                        held.nice_before = lower_priority();
+                    }
                     self.wait_for_turn();
                     held.has_turn = true;
                 }
@@ -190,6 +230,10 @@ impl Drop for InTree<'_> {
             HELD.set(held);
         } else {
             HELD.set(NOTHING_HELD);
+            if let Some(nice) = held.nice_before {
+                let me = Some(rustix::thread::gettid());
+                let _ = rustix::process::setpriority_process(me, nice);
+            }
             if held.has_turn {
                 self.share.give_back();
             }
@@ -265,9 +309,23 @@ mod tests {
             HELD.get().has_turn,
             "the tree became long and took the turn"
         );
+        let me = Some(rustix::thread::gettid());
+        let nice = || rustix::process::getpriority_process(me).unwrap();
+        if share.renice {
+            assert_eq!(
+                nice(),
+                LONG_CALL_NICE,
+                "a long call runs at the lowest priority"
+            );
+        }
         drop(inner);
         assert_eq!(share.lock().free, 0, "the outer call still holds the turn");
         drop(outer);
         assert_eq!(share.lock().free, 1);
+        assert_eq!(
+            nice(),
+            0,
+            "the thread's priority is back when the tree ends"
+        );
     }
 }

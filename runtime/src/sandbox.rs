@@ -129,7 +129,11 @@ impl Sandbox {
             .epoch_interruption(true)
             .max_wasm_stack(MAX_WASM_STACK)
             .memory_init_cow(true)
-            .memory_reservation(config.memory_limit as u64)
+            // A full 4 GiB of address space per memory (never backed beyond
+            // what is touched; growth stops at `memory_limit`) lets Cranelift
+            // drop the bounds check on every load and store: ~10 % faster
+            // calls (docs/perf.md).
+            .memory_reservation(1 << 32)
             .memory_reservation_for_growth(0)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&engine_config)
