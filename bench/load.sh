@@ -22,14 +22,14 @@ curl -sf -X PUT $base/v1/vals/add -H "Authorization: Bearer $good" \
   -d '{"code":"export function add(a, b) { return a + b }","privacy":"public"}' >/dev/null
 url="$base/v1/run/good.add?args=%5B1,2%5D"
 echo "== benign only (${seconds}s)"
-wrk -t1 -c4 -d"${seconds}s" --latency "$url" | grep -E "Requests/sec|50%|99%|Non-2xx"
+wrk -t1 -c4 -d"${seconds}s" --latency "$url" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
 # Hostile clients keep their connections open (wrk with bench/hostile.lua),
 # so what the attackers cost is the server's work, not process start-ups.
 EVIL_KEY=$evil wrk -t1 -c"$hostile" -d"$((seconds + 2))s" -s bench/hostile.lua "$base" > "$data/hostile.txt" &
 attackers=$!
 sleep 1
 echo "== benign with $hostile hostile clients (${seconds}s)"
-wrk -t1 -c4 -d"${seconds}s" --latency "$url" | grep -E "Requests/sec|50%|99%|Non-2xx"
+wrk -t1 -c4 -d"${seconds}s" --latency "$url" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
 wait $attackers
 echo "== hostile requests (all should fail)"
 grep -E "requests in|Non-2xx" "$data/hostile.txt"
