@@ -122,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             });
             // Sandbox calls (and their nested calls) run on these threads.
             let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(settings.http_threads)
                 .enable_all()
                 .thread_stack_size(valbox_runtime::HOST_THREAD_STACK)
                 .build()

@@ -45,6 +45,9 @@ pub struct SettingsArgs {
     /// Calls running at once per caller; more are refused with 429 [default: 8].
     #[arg(long, env = "VALBOX_MAX_CALLS_PER_USER", global = true)]
     pub max_calls_per_user: Option<usize>,
+    /// Threads serving HTTP (tokio workers) [default: 4 per core].
+    #[arg(long, env = "VALBOX_HTTP_THREADS", global = true)]
+    pub http_threads: Option<usize>,
     /// Long calls (past 2 ms of CPU) running JavaScript at once; others wait
     /// their turn, handed on every millisecond; short calls never wait [default: cores - 1, at least 1].
     #[arg(long, env = "VALBOX_CPU_TURNS", global = true)]
@@ -106,6 +109,7 @@ struct SettingsFile {
     library_writes: Option<LibraryWrites>,
     max_concurrent_calls: Option<usize>,
     max_calls_per_user: Option<usize>,
+    http_threads: Option<usize>,
     cpu_turns: Option<usize>,
     fetch_allow_private: Option<bool>,
     fetch_allow_hosts: Option<Vec<String>>,
@@ -137,6 +141,8 @@ pub struct Settings {
     pub library_writes: LibraryWrites,
     /// Concurrency limits of calls.
     pub call_limits: crate::service::CallLimits,
+    /// Threads serving HTTP.
+    pub http_threads: usize,
     /// Call trees running JavaScript at once.
     pub cpu_turns: usize,
     /// Outbound `fetch` settings.
@@ -224,6 +230,11 @@ impl SettingsArgs {
                     .unwrap_or(8)
                     .max(1),
             },
+            http_threads: self
+                .http_threads
+                .or(file.http_threads)
+                .unwrap_or_else(|| 4 * std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
             cpu_turns: self
                 .cpu_turns
                 .or(file.cpu_turns)
