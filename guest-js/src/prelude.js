@@ -88,15 +88,21 @@
   }
 
   // ---- the tagged codec of library calls -------------------------------
-  // Plain JSON values stand for themselves; everything else is an object
-  // tagged by `$`. Objects and arrays carry an `id` so shared and cyclic
-  // references come back shared. Object keys travel as pairs, so a key like
-  // `__proto__` stays an own property and never touches a prototype.
+  // Plain data travels as itself: strings, booleans, finite numbers, null,
+  // arrays and objects (unless an object has a `$` or `__proto__` key).
+  // Everything else is an object tagged by `$`. Every object is numbered in
+  // the order encoding meets it (depth first, before its contents) and
+  // decoding numbers what it builds in the same order, so `{$: "r", id}`
+  // brings shared and cyclic references back shared. Objects with awkward
+  // keys travel as key/value pairs, so `__proto__` stays an own property and
+  // never touches a prototype. Each property is read exactly once.
 
   const typedArrays = {
     Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array,
     Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
   };
+  const hasOwn = Object.prototype.hasOwnProperty;
+  const defineProperty = Object.defineProperty;
 
   function encodeTagged(root, context) {
     const seen = new Map();
@@ -107,10 +113,10 @@
       switch (typeof v) {
         case "undefined": return { $: "u" };
         case "number":
-          if (Number.isNaN(v)) return { $: "n", v: "NaN" };
+          if (v !== v) return { $: "n", v: "NaN" };
           if (v === Infinity) return { $: "n", v: "Infinity" };
           if (v === -Infinity) return { $: "n", v: "-Infinity" };
-          if (Object.is(v, -0)) return { $: "n", v: "-0" };
+          if (v === 0 && 1 / v < 0) return { $: "n", v: "-0" };
           return v;
         case "string":
         case "boolean":
@@ -120,39 +126,48 @@
         case "symbol": throw uncloneable("a symbol");
       }
       if (v === null) return null;
-      if (seen.has(v)) return { $: "r", id: seen.get(v) };
-      const id = seen.size;
-      seen.set(v, id);
+      const earlier = seen.get(v);
+      if (earlier !== undefined) return { $: "r", id: earlier };
+      seen.set(v, seen.size);
       if (isArray(v)) {
-        const items = [];
-        for (let i = 0; i < v.length; i++) items.push(encode(v[i]));
-        return { $: "a", id, v: items };
+        const length = v.length;
+        const items = new Array(length);
+        for (let i = 0; i < length; i++) items[i] = encode(v[i]);
+        return items;
       }
-      if (v instanceof Date) return { $: "d", id, v: encode(v.getTime()) };
-      if (v instanceof RegExp) return { $: "re", id, source: v.source, flags: v.flags };
-      if (v instanceof Map) return { $: "m", id, v: [...v].map(([k, x]) => [encode(k), encode(x)]) };
-      if (v instanceof Set) return { $: "s", id, v: [...v].map(encode) };
+      if (v instanceof Date) return { $: "d", v: encode(v.getTime()) };
+      if (v instanceof RegExp) return { $: "re", source: v.source, flags: v.flags };
+      if (v instanceof Map) return { $: "m", v: [...v].map(([k, x]) => [encode(k), encode(x)]) };
+      if (v instanceof Set) return { $: "s", v: [...v].map(encode) };
       if (v instanceof Error) {
         const record = errorRecord(v);
-        return { $: "e", id, name: record.name, message: record.message, stack: record.stack };
+        return { $: "e", name: record.name, message: record.message, stack: record.stack };
       }
-      if (v instanceof ArrayBuffer) return { $: "ab", id, v: Array.from(new Uint8Array(v)) };
+      if (v instanceof ArrayBuffer) return { $: "ab", v: Array.from(new Uint8Array(v)) };
       if (ArrayBuffer.isView(v)) {
         const type = Object.keys(typedArrays).find((name) => v instanceof typedArrays[name]);
         if (!type) throw uncloneable("a DataView");
-        return { $: "ta", id, type, v: Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) };
+        return { $: "ta", type, v: Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) };
       }
       if (v instanceof Promise) throw uncloneable("a Promise");
       if (v instanceof WeakMap || v instanceof WeakSet || (typeof WeakRef === "function" && v instanceof WeakRef)) {
         throw uncloneable("a weak collection");
       }
-      const pairs = [];
-      for (const key of Object.keys(v)) pairs.push([key, encode(v[key])]);
-      return { $: "o", id, v: pairs };
+      const keys = Object.keys(v);
+      if (keys.includes("$") || keys.includes("__proto__")) {
+        const pairs = [];
+        for (const key of keys) pairs.push([key, encode(v[key])]);
+        return { $: "o", v: pairs };
+      }
+      const copy = {};
+      for (const key of keys) copy[key] = encode(v[key]);
+      return copy;
     }
     return encode(root);
   }
 
+  // Decodes what `encodeTagged` made, after JSON.parse; plain arrays and
+  // objects are taken over in place.
   function decodeTagged(root) {
     const refs = [];
     function malformed() {
@@ -160,46 +175,82 @@
     }
     function decode(t) {
       if (t === null || typeof t !== "object") return t;
-      if (isArray(t)) throw malformed();
+      if (isArray(t)) {
+        refs.push(t);
+        for (let i = 0; i < t.length; i++) {
+          const x = t[i];
+          if (x !== null && typeof x === "object") t[i] = decode(x);
+        }
+        return t;
+      }
+      if (!hasOwn.call(t, "$")) {
+        refs.push(t);
+        for (const key of Object.keys(t)) {
+          const x = t[key];
+          if (x !== null && typeof x === "object") {
+            defineProperty(t, key, { value: decode(x), writable: true, enumerable: true, configurable: true });
+          }
+        }
+        return t;
+      }
       switch (t.$) {
         case "u": return undefined;
         case "n": return Number(t.v);
         case "b": return BigInt(t.v);
         case "r":
-          if (!(t.id in refs)) throw malformed();
+          if (typeof t.id !== "number" || !(t.id in refs)) throw malformed();
           return refs[t.id];
         case "a": {
           const a = [];
-          refs[t.id] = a;
+          refs.push(a);
           for (const x of t.v) a.push(decode(x));
           return a;
         }
-        case "d": return (refs[t.id] = new Date(decode(t.v)));
-        case "re": return (refs[t.id] = new RegExp(t.source, t.flags));
+        case "d": {
+          const d = new Date(NaN);
+          refs.push(d);
+          d.setTime(decode(t.v));
+          return d;
+        }
+        case "re": {
+          const re = new RegExp(t.source, t.flags);
+          refs.push(re);
+          return re;
+        }
         case "m": {
           const m = new Map();
-          refs[t.id] = m;
+          refs.push(m);
           for (const [k, x] of t.v) m.set(decode(k), decode(x));
           return m;
         }
         case "s": {
           const s = new Set();
-          refs[t.id] = s;
+          refs.push(s);
           for (const x of t.v) s.add(decode(x));
           return s;
         }
-        case "e": return (refs[t.id] = reviveError(t));
-        case "ab": return (refs[t.id] = new Uint8Array(t.v).buffer);
+        case "e": {
+          const e = reviveError(t);
+          refs.push(e);
+          return e;
+        }
+        case "ab": {
+          const ab = new Uint8Array(t.v).buffer;
+          refs.push(ab);
+          return ab;
+        }
         case "ta": {
           const Type = typedArrays[t.type];
           if (!Type) throw malformed();
-          return (refs[t.id] = new Type(new Uint8Array(t.v).buffer));
+          const ta = new Type(new Uint8Array(t.v).buffer);
+          refs.push(ta);
+          return ta;
         }
         case "o": {
           const o = {};
-          refs[t.id] = o;
+          refs.push(o);
           for (const [key, x] of t.v) {
-            Object.defineProperty(o, String(key), { value: decode(x), writable: true, enumerable: true, configurable: true });
+            defineProperty(o, String(key), { value: decode(x), writable: true, enumerable: true, configurable: true });
           }
           return o;
         }

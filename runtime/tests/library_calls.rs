@@ -499,3 +499,70 @@ fn numbers_cross_a_library_call_bit_for_bit() {
                 return xs.every((x) => Object.is(@bob.echo(x), x)) && Object.is(api(@bob.echo, 0.1 + 0.2) instanceof Promise, true)";
     assert_eq!(result(run(&world, Some("alice"), body)), json!(true));
 }
+
+#[test]
+fn awkward_keys_holes_and_shared_plain_data_cross_unchanged() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "echo",
+        true,
+        "export function echo(v) { return v }",
+    );
+    let body = r#"
+        const inner = [1, 2];
+        const sent = {
+            $: 'looks like a tag', tagged: { $: 'u' }, list: [inner, inner, { deep: inner }],
+            holes: [1, , 3], negativeZero: [-0], nested: { a: { b: { c: [null, true, 'x'] } } },
+        };
+        const got = @bob.echo(sent);
+        return {
+            dollar: got.$, tagged: got.tagged, hole: 1 in got.holes && got.holes[1] === undefined,
+            negativeZero: Object.is(got.negativeZero[0], -0),
+            shared: got.list[0] === got.list[1] && got.list[2].deep === got.list[0],
+            copied: got.list[0] !== inner, nested: got.nested,
+        };
+    "#;
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!({
+            "dollar": "looks like a tag", "tagged": {"$": "u"}, "hole": true, "negativeZero": true,
+            "shared": true, "copied": true, "nested": {"a": {"b": {"c": [null, true, "x"]}}},
+        })
+    );
+}
+
+#[test]
+fn values_stored_with_awkward_keys_read_back_as_own_properties() {
+    let world = Arc::new(MemoryWorld::new());
+    let body = r#"
+        @me.saved = JSON.parse('{"__proto__": {"polluted": true}, "$": 1, "plain": {"x": [1]}}');
+        return 'saved';
+    "#;
+    assert_eq!(result(run(&world, Some("alice"), body)), json!("saved"));
+    let body = r#"
+        const v = @me.saved;
+        return [Object.keys(v), Object.getPrototypeOf(v) === Object.prototype, v.$, v.plain, ({}).polluted === undefined];
+    "#;
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!([["__proto__", "$", "plain"], true, 1, {"x": [1]}, true])
+    );
+}
+
+#[test]
+fn values_in_the_earlier_wire_format_still_decode() {
+    // Session 1's encoding wrapped every array and object with an id; values
+    // saved with `@me.x = v` then are stored in that form.
+    let world = Arc::new(MemoryWorld::new());
+    let body = r#"
+        const v = __vt.decode({ $: "a", id: 0, v: [
+            { $: "o", id: 1, v: [["k", { $: "u" }]] }, { $: "r", id: 1 }, { $: "d", id: 2, v: 0 } ] });
+        return [v[0] === v[1], 'k' in v[0] && v[0].k === undefined, v[2] instanceof Date];
+    "#;
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!([true, true, true])
+    );
+}
