@@ -566,3 +566,25 @@ fn values_in_the_earlier_wire_format_still_decode() {
         json!([true, true, true])
     );
 }
+
+#[test]
+fn object_key_order_survives_library_and_api_calls() {
+    // Found by the codec fuzz target: the host re-serialized arguments with
+    // sorted keys, so `{z, a}` arrived as `{a, z}`.
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "keys",
+        true,
+        "export function keys(o) { return Object.keys(o).join() }",
+    );
+    let body = r#"
+        const o = { z: 1, "+": 2, a: { y: 1, b: 2 }, id: 3 };
+        return [@bob.keys(o), await api(@bob.keys, o), @bob.keys(o.a)];
+    "#;
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!(["z,+,a,id", "z,+,a,id", "y,b"])
+    );
+}
