@@ -1,16 +1,16 @@
 //! Fair shares of the CPU between long calls. A call tree that has used
 //! [`LONG_CALL`] of CPU time (counted from the first epoch tick it sees, so
-//! a short call never asks the clock) needs a turn to go on running guest code; there
-//! are `turns` of them (default: one core fewer than the machine has, at
-//! least one), handed on in order at every epoch tick when others wait.
-//! Short calls — nearly all of them — never wait: however many infinite
-//! loops are running, they share `turns` cores between them and the other
-//! cores stay free for everyone else. Where the process may raise a
-//! thread's priority back (root, `CAP_SYS_NICE` or `RLIMIT_NICE`), a long
+//! a short call never asks the clock) needs a turn to go on running guest
+//! code; there are `turns` of them (default: one core fewer than the
+//! machine has, at least one), handed on in order at every epoch tick when
+//! others wait. Short calls — nearly all of them — never wait: however many
+//! infinite loops are running, they share `turns` cores between them and
+//! the other cores stay free for everyone else. Where the process may raise
+//! a thread's priority back (root, `CAP_SYS_NICE` or `RLIMIT_NICE`), a long
 //! call's thread also runs at the lowest priority (nice 19) until its tree
-//! ends, so a short call that lands on its core runs first. Nested calls run on their caller's
-//! thread and count towards its tree; a call waiting on the network
-//! (`fetch`) gives its turn back while it waits.
+//! ends, so a short call that lands on its core runs first. Nested calls
+//! run on their caller's thread and count towards its tree; a call waiting
+//! on the network (`fetch`) gives its turn back while it waits.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
