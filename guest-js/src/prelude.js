@@ -187,9 +187,10 @@
         refs.push(t);
         for (const key of Object.keys(t)) {
           const x = t[key];
-          if (x !== null && typeof x === "object") {
-            defineProperty(t, key, { value: decode(x), writable: true, enumerable: true, configurable: true });
-          }
+          if (x === null || typeof x !== "object") continue;
+          // Plain containers are decoded in place; only a tag is replaced.
+          const value = decode(x);
+          if (value !== x) defineProperty(t, key, { value, writable: true, enumerable: true, configurable: true });
         }
         return t;
       }

@@ -143,7 +143,7 @@ pub struct Settings {
     pub call_limits: crate::service::CallLimits,
     /// Threads serving HTTP.
     pub http_threads: usize,
-    /// Call trees running JavaScript at once.
+    /// Long call trees (past 2 ms of CPU) running JavaScript at once.
     pub cpu_turns: usize,
     /// Outbound `fetch` settings.
     pub fetch: valbox_runtime::fetch::FetchPolicy,

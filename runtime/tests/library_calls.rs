@@ -14,6 +14,19 @@ fn result(outcome: Outcome) -> Value {
     serde_json::from_str(&outcome.result.expect("the code runs")).unwrap()
 }
 
+/// A world where bob's public `echo` returns its argument.
+fn bob_echo() -> Arc<MemoryWorld> {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "echo",
+        true,
+        "export function echo(v) { return v }",
+    );
+    world
+}
+
 fn thrown_message(outcome: Outcome) -> String {
     match outcome.result {
         Err(SandboxError::Thrown(error)) => format!("{}: {}", error.name, error.message),
@@ -206,14 +219,7 @@ fn errors_thrown_by_a_library_reach_the_caller_with_name_and_stack() {
 
 #[test]
 fn api_passes_json_only() {
-    let world = Arc::new(MemoryWorld::new());
-    put(
-        &world,
-        "bob",
-        "echo",
-        true,
-        "export function echo(x) { return x }",
-    );
+    let world = bob_echo();
     let body = "try { await api(@bob.echo, new Map()); return 'passed' } catch (e) { return e.name + ': ' + e.message }";
     let message = result(run(&world, Some("alice"), body));
     assert!(
@@ -485,14 +491,7 @@ fn an_oversized_result_is_a_limit_error() {
 
 #[test]
 fn numbers_cross_a_library_call_bit_for_bit() {
-    let world = Arc::new(MemoryWorld::new());
-    put(
-        &world,
-        "bob",
-        "echo",
-        true,
-        "export function echo(x) { return x }",
-    );
+    let world = bob_echo();
     // Found by the codec fuzz target: a float that a lossy JSON parser on the
     // host rounded by one unit in the last place.
     let body = "const xs = [-6.666666666666667e+65, 0.1 + 0.2, 5e-324, 1.7976931348623157e308, 123456789.12345678];
@@ -502,14 +501,7 @@ fn numbers_cross_a_library_call_bit_for_bit() {
 
 #[test]
 fn awkward_keys_holes_and_shared_plain_data_cross_unchanged() {
-    let world = Arc::new(MemoryWorld::new());
-    put(
-        &world,
-        "bob",
-        "echo",
-        true,
-        "export function echo(v) { return v }",
-    );
+    let world = bob_echo();
     let body = r#"
         const inner = [1, 2];
         const sent = {
