@@ -10,11 +10,21 @@
 //!
 //! * Every WIT import `valbox:sandbox/host.f` is a core import `valbox.f`.
 //!   `log` takes `(level: i32, ptr, len)`. Every other import takes one
-//!   `(ptr, len)` pair holding its parameters as a JSON object named like the
-//!   WIT parameters, and returns the length of its JSON answer, which the
-//!   host wrote into the buffer it got from the export `response-buffer(len)`.
-//!   The answer is `{"ok": value}`, `{"undefined": true}`, `{"noop": true}`
-//!   or `{"error": {"name", "message"}}` (the WIT `result`/`option`).
+//!   `(ptr, len)` pair holding its parameters and returns the length of its
+//!   answer, which the host wrote into the buffer it got from the export
+//!   `response-buffer(len)`.
+//! * The val imports (`read-val`, `library-call`, `api-call`) take
+//!   length-prefixed fields `owner`, `name`, `version` (a `u32`, 0 for the
+//!   latest) and `args` (JSON or tagged JSON text, passed on untouched; empty
+//!   for `read-val`). Their answer is one tag byte and a payload: `v` value
+//!   (the text the called val's `run` produced), `p` the value a returned
+//!   Promise settled to, `f` the val is a function (`read-val`), `u`
+//!   undefined, `t` the val threw (a JSON `js-error`), `e` refused (a JSON
+//!   `{"name", "message"}`).
+//! * The other imports take their parameters as a JSON object named like the
+//!   WIT parameters. Their answer is `{"ok": value}`, `{"undefined": true}`,
+//!   `{"noop": true}` or `{"error": {"name", "message"}}` (the WIT
+//!   `result`/`option`).
 //! * Every WIT export `valbox:sandbox/guest.f` is a core export `f` taking the
 //!   length of the request the host wrote into the guest's input buffer (whose
 //!   address `input-buffer(len)` returns) and returning an `i64` holding the
@@ -61,6 +71,21 @@ type HostImport = unsafe extern "C" fn(*const u8, usize) -> u32;
 
 /// Calls a JSON host import from JavaScript.
 fn call_host(import: HostImport, request: String) -> String {
+    call_import(import, request.as_bytes())
+}
+
+/// Calls a val import from JavaScript (the fields are described above).
+fn call_val(import: HostImport, owner: String, name: String, version: u32, args: String) -> String {
+    let mut request = Vec::with_capacity(owner.len() + name.len() + args.len() + 16);
+    for field in [owner.as_bytes(), name.as_bytes(), &version.to_le_bytes()] {
+        request.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        request.extend_from_slice(field);
+    }
+    request.extend_from_slice(args.as_bytes());
+    call_import(import, &request)
+}
+
+fn call_import(import: HostImport, request: &[u8]) -> String {
     // SAFETY: the pointer and length describe `request`, alive for the call;
     // the host writes the answer through `response-buffer` before returning.
     let len = unsafe { import(request.as_ptr(), request.len()) } as usize;
@@ -109,19 +134,31 @@ pub extern "C" fn initialize_runtime() {
         })
         .expect("log function");
         let host = Object::new(ctx.clone()).expect("host object");
-        let imports: [(&str, HostImport); 7] = [
-            ("readVal", host_read_val),
+        let json_imports: [(&str, HostImport); 4] = [
             ("writeVal", host_write_val),
             ("readSecret", host_read_secret),
             ("sendEmail", host_send_email),
-            ("libraryCall", host_library_call),
-            ("apiCall", host_api_call),
             ("fetch", host_fetch),
         ];
-        for (name, import) in imports {
+        for (name, import) in json_imports {
             let function =
                 Function::new(ctx.clone(), move |request: String| call_host(import, request))
                     .expect("host function");
+            host.set(name, function).expect("host function installed");
+        }
+        let val_imports: [(&str, HostImport); 3] = [
+            ("readVal", host_read_val),
+            ("libraryCall", host_library_call),
+            ("apiCall", host_api_call),
+        ];
+        for (name, import) in val_imports {
+            let function = Function::new(
+                ctx.clone(),
+                move |owner: String, name: String, version: u32, args: String| {
+                    call_val(import, owner, name, version, args)
+                },
+            )
+            .expect("host function");
             host.set(name, function).expect("host function installed");
         }
         let install: Function = ctx
@@ -201,8 +238,9 @@ const RUN_EXPRESS: u8 = 3;
 /// `json`: a function is called with the JSON array `args` (a returned
 /// Promise is awaited) and the result is JSON; anything else is the val's
 /// value. `tagged`: the same with the tagged codec of library calls, the
-/// answer being `{"promise": bool, "value": tagged}`. `read`: the val's value
-/// in the tagged codec, or `{"function": true}` for a function. `express`:
+/// answer being `p` (a Promise was returned) or `v`, then the tagged JSON
+/// text of the value. `read`: the val's value the same way, or `f` for a
+/// function. `express`:
 /// the function is an Express-style handler; `args` is the request as JSON and
 /// the result is the response it built (`{status, headers, body}`).
 #[export_name = "run"]
@@ -230,7 +268,7 @@ pub extern "C" fn run(len: u32) -> u64 {
             }
             if let Some(function) = value.as_function() {
                 if mode == RUN_READ {
-                    return Ok(br#"{"function":true}"#.to_vec());
+                    return Ok(b"f".to_vec());
                 }
                 if mode == RUN_EXPRESS {
                     let express = helpers.express.clone().restore(&ctx).map_err(fail)?;

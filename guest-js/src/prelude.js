@@ -104,201 +104,256 @@
   const hasOwn = Object.prototype.hasOwnProperty;
   const defineProperty = Object.defineProperty;
 
-  function encodeTagged(root, context) {
-    const seen = new Map();
-    function uncloneable(what) {
-      return new DataCloneError(what + " cannot be passed " + context + ": only copyable values (no functions, symbols, Promises or weak collections) cross between vals");
+  // Thrown inside the encoder; `encodeTagged` turns it into a DataCloneError
+  // naming where the value was going (built only when it is thrown).
+  class Uncloneable {
+    constructor(what) {
+      this.what = what;
     }
-    function encode(v) {
-      switch (typeof v) {
-        case "undefined": return { $: "u" };
-        case "number":
-          if (v !== v) return { $: "n", v: "NaN" };
-          if (v === Infinity) return { $: "n", v: "Infinity" };
-          if (v === -Infinity) return { $: "n", v: "-Infinity" };
-          if (v === 0 && 1 / v < 0) return { $: "n", v: "-0" };
-          return v;
-        case "string":
-        case "boolean":
-          return v;
-        case "bigint": return { $: "b", v: v.toString() };
-        case "function": throw uncloneable("a function");
-        case "symbol": throw uncloneable("a symbol");
-      }
-      if (v === null) return null;
-      const earlier = seen.get(v);
-      if (earlier !== undefined) return { $: "r", id: earlier };
-      seen.set(v, seen.size);
-      if (isArray(v)) {
-        const length = v.length;
-        const items = new Array(length);
-        for (let i = 0; i < length; i++) items[i] = encode(v[i]);
-        return items;
-      }
-      if (v instanceof Date) return { $: "d", v: encode(v.getTime()) };
-      if (v instanceof RegExp) return { $: "re", source: v.source, flags: v.flags };
-      if (v instanceof Map) return { $: "m", v: [...v].map(([k, x]) => [encode(k), encode(x)]) };
-      if (v instanceof Set) return { $: "s", v: [...v].map(encode) };
-      if (v instanceof Error) {
-        const record = errorRecord(v);
-        return { $: "e", name: record.name, message: record.message, stack: record.stack };
-      }
-      if (v instanceof ArrayBuffer) return { $: "ab", v: Array.from(new Uint8Array(v)) };
-      if (ArrayBuffer.isView(v)) {
-        const type = Object.keys(typedArrays).find((name) => v instanceof typedArrays[name]);
-        if (!type) throw uncloneable("a DataView");
-        return { $: "ta", type, v: Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) };
-      }
-      if (v instanceof Promise) throw uncloneable("a Promise");
-      if (v instanceof WeakMap || v instanceof WeakSet || (typeof WeakRef === "function" && v instanceof WeakRef)) {
-        throw uncloneable("a weak collection");
-      }
-      const keys = Object.keys(v);
-      if (keys.includes("$") || keys.includes("__proto__")) {
-        const pairs = [];
-        for (const key of keys) pairs.push([key, encode(v[key])]);
-        return { $: "o", v: pairs };
-      }
-      const copy = {};
-      for (const key of keys) copy[key] = encode(v[key]);
-      return copy;
-    }
-    return encode(root);
   }
 
-  // Decodes what `encodeTagged` made, after JSON.parse; plain arrays and
+  // A value that is the same in JSON and in the codec: no copy needed.
+  function plainPrimitive(v) {
+    switch (typeof v) {
+      case "string":
+      case "boolean":
+        return true;
+      case "number":
+        return v === v && v !== Infinity && v !== -Infinity && (v !== 0 || 1 / v > 0);
+      default:
+        return v === null;
+    }
+  }
+
+  function encodeValue(v, seen) {
+    switch (typeof v) {
+      case "undefined": return { $: "u" };
+      case "number":
+        if (v !== v) return { $: "n", v: "NaN" };
+        if (v === Infinity) return { $: "n", v: "Infinity" };
+        if (v === -Infinity) return { $: "n", v: "-Infinity" };
+        if (v === 0 && 1 / v < 0) return { $: "n", v: "-0" };
+        return v;
+      case "string":
+      case "boolean":
+        return v;
+      case "bigint": return { $: "b", v: v.toString() };
+      case "function": throw new Uncloneable("a function");
+      case "symbol": throw new Uncloneable("a symbol");
+    }
+    if (v === null) return null;
+    const earlier = seen.get(v);
+    if (earlier !== undefined) return { $: "r", id: earlier };
+    seen.set(v, seen.size);
+    if (isArray(v)) {
+      const length = v.length;
+      const items = new Array(length);
+      for (let i = 0; i < length; i++) items[i] = encodeValue(v[i], seen);
+      return items;
+    }
+    if (v instanceof Date) return { $: "d", v: encodeValue(v.getTime(), seen) };
+    if (v instanceof RegExp) return { $: "re", source: v.source, flags: v.flags };
+    if (v instanceof Map) return { $: "m", v: [...v].map(([k, x]) => [encodeValue(k, seen), encodeValue(x, seen)]) };
+    if (v instanceof Set) return { $: "s", v: [...v].map((x) => encodeValue(x, seen)) };
+    if (v instanceof Error) {
+      const record = errorRecord(v);
+      return { $: "e", name: record.name, message: record.message, stack: record.stack };
+    }
+    if (v instanceof ArrayBuffer) return { $: "ab", v: Array.from(new Uint8Array(v)) };
+    if (ArrayBuffer.isView(v)) {
+      const type = Object.keys(typedArrays).find((name) => v instanceof typedArrays[name]);
+      if (!type) throw new Uncloneable("a DataView");
+      return { $: "ta", type, v: Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) };
+    }
+    if (v instanceof Promise) throw new Uncloneable("a Promise");
+    if (v instanceof WeakMap || v instanceof WeakSet || (typeof WeakRef === "function" && v instanceof WeakRef)) {
+      throw new Uncloneable("a weak collection");
+    }
+    const keys = Object.keys(v);
+    if (keys.includes("$") || keys.includes("__proto__")) {
+      const pairs = [];
+      for (const key of keys) pairs.push([key, encodeValue(v[key], seen)]);
+      return { $: "o", v: pairs };
+    }
+    const copy = {};
+    for (const key of keys) copy[key] = encodeValue(v[key], seen);
+    return copy;
+  }
+
+  // The tagged JSON text of `root`; `context` says where it is going
+  // ("to @bob.f"), for the error about a value that cannot go there.
+  function encodeTagged(root, context) {
+    if (plainPrimitive(root)) return stringify(root);
+    try {
+      return stringify(encodeValue(root, new Map()));
+    } catch (e) {
+      if (!(e instanceof Uncloneable)) throw e;
+      throw new DataCloneError(e.what + " cannot be passed " + context() + ": only copyable values (no functions, symbols, Promises or weak collections) cross between vals");
+    }
+  }
+
+  // The tagged JSON text of the arguments of a call to @owner.name: an array
+  // of plain primitives is its own encoding.
+  function encodeArguments(args, owner, name, version) {
+    for (let i = 0; i < args.length; i++) {
+      if (!plainPrimitive(args[i])) return encodeTagged(args, () => "to " + refName(owner, name, version));
+    }
+    return stringify(args);
+  }
+
+  function malformed() {
+    return new TypeError("malformed value in a library call");
+  }
+
+  function decodeValue(t, refs) {
+    if (t === null || typeof t !== "object") return t;
+    if (isArray(t)) {
+      refs.push(t);
+      for (let i = 0; i < t.length; i++) {
+        const x = t[i];
+        if (x !== null && typeof x === "object") t[i] = decodeValue(x, refs);
+      }
+      return t;
+    }
+    if (!hasOwn.call(t, "$")) {
+      refs.push(t);
+      for (const key of Object.keys(t)) {
+        const x = t[key];
+        if (x === null || typeof x !== "object") continue;
+        // Plain containers are decoded in place; only a tag is replaced.
+        const value = decodeValue(x, refs);
+        if (value !== x) defineProperty(t, key, { value, writable: true, enumerable: true, configurable: true });
+      }
+      return t;
+    }
+    switch (t.$) {
+      case "u": return undefined;
+      case "n": return Number(t.v);
+      case "b": return BigInt(t.v);
+      case "r":
+        if (typeof t.id !== "number" || !(t.id in refs)) throw malformed();
+        return refs[t.id];
+      case "a": {
+        const a = [];
+        refs.push(a);
+        for (const x of t.v) a.push(decodeValue(x, refs));
+        return a;
+      }
+      case "d": {
+        const d = new Date(NaN);
+        refs.push(d);
+        d.setTime(decodeValue(t.v, refs));
+        return d;
+      }
+      case "re": {
+        const re = new RegExp(t.source, t.flags);
+        refs.push(re);
+        return re;
+      }
+      case "m": {
+        const m = new Map();
+        refs.push(m);
+        for (const [k, x] of t.v) m.set(decodeValue(k, refs), decodeValue(x, refs));
+        return m;
+      }
+      case "s": {
+        const s = new Set();
+        refs.push(s);
+        for (const x of t.v) s.add(decodeValue(x, refs));
+        return s;
+      }
+      case "e": {
+        const e = reviveError(t);
+        refs.push(e);
+        return e;
+      }
+      case "ab": {
+        const ab = new Uint8Array(t.v).buffer;
+        refs.push(ab);
+        return ab;
+      }
+      case "ta": {
+        const Type = typedArrays[t.type];
+        if (!Type) throw malformed();
+        const ta = new Type(new Uint8Array(t.v).buffer);
+        refs.push(ta);
+        return ta;
+      }
+      case "o": {
+        const o = {};
+        refs.push(o);
+        for (const [key, x] of t.v) {
+          defineProperty(o, String(key), { value: decodeValue(x, refs), writable: true, enumerable: true, configurable: true });
+        }
+        return o;
+      }
+      default: throw malformed();
+    }
+  }
+
+  // Decodes what `encodeValue` made, after JSON.parse; plain arrays and
   // objects are taken over in place.
   function decodeTagged(root) {
-    const refs = [];
-    function malformed() {
-      return new TypeError("malformed value in a library call");
-    }
-    function decode(t) {
-      if (t === null || typeof t !== "object") return t;
-      if (isArray(t)) {
-        refs.push(t);
-        for (let i = 0; i < t.length; i++) {
-          const x = t[i];
-          if (x !== null && typeof x === "object") t[i] = decode(x);
-        }
-        return t;
-      }
-      if (!hasOwn.call(t, "$")) {
-        refs.push(t);
-        for (const key of Object.keys(t)) {
-          const x = t[key];
-          if (x === null || typeof x !== "object") continue;
-          // Plain containers are decoded in place; only a tag is replaced.
-          const value = decode(x);
-          if (value !== x) defineProperty(t, key, { value, writable: true, enumerable: true, configurable: true });
-        }
-        return t;
-      }
-      switch (t.$) {
-        case "u": return undefined;
-        case "n": return Number(t.v);
-        case "b": return BigInt(t.v);
-        case "r":
-          if (typeof t.id !== "number" || !(t.id in refs)) throw malformed();
-          return refs[t.id];
-        case "a": {
-          const a = [];
-          refs.push(a);
-          for (const x of t.v) a.push(decode(x));
-          return a;
-        }
-        case "d": {
-          const d = new Date(NaN);
-          refs.push(d);
-          d.setTime(decode(t.v));
-          return d;
-        }
-        case "re": {
-          const re = new RegExp(t.source, t.flags);
-          refs.push(re);
-          return re;
-        }
-        case "m": {
-          const m = new Map();
-          refs.push(m);
-          for (const [k, x] of t.v) m.set(decode(k), decode(x));
-          return m;
-        }
-        case "s": {
-          const s = new Set();
-          refs.push(s);
-          for (const x of t.v) s.add(decode(x));
-          return s;
-        }
-        case "e": {
-          const e = reviveError(t);
-          refs.push(e);
-          return e;
-        }
-        case "ab": {
-          const ab = new Uint8Array(t.v).buffer;
-          refs.push(ab);
-          return ab;
-        }
-        case "ta": {
-          const Type = typedArrays[t.type];
-          if (!Type) throw malformed();
-          const ta = new Type(new Uint8Array(t.v).buffer);
-          refs.push(ta);
-          return ta;
-        }
-        case "o": {
-          const o = {};
-          refs.push(o);
-          for (const [key, x] of t.v) {
-            defineProperty(o, String(key), { value: decode(x), writable: true, enumerable: true, configurable: true });
-          }
-          return o;
-        }
-        default: throw malformed();
-      }
-    }
-    return decode(root);
+    return decodeValue(root, []);
+  }
+
+  // Decodes tagged JSON text. Text in which no `"$"` occurs holds no tag,
+  // so it is plain JSON.
+  function decodeText(text) {
+    const value = parse(text);
+    return text.indexOf('"$"') < 0 ? value : decodeValue(value, []);
   }
 
   // ---- capabilities ------------------------------------------------------
 
-  // Calls a host import; a refusal becomes a thrown error.
+  // Calls a JSON host import; a refusal becomes a thrown error.
   function hostCall(importFn, request) {
     const answer = parse(importFn(stringify(request)));
     if (answer.error) throw reviveError(answer.error);
     return answer;
   }
 
+  // The val imports (read-val, library-call, api-call) answer with one tag
+  // character and a payload: `v` value, `p` value of a settled Promise,
+  // `f` the val is a function, `u` undefined, `t` the val threw (a
+  // described error), `e` refused (a described error).
+  function answerError(answer) {
+    return reviveError(parse(answer.slice(1)));
+  }
+
   const REF = Symbol("valbox.ref");
 
-  function refName(info) {
-    return "@" + info.owner + "." + info.name + (info.version ? "@" + info.version : "");
+  function refName(owner, name, version) {
+    return "@" + owner + "." + name + (version ? "@" + version : "");
   }
 
-  function libraryCall(info, args) {
-    const encoded = encodeTagged(args, "to " + refName(info));
-    const answer = hostCall(host.libraryCall, { owner: info.owner, name: info.name, version: info.version, args: encoded });
-    if (answer.undefined) throw new TypeError(refName(info) + " is not a function");
-    if (answer.thrown) throw reviveError(answer.thrown);
-    const value = decodeTagged(answer.ok.value);
-    return answer.ok.promise ? Promise.resolve(value) : value;
-  }
-
-  function readVal(info) {
-    const answer = hostCall(host.readVal, { owner: info.owner, name: info.name, version: info.version });
-    if (answer.undefined) return undefined;
-    if (answer.thrown) throw reviveError(answer.thrown);
-    if (answer.ok.function) {
-      const call = function (...args) {
-        return libraryCall(info, args);
-      };
-      Object.defineProperty(call, "name", { value: info.name });
-      Object.defineProperty(call, REF, { value: info });
-      return call;
+  function libraryCall(owner, name, version, args) {
+    const text = encodeArguments(args, owner, name, version);
+    const answer = host.libraryCall(owner, name, version || 0, text);
+    switch (answer[0]) {
+      case "v": return decodeText(answer.slice(1));
+      case "p": return Promise.resolve(decodeText(answer.slice(1)));
+      case "u": throw new TypeError(refName(owner, name, version) + " is not a function");
+      default: throw answerError(answer);
     }
-    const value = decodeTagged(answer.ok.value);
-    return answer.ok.promise ? Promise.resolve(value) : value;
+  }
+
+  function readVal(owner, name, version) {
+    const answer = host.readVal(owner, name, version || 0, "");
+    switch (answer[0]) {
+      case "v": return decodeText(answer.slice(1));
+      case "p": return Promise.resolve(decodeText(answer.slice(1)));
+      case "u": return undefined;
+      case "f": {
+        const call = function (...args) {
+          return libraryCall(owner, name, version, args);
+        };
+        defineProperty(call, "name", { value: name });
+        defineProperty(call, REF, { value: Object.freeze({ owner, name, version }) });
+        return call;
+      }
+      default: throw answerError(answer);
+    }
   }
 
   function makeRef(owner, name, version) {
@@ -306,14 +361,11 @@
     return Object.freeze({
       [REF]: info,
       get value() {
-        return readVal(info);
+        return readVal(owner, name, version);
       },
       set value(v) {
-        const encoded = encodeTagged(v, "into " + refName(info));
-        hostCall(host.writeVal, { owner, name, value: encoded });
-      },
-      invoke(...args) {
-        return libraryCall(info, args);
+        const encoded = encodeTagged(v, () => "into " + refName(owner, name, version));
+        hostCall(host.writeVal, { owner, name, value: parse(encoded) });
       },
     });
   }
@@ -345,10 +397,14 @@
       const info = target !== null && (typeof target === "object" || typeof target === "function") ? target[REF] : undefined;
       if (!info) throw new TypeError("api() takes a val reference: api(@user.val, ...args)");
       requireJson(args, "args");
-      const answer = hostCall(host.apiCall, { owner: info.owner, name: info.name, version: info.version, args: parse(stringify(args)) });
-      if (answer.undefined) throw new TypeError(refName(info) + " was not found");
-      if (answer.thrown) throw reviveError(answer.thrown);
-      resolve(answer.ok);
+      const answer = host.apiCall(info.owner, info.name, info.version || 0, stringify(args));
+      switch (answer[0]) {
+        case "v":
+        case "p":
+          return resolve(parse(answer.slice(1)));
+        case "u": throw new TypeError(refName(info.owner, info.name, info.version) + " was not found");
+        default: throw answerError(answer);
+      }
     });
   }
 
@@ -584,6 +640,10 @@
 
   const vt = Object.freeze({
     ref: makeRef,
+    // `@owner.name(...args)`.
+    call(owner, name, version, ...args) {
+      return libraryCall(owner, name, version, args);
+    },
     secret(owner, key) {
       const answer = hostCall(host.readSecret, { owner, key });
       return answer.undefined ? undefined : answer.ok;
@@ -594,17 +654,21 @@
     Object.defineProperty(globalThis, name, { value, writable: name === "console", enumerable: false, configurable: false });
   }
 
+  const backFromThisVal = () => "back from this val";
+
   return {
     // JSON result of a call; `undefined` (which JSON cannot carry) becomes null.
     encodeResult(value) {
       const text = stringify(value);
       return text === undefined ? "null" : text;
     },
+    // A library call's or read's answer: `p` (the val returned a Promise)
+    // or `v`, then the tagged JSON text of the value.
     encodeTaggedResult(value, promise) {
-      return stringify({ promise, value: encodeTagged(value, "back from this val") });
+      return (promise ? "p" : "v") + encodeTagged(value, backFromThisVal);
     },
     decodeArgs(text, tagged) {
-      const args = tagged ? decodeTagged(parse(text)) : parse(text);
+      const args = tagged ? decodeText(text) : parse(text);
       if (!isArray(args)) throw new TypeError("arguments must be a JSON array");
       return args;
     },

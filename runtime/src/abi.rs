@@ -151,6 +151,14 @@ pub(crate) fn encode_request(fields: &[&[u8]]) -> Vec<u8> {
     request
 }
 
+/// Splits one length-prefixed field off the front of a request (the
+/// inverse of [`encode_request`] for all but the last field).
+pub(crate) fn split_field(request: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = request.split_first_chunk::<4>()?;
+    let len = u32::from_le_bytes(*len) as usize;
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
 /// A guest export's answer: `Ok(payload)` or the error the guest described.
 pub(crate) type GuestResponse = Result<Vec<u8>, JsError>;
 

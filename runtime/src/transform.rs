@@ -7,7 +7,7 @@
 //! | source | becomes |
 //! |---|---|
 //! | `@me.secrets.key` | `__vt.secret("me","key")` |
-//! | `@bob.f(1)` | `__vt.ref("bob","f",null).invoke(1)` |
+//! | `@bob.f(1)` | `__vt.call("bob","f",null,1)` |
 //! | `@bob.f@3` | `__vt.ref("bob","f",3).value` |
 //! | `@me.x = 1` | `__vt.ref("me","x",null).value = 1` |
 //! | `api(@bob.f, 1)` | `api(__vt.ref("bob","f",null), 1)` |
@@ -136,7 +136,10 @@ pub fn transform(source: &str) -> Result<String, TransformError> {
             b'@' => {
                 let (reference, end) =
                     read_reference(source, i).map_err(|(at, message)| error(at, message))?;
+                let previous_was_api_paren = previous == Previous::ApiParen;
                 let rest = source[end..].trim_start_matches([' ', '\t']);
+                i = end;
+                previous = Previous::Value;
                 match reference {
                     Reference::Secret { owner, key } => {
                         write!(out, "__vt.secret({owner:?},{key:?})").unwrap();
@@ -147,18 +150,21 @@ pub fn transform(source: &str) -> Result<String, TransformError> {
                         version,
                     } => {
                         let version = version.map_or("null".to_string(), |v| v.to_string());
-                        write!(out, "__vt.ref({owner:?},{name:?},{version})").unwrap();
-                        if previous == Previous::ApiParen {
+                        if previous_was_api_paren {
                             // `api(@user.val, ...)` takes the reference itself.
+                            write!(out, "__vt.ref({owner:?},{name:?},{version})").unwrap();
                         } else if rest.starts_with('(') {
-                            out.push_str(".invoke");
+                            // A call needs no reference object: the arguments
+                            // follow the reference's own (a trailing comma
+                            // is valid when there are none).
+                            write!(out, "__vt.call({owner:?},{name:?},{version},").unwrap();
+                            i = source.len() - rest.len() + 1;
+                            previous = Previous::ExpressionStart;
                         } else {
-                            out.push_str(".value");
+                            write!(out, "__vt.ref({owner:?},{name:?},{version}).value").unwrap();
                         }
                     }
                 }
-                i = end;
-                previous = Previous::Value;
             }
             c if c == b'_' || c == b'$' || c.is_ascii_alphanumeric() || c >= 0x80 => {
                 let end = i + source[i..]
@@ -365,14 +371,8 @@ mod tests {
             t("@me.secrets.openAiKey"),
             r#"__vt.secret("me","openAiKey")"#
         );
-        assert_eq!(
-            t("@Bob.add(1, 2)"),
-            r#"__vt.ref("bob","add",null).invoke(1, 2)"#
-        );
-        assert_eq!(
-            t("@bob.add (1)"),
-            r#"__vt.ref("bob","add",null).invoke (1)"#
-        );
+        assert_eq!(t("@Bob.add(1, 2)"), r#"__vt.call("bob","add",null,1, 2)"#);
+        assert_eq!(t("@bob.add (1)"), r#"__vt.call("bob","add",null,1)"#);
         assert_eq!(
             t("x = @bob.config@3.port"),
             r#"x = __vt.ref("bob","config",3).value.port"#
@@ -386,6 +386,11 @@ mod tests {
             r#"await api(__vt.ref("bob","add",null), 1)"#
         );
         assert_eq!(t("api( @bob.add )"), r#"api( __vt.ref("bob","add",null) )"#);
+        assert_eq!(t("@bob.now()"), r#"__vt.call("bob","now",null,)"#);
+        assert_eq!(
+            t("@bob.f@2(@bob.g(1), /a/)"),
+            r#"__vt.call("bob","f",2,__vt.call("bob","g",null,1), /a/)"#
+        );
     }
 
     #[test]

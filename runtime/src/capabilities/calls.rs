@@ -2,7 +2,7 @@
 //! with its own frame. Library calls restrict (stickily) and use the tagged
 //! codec; API calls run as the val's author with JSON only.
 
-use super::{identifier, owner, refusal, version, Answer, Stop};
+use super::{refusal, Answer, Stop, ValRequest};
 use crate::abi;
 use crate::error::{DeadlineExceeded, JsError, SandboxError};
 use crate::frame::Frame;
@@ -10,49 +10,58 @@ use crate::policy::{decide, Capability, Decision, Owner, Request, ValState};
 use crate::sandbox::RunMode;
 use crate::state::CallState;
 use crate::world::StoredVal;
-use serde_json::Value;
+use serde::de::IgnoredAny;
 use wasmtime::Caller;
 
 /// `@owner.name(...args)`.
-pub(super) fn library(caller: &mut Caller<'_, CallState>, request: &Value) -> Result<Answer, Stop> {
-    let owner = owner(request)?;
-    let name = identifier(request, "name")?;
-    let version = version(request)?;
-    let args = request
-        .get("args")
-        .map(Value::to_string)
-        .unwrap_or_else(|| "{\"$\":\"a\",\"id\":0,\"v\":[]}".into());
-    run_val(caller, owner, name, version, RunMode::Tagged, &args)
+pub(super) fn library(
+    caller: &mut Caller<'_, CallState>,
+    request: &ValRequest<'_>,
+) -> Result<Answer, Stop> {
+    let args = checked_args(request.args)?;
+    run_val(caller, request, RunMode::Tagged, args)
 }
 
 /// `api(@owner.name, ...args)`.
-pub(super) fn api(caller: &mut Caller<'_, CallState>, request: &Value) -> Result<Answer, Stop> {
-    let owner = owner(request)?;
-    let name = identifier(request, "name")?;
-    let version = version(request)?;
-    let args = match request.get("args") {
-        Some(args @ Value::Array(_)) => args.to_string(),
-        _ => return Err(Answer::type_error("api() arguments must be a JSON array").into()),
-    };
-    let stored = match visible_val(caller, owner, name, version)? {
+pub(super) fn api(
+    caller: &mut Caller<'_, CallState>,
+    request: &ValRequest<'_>,
+) -> Result<Answer, Stop> {
+    let args = checked_args(request.args)?;
+    if !args.trim_start().starts_with('[') {
+        return Err(Answer::type_error("api() arguments must be a JSON array").into());
+    }
+    let stored = match visible_val(caller, request)? {
         Some(stored) => stored,
         None => return Ok(Answer::Undefined),
     };
     let frame = &caller.data().frame;
     let frame = Frame::api(&stored.owner, frame.depth + 1, frame.deadline);
-    run_nested(caller, frame, &stored, RunMode::Json, &args)
+    run_nested(caller, frame, &stored, RunMode::Json, args)
+}
+
+/// The arguments' text, passed on untouched once it is known to be JSON
+/// (no arguments at all: an empty array).
+fn checked_args(args: &str) -> Result<&str, Answer> {
+    if args.is_empty() {
+        return Ok("[]");
+    }
+    match serde_json::from_str::<IgnoredAny>(args) {
+        Ok(_) => Ok(args),
+        Err(e) => Err(Answer::type_error(format!(
+            "the arguments are not valid JSON: {e}"
+        ))),
+    }
 }
 
 /// Reads (`RunMode::Read`) or calls (`RunMode::Tagged`) a val as a library.
 pub(super) fn run_val(
     caller: &mut Caller<'_, CallState>,
-    owner: Owner<'_>,
-    name: &str,
-    version: Option<u32>,
+    request: &ValRequest<'_>,
     mode: RunMode,
     args: &str,
 ) -> Result<Answer, Stop> {
-    let stored = match visible_val(caller, owner, name, version)? {
+    let stored = match visible_val(caller, request)? {
         Some(stored) => stored,
         None => return Ok(Answer::Undefined),
     };
@@ -64,10 +73,14 @@ pub(super) fn run_val(
 /// it sees `undefined`, a permission error when it is refused.
 fn visible_val(
     caller: &mut Caller<'_, CallState>,
-    owner: Owner<'_>,
-    name: &str,
-    version: Option<u32>,
+    request: &ValRequest<'_>,
 ) -> Result<Option<StoredVal>, Answer> {
+    let ValRequest {
+        owner,
+        name,
+        version,
+        ..
+    } = *request;
     let state = caller.data();
     let frame = &state.frame;
     let resolved = match owner {
@@ -138,9 +151,15 @@ fn run_nested(
     let (result, evaluation) = shared.run_in_frame(world, frame, target, "run", &request);
     caller.data_mut().calls.push(evaluation);
     match result {
-        Ok(Ok(payload)) => String::from_utf8(payload).map(Answer::Ok).map_err(|_| {
-            Answer::type_error("the called val answered with text that is not UTF-8").into()
-        }),
+        Ok(Ok(payload)) => match String::from_utf8(payload) {
+            // JSON mode answers with the value alone.
+            Ok(json) if mode == RunMode::Json => Ok(Answer::Ok(json)),
+            Ok(answer) => Ok(Answer::Ran(answer)),
+            Err(_) => Err(Answer::type_error(
+                "the called val answered with text that is not UTF-8",
+            )
+            .into()),
+        },
         Ok(Err(thrown)) => Ok(Answer::Thrown(thrown)),
         Err(SandboxError::Timeout(_)) => Err(Stop::Trap(wasmtime::Error::new(DeadlineExceeded))),
         Err(other) => Ok(Answer::Thrown(JsError {
@@ -148,5 +167,28 @@ fn run_nested(
             message: format!("@{}.{} failed: {other}", stored.owner, stored.name),
             stack: String::new(),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_arguments_pass_only_as_json() {
+        assert_eq!(checked_args("").ok(), Some("[]"));
+        assert_eq!(
+            checked_args(r#"[1,{"$":"u"}]"#).ok(),
+            Some(r#"[1,{"$":"u"}]"#)
+        );
+        for bad in ["[1,", "[1] x", "{'a':1}", "[NaN]"] {
+            match checked_args(bad) {
+                Err(Answer::Refused { name, message }) => {
+                    assert_eq!(name, "TypeError");
+                    assert!(message.contains("not valid JSON"), "{message}");
+                }
+                _ => panic!("{bad} was accepted"),
+            }
+        }
     }
 }

@@ -25,20 +25,23 @@ pub(crate) const HOST_MODULE: &str = "valbox";
 /// Adds every `valbox` import to `linker`.
 pub(crate) fn define(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     log::define(linker)?;
-    json_import(linker, "read-val", vals::read)?;
+    val_import(linker, "read-val", vals::read)?;
     json_import(linker, "write-val", vals::write)?;
     json_import(linker, "read-secret", secrets::read)?;
     json_import(linker, "send-email", email::send)?;
-    json_import(linker, "library-call", calls::library)?;
-    json_import(linker, "api-call", calls::api)?;
+    val_import(linker, "library-call", calls::library)?;
+    val_import(linker, "api-call", calls::api)?;
     json_import(linker, "fetch", fetch::fetch)?;
     Ok(())
 }
 
 /// What the guest gets back (the WIT `result<answer, refusal>`).
+#[derive(Debug)]
 pub(crate) enum Answer {
     /// A value, as JSON text.
     Ok(String),
+    /// What a called val's `run` answered, its tag byte first (val imports).
+    Ran(String),
     /// `undefined`.
     Undefined,
     /// A write that did nothing.
@@ -67,6 +70,7 @@ impl Answer {
     fn to_json(&self) -> String {
         match self {
             Answer::Ok(json) => format!("{{\"ok\":{json}}}"),
+            Answer::Ran(_) => unreachable!("only val imports run vals"),
             Answer::Undefined => r#"{"undefined":true}"#.into(),
             Answer::NoOp => r#"{"noop":true}"#.into(),
             Answer::Thrown(error) => serde_json::json!({ "thrown": error }).to_string(),
@@ -74,6 +78,53 @@ impl Answer {
                 serde_json::json!({ "error": { "name": name, "message": message } }).to_string()
             }
         }
+    }
+
+    /// The answer of a val import: a tag byte and a payload (see the ABI
+    /// in `guest-js/src/lib.rs`).
+    fn into_val_answer(self) -> String {
+        match self {
+            Answer::Ran(text) => text,
+            Answer::Ok(json) => format!("v{json}"),
+            Answer::Undefined | Answer::NoOp => "u".into(),
+            Answer::Thrown(error) => format!("t{}", serde_json::json!(error)),
+            Answer::Refused { name, message } => {
+                format!(
+                    "e{}",
+                    serde_json::json!({ "name": name, "message": message })
+                )
+            }
+        }
+    }
+}
+
+/// What a val import (`read-val`, `library-call`, `api-call`) asks for.
+pub(crate) struct ValRequest<'a> {
+    /// Whose val.
+    pub(crate) owner: Owner<'a>,
+    /// Which val.
+    pub(crate) name: &'a str,
+    /// A pinned version, or the latest.
+    pub(crate) version: Option<u32>,
+    /// The arguments' (tagged) JSON text, not yet checked.
+    pub(crate) args: &'a str,
+}
+
+impl<'a> ValRequest<'a> {
+    /// Reads the length-prefixed fields of a val import's request.
+    fn parse(request: &'a [u8]) -> Result<ValRequest<'a>, Answer> {
+        let malformed = || Answer::type_error("malformed request to the host");
+        let (owner, rest) = abi::split_field(request).ok_or_else(malformed)?;
+        let (name, rest) = abi::split_field(rest).ok_or_else(malformed)?;
+        let (version, args) = abi::split_field(rest).ok_or_else(malformed)?;
+        let text = |bytes| std::str::from_utf8(bytes).map_err(|_| malformed());
+        let version: [u8; 4] = version.try_into().map_err(|_| malformed())?;
+        Ok(ValRequest {
+            owner: owner_named(text(owner)?)?,
+            name: checked_identifier(text(name)?, "name")?,
+            version: Some(u32::from_le_bytes(version)).filter(|v| *v > 0),
+            args: text(args)?,
+        })
     }
 }
 
@@ -116,6 +167,32 @@ fn json_import(
     Ok(())
 }
 
+type ValHandler = fn(&mut Caller<'_, CallState>, &ValRequest<'_>) -> Result<Answer, Stop>;
+
+/// Links a val import: length-prefixed fields in, a tagged answer out.
+fn val_import(
+    linker: &mut Linker<CallState>,
+    name: &str,
+    handler: ValHandler,
+) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        HOST_MODULE,
+        name,
+        move |mut caller: Caller<'_, CallState>, ptr: i32, len: i32| -> wasmtime::Result<u32> {
+            let request = abi::read_bytes(&mut caller, ptr, len)?;
+            let answer = match ValRequest::parse(&request) {
+                Ok(request) => match handler(&mut caller, &request) {
+                    Ok(answer) | Err(Stop::Answer(answer)) => answer,
+                    Err(Stop::Trap(trap)) => return Err(trap),
+                },
+                Err(refused) => refused,
+            };
+            write_answer(&mut caller, answer.into_val_answer().as_bytes())
+        },
+    )?;
+    Ok(())
+}
+
 /// Writes an answer into the guest's response buffer and returns its length.
 fn write_answer(caller: &mut Caller<'_, CallState>, answer: &[u8]) -> wasmtime::Result<u32> {
     let buffer = caller
@@ -132,12 +209,19 @@ fn write_answer(caller: &mut Caller<'_, CallState>, answer: &[u8]) -> wasmtime::
 /// The `owner` field: `me` or a valid handle.
 fn owner(request: &Value) -> Result<Owner<'_>, Answer> {
     match request.get("owner").and_then(Value::as_str) {
-        Some("me") => Ok(Owner::Me),
-        Some(handle) if valid_handle(handle) => Ok(Owner::Named(handle)),
-        Some(handle) => Err(Answer::type_error(format!(
+        Some(owner) => owner_named(owner),
+        None => Err(Answer::type_error("the request names no owner")),
+    }
+}
+
+/// `me` or a valid handle.
+fn owner_named(owner: &str) -> Result<Owner<'_>, Answer> {
+    match owner {
+        "me" => Ok(Owner::Me),
+        handle if valid_handle(handle) => Ok(Owner::Named(handle)),
+        handle => Err(Answer::type_error(format!(
             "`@{handle}` is not a valid user handle"
         ))),
-        None => Err(Answer::type_error("the request names no owner")),
     }
 }
 
@@ -147,6 +231,11 @@ fn identifier<'a>(request: &'a Value, field: &str) -> Result<&'a str, Answer> {
         .get(field)
         .and_then(Value::as_str)
         .ok_or_else(|| Answer::type_error(format!("the request has no `{field}`")))?;
+    checked_identifier(value, field)
+}
+
+/// `value` if it is a JavaScript identifier of at most 128 bytes.
+fn checked_identifier<'a>(value: &'a str, field: &str) -> Result<&'a str, Answer> {
     let mut chars = value.chars();
     let valid = value.len() <= 128
         && chars
@@ -162,19 +251,6 @@ fn identifier<'a>(request: &'a Value, field: &str) -> Result<&'a str, Answer> {
     }
 }
 
-/// The optional `version` field.
-fn version(request: &Value) -> Result<Option<u32>, Answer> {
-    match request.get("version") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .and_then(|v| u32::try_from(v).ok())
-            .filter(|v| *v > 0)
-            .map(Some)
-            .ok_or_else(|| Answer::type_error("version must be a positive integer")),
-    }
-}
-
 /// The answer for a decision that did not allow.
 fn refusal(decision: Decision) -> Answer {
     match decision {
@@ -182,5 +258,58 @@ fn refusal(decision: Decision) -> Answer {
         Decision::Undefined => Answer::Undefined,
         Decision::NoOp => Answer::NoOp,
         Decision::Deny(message) => Answer::permission(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(owner: &str, name: &str, version: u32, args: &str) -> Vec<u8> {
+        abi::encode_request(&[
+            owner.as_bytes(),
+            name.as_bytes(),
+            &version.to_le_bytes(),
+            args.as_bytes(),
+        ])
+    }
+
+    fn refused(result: Result<ValRequest<'_>, Answer>) -> String {
+        match result {
+            Err(Answer::Refused { name, message }) => format!("{name}: {message}"),
+            Err(_) => panic!("refused with something other than an error"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn val_requests_are_read_field_by_field() {
+        let bytes = request("bob", "add", 0, "[1,2]");
+        let parsed = ValRequest::parse(&bytes).unwrap();
+        assert_eq!(parsed.owner, Owner::Named("bob"));
+        assert_eq!(
+            (parsed.name, parsed.version, parsed.args),
+            ("add", None, "[1,2]")
+        );
+        let bytes = request("me", "x", 3, "");
+        let parsed = ValRequest::parse(&bytes).unwrap();
+        assert_eq!(parsed.owner, Owner::Me);
+        assert_eq!((parsed.version, parsed.args), (Some(3), ""));
+    }
+
+    #[test]
+    fn malformed_val_requests_are_refused_not_trusted() {
+        let bytes = request("bob", "add", 0, "[]");
+        for cut in [0, 3, 6, 12, 17] {
+            assert!(refused(ValRequest::parse(&bytes[..cut])).starts_with("TypeError: malformed"));
+        }
+        let bad_version = abi::encode_request(&[b"bob", b"add", &[1, 0], b"[]"]);
+        assert!(refused(ValRequest::parse(&bad_version)).contains("malformed"));
+        let not_utf8 = abi::encode_request(&[b"bo\xffb", b"add", &[0; 4], b"[]"]);
+        assert!(refused(ValRequest::parse(&not_utf8)).contains("malformed"));
+        let bytes = request("Bob Smith", "add", 0, "[]");
+        assert!(refused(ValRequest::parse(&bytes)).contains("not a valid user handle"));
+        let bytes = request("bob", "constructor.prototype", 0, "[]");
+        assert!(refused(ValRequest::parse(&bytes)).contains("not a valid name"));
     }
 }

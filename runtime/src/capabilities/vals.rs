@@ -1,6 +1,6 @@
 //! `read-val` and `write-val`: `@owner.name` and `@owner.name = value`.
 
-use super::{calls, identifier, owner, refusal, version, Answer, Stop};
+use super::{calls, identifier, owner, refusal, Answer, Stop, ValRequest};
 use crate::policy::{decide, Capability, Decision, Request};
 use crate::sandbox::RunMode;
 use crate::state::CallState;
@@ -9,11 +9,11 @@ use wasmtime::Caller;
 
 /// Reading a val runs it (in a fresh instance, as a library call would):
 /// a value val's value comes back as a copy, a function as a marker.
-pub(super) fn read(caller: &mut Caller<'_, CallState>, request: &Value) -> Result<Answer, Stop> {
-    let owner = owner(request)?;
-    let name = identifier(request, "name")?;
-    let version = version(request)?;
-    calls::run_val(caller, owner, name, version, RunMode::Read, "[]")
+pub(super) fn read(
+    caller: &mut Caller<'_, CallState>,
+    request: &ValRequest<'_>,
+) -> Result<Answer, Stop> {
+    calls::run_val(caller, request, RunMode::Read, "[]")
 }
 
 /// A write saves a new version of a value val whose module rebuilds the value.
