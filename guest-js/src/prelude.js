@@ -356,19 +356,25 @@
     }
   }
 
-  function makeRef(owner, name, version) {
-    const info = Object.freeze({ owner, name, version });
-    return Object.freeze({
-      [REF]: info,
-      get value() {
-        return readVal(owner, name, version);
-      },
-      set value(v) {
-        const encoded = encodeTagged(v, () => "into " + refName(owner, name, version));
-        hostCall(host.writeVal, { owner, name, value: parse(encoded) });
-      },
-    });
+  // `@owner.name` where it is not called: `.value` reads or writes the val,
+  // and `api()` takes it as its target.
+  class Ref {
+    constructor(owner, name, version) {
+      this.owner = owner;
+      this.name = name;
+      this.version = version;
+      Object.freeze(this);
+    }
+    get value() {
+      return readVal(this.owner, this.name, this.version);
+    }
+    set value(v) {
+      const { owner, name, version } = this;
+      const encoded = encodeTagged(v, () => "into " + refName(owner, name, version));
+      hostCall(host.writeVal, { owner, name, value: parse(encoded) });
+    }
   }
+  Object.freeze(Ref.prototype);
 
   // Throws unless `value` is plain JSON data (API mode passes JSON only).
   function requireJson(value, path) {
@@ -394,7 +400,7 @@
 
   function api(target, ...args) {
     return new Promise((resolve) => {
-      const info = target !== null && (typeof target === "object" || typeof target === "function") ? target[REF] : undefined;
+      const info = target instanceof Ref ? target : typeof target === "function" ? target[REF] : undefined;
       if (!info) throw new TypeError("api() takes a val reference: api(@user.val, ...args)");
       requireJson(args, "args");
       const answer = host.apiCall(info.owner, info.name, info.version || 0, stringify(args));
@@ -639,7 +645,9 @@
   }
 
   const vt = Object.freeze({
-    ref: makeRef,
+    ref(owner, name, version) {
+      return new Ref(owner, name, version);
+    },
     // `@owner.name(...args)`.
     call(owner, name, version, ...args) {
       return libraryCall(owner, name, version, args);

@@ -1,5 +1,12 @@
 //! Per-call cost of a fresh sandbox instance, next to the floor of a bare
-//! wasmtime instantiate + call on an engine configured the same way.
+//! wasmtime instantiate + call on an engine configured the same way, and the
+//! library and `api()` round trips (two fresh instances each).
+//!
+//! The three are sampled in alternating blocks, so a noisy stretch of the
+//! machine falls on all of them; single calls run on a sandbox of their own,
+//! so its pooled memory slots only ever hold single calls (the pages a slot
+//! has dirtied are reset on every later use, so sharing slots with the
+//! bigger round trips would slow single calls down and flatter the ratio).
 //!
 //! Run: `cargo bench -p valbox-runtime --bench call` (numbers go to docs/perf.md).
 
@@ -12,34 +19,60 @@ use wasmtime::{
 
 const WARMUP: usize = 500;
 const SAMPLES: usize = 5_000;
-
-fn measure(label: &str, mut f: impl FnMut()) -> (Duration, Duration) {
-    for _ in 0..WARMUP {
-        f();
-    }
-    let mut samples: Vec<Duration> = (0..SAMPLES)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    samples.sort();
-    let p50 = samples[SAMPLES / 2];
-    let p99 = samples[SAMPLES * 99 / 100];
-    println!(
-        "{label:<58} p50 {:>8.1} µs   p99 {:>8.1} µs",
-        micros(p50),
-        micros(p99)
-    );
-    (p50, p99)
-}
+/// Round-trip samples come in this many alternating blocks of `SAMPLES / BLOCKS`.
+const BLOCKS: usize = 5;
 
 fn micros(d: Duration) -> f64 {
     d.as_nanos() as f64 / 1000.0
 }
 
-fn floor() -> (Duration, Duration) {
+/// Sorted samples of one measurement.
+struct Samples {
+    label: &'static str,
+    times: Vec<Duration>,
+}
+
+impl Samples {
+    fn new(label: &'static str) -> Self {
+        Samples {
+            label,
+            times: Vec::with_capacity(SAMPLES),
+        }
+    }
+
+    fn take(&mut self, count: usize, f: &mut dyn FnMut()) {
+        for _ in 0..count {
+            let start = Instant::now();
+            f();
+            self.times.push(start.elapsed());
+        }
+    }
+
+    fn report(&self) -> Duration {
+        let mut sorted = self.times.clone();
+        sorted.sort();
+        let p50 = sorted[sorted.len() / 2];
+        let p99 = sorted[sorted.len() * 99 / 100];
+        println!(
+            "{:<58} p50 {:>8.1} µs   p99 {:>8.1} µs",
+            self.label,
+            micros(p50),
+            micros(p99)
+        );
+        p50
+    }
+}
+
+fn measure(label: &'static str, mut f: impl FnMut()) -> Duration {
+    for _ in 0..WARMUP {
+        f();
+    }
+    let mut samples = Samples::new(label);
+    samples.take(SAMPLES, &mut f);
+    samples.report()
+}
+
+fn floor() -> Duration {
     let mut pooling = PoolingAllocationConfig::new();
     pooling
         .total_memories(16)
@@ -70,66 +103,85 @@ fn floor() -> (Duration, Duration) {
 
 fn main() {
     let cache = std::env::temp_dir().join("valbox-bench-cache");
-    let sandbox = Sandbox::new(SandboxConfig {
-        cache_dir: Some(cache),
-        ..SandboxConfig::default()
-    })
-    .unwrap();
+    let new_sandbox = || {
+        Sandbox::new(SandboxConfig {
+            cache_dir: Some(cache.clone()),
+            ..SandboxConfig::default()
+        })
+        .unwrap()
+    };
+    let single_sandbox = new_sandbox();
+    let calls_sandbox = new_sandbox();
     let source = "export function add(a, b) { return a + b }";
-    let compiler = Sandbox::new(SandboxConfig {
-        cache_dir: Some(std::env::temp_dir().join("valbox-bench-cache")),
-        ..SandboxConfig::default()
-    })
-    .unwrap();
-    let bytecode = compiler.compile("add.js", source).unwrap();
+    let bytecode = single_sandbox.compile("add.js", source).unwrap();
 
-    let (floor_p50, _) = floor();
-    let (call_p50, _) = measure(
-        "sandbox.call: fresh instance, load + evaluate + add(1,2)",
-        || {
-            let out = sandbox.call(&bytecode, "add", "[1,2]");
-            assert_eq!(out.result.unwrap(), "3");
-        },
-    );
-    println!(
-        "ratio to floor (p50): {:.1}x",
-        micros(call_p50) / micros(floor_p50)
-    );
+    let floor_p50 = floor();
 
-    // Library and API round trips: alice's code calls bob's add; two fresh
-    // instances per sample (alice's and bob's).
+    // alice's code calls bob's add.
     let world = Arc::new(MemoryWorld::new());
     world.put_val("bob", "add", true, bytecode.clone());
     let world: Arc<dyn World> = world;
-    let round_trip = |label: &str, body: &str| {
-        let driver = compiler
+    let driver = |body: &str| {
+        calls_sandbox
             .compile(
                 "eval.js",
                 &format!("export default function () {{ {body} }}"),
             )
-            .unwrap();
-        measure(label, || {
-            let outcome = sandbox.run(
-                world.clone(),
-                Invocation {
-                    frame: Frame::own(Some("alice"), Instant::now() + Duration::from_secs(5)),
-                    target: "eval".into(),
-                    bytecode: &driver,
-                    export: "default",
-                    args: Arguments::Json("[]"),
-                },
-            );
-            assert_eq!(outcome.result.unwrap(), "3");
-        })
+            .unwrap()
     };
-    let (library_p50, _) = round_trip(
-        "library round trip: alice -> @bob.add(1,2)",
-        "return @bob.add(1, 2)",
+    let library_driver = driver("return @bob.add(1, 2)");
+    let api_driver = driver("return api(@bob.add, 1, 2)");
+    let round_trip = |driver: &[u8]| {
+        let outcome = calls_sandbox.run(
+            world.clone(),
+            Invocation {
+                frame: Frame::own(Some("alice"), Instant::now() + Duration::from_secs(5)),
+                target: "eval".into(),
+                bytecode: driver,
+                export: "default",
+                args: Arguments::Json("[]"),
+            },
+        );
+        assert_eq!(outcome.result.unwrap(), "3");
+    };
+    let mut single = || {
+        let out = single_sandbox.call(&bytecode, "add", "[1,2]");
+        assert_eq!(out.result.unwrap(), "3");
+    };
+    let mut library = || round_trip(&library_driver);
+    let mut api = || round_trip(&api_driver);
+
+    let mut measurements: [(Samples, &mut dyn FnMut()); 3] = [
+        (
+            Samples::new("sandbox.call: fresh instance, load + evaluate + add(1,2)"),
+            &mut single,
+        ),
+        (
+            Samples::new("library round trip: alice -> @bob.add(1,2)"),
+            &mut library,
+        ),
+        (
+            Samples::new("api round trip: alice -> api(@bob.add, 1, 2)"),
+            &mut api,
+        ),
+    ];
+    for (_, f) in measurements.iter_mut() {
+        for _ in 0..WARMUP {
+            f();
+        }
+    }
+    for _ in 0..BLOCKS {
+        for (samples, f) in measurements.iter_mut() {
+            samples.take(SAMPLES / BLOCKS, *f);
+        }
+    }
+    let call_p50 = measurements[0].0.report();
+    println!(
+        "ratio to floor (p50): {:.1}x",
+        micros(call_p50) / micros(floor_p50)
     );
-    round_trip(
-        "api round trip: alice -> api(@bob.add, 1, 2)",
-        "return api(@bob.add, 1, 2)",
-    );
+    let library_p50 = measurements[1].0.report();
+    measurements[2].0.report();
     println!(
         "a library call adds {:.1} µs = {:.2}x the single call (target <= 2x)",
         micros(library_p50) - micros(call_p50),

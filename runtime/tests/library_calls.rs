@@ -500,6 +500,44 @@ fn numbers_cross_a_library_call_bit_for_bit() {
 }
 
 #[test]
+fn a_pinned_version_is_the_one_called() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "op",
+        true,
+        "export function op(a, b) { return a + b }",
+    );
+    put(
+        &world,
+        "bob",
+        "op",
+        true,
+        "export function op(a, b) { return a * b }",
+    );
+    let body = "return [@bob.op@1(3, 4), @bob.op(3, 4), @bob.op@2 (3, 4), typeof @bob.op@1]";
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!([7, 12, 12, "function"])
+    );
+}
+
+#[test]
+fn text_that_looks_like_the_codec_stays_text() {
+    // Plain arguments and results skip the codec; text holding `"$"` must
+    // still come back as the same text, not as what a tag would decode to.
+    let world = bob_echo();
+    let body = r#"
+        const texts = ['{"$":"u"}', '"$"', '$', '{"$":"r","id":0}', '\u0022$\u0022'];
+        const back = texts.map((t) => @bob.echo(t));
+        const inArray = @bob.echo(texts);
+        return back.every((t, i) => t === texts[i]) && inArray.every((t, i) => t === texts[i]);
+    "#;
+    assert_eq!(result(run(&world, Some("alice"), body)), json!(true));
+}
+
+#[test]
 fn awkward_keys_holes_and_shared_plain_data_cross_unchanged() {
     let world = bob_echo();
     let body = r#"
