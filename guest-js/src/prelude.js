@@ -102,6 +102,8 @@
     Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
   };
   const hasOwn = Object.prototype.hasOwnProperty;
+  const getPrototypeOf = Object.getPrototypeOf;
+  const objectKeys = Object.keys;
   const defineProperty = Object.defineProperty;
 
   // Thrown inside the encoder; `encodeTagged` turns it into a DataCloneError
@@ -151,6 +153,8 @@
       for (let i = 0; i < length; i++) items[i] = encodeValue(v[i], seen);
       return items;
     }
+    const proto = getPrototypeOf(v);
+    if (proto === Object.prototype || proto === null) return encodeObject(v, seen);
     if (v instanceof Date) return { $: "d", v: encodeValue(v.getTime(), seen) };
     if (v instanceof RegExp) return { $: "re", source: v.source, flags: v.flags };
     if (v instanceof Map) return { $: "m", v: [...v].map(([k, x]) => [encodeValue(k, seen), encodeValue(x, seen)]) };
@@ -169,7 +173,12 @@
     if (v instanceof WeakMap || v instanceof WeakSet || (typeof WeakRef === "function" && v instanceof WeakRef)) {
       throw new Uncloneable("a weak collection");
     }
-    const keys = Object.keys(v);
+    return encodeObject(v, seen);
+  }
+
+  // Any other object travels as its own enumerable properties.
+  function encodeObject(v, seen) {
+    const keys = objectKeys(v);
     if (keys.includes("$") || keys.includes("__proto__")) {
       const pairs = [];
       for (const key of keys) pairs.push([key, encodeValue(v[key], seen)]);

@@ -284,6 +284,47 @@ fn forged_owners_in_raw_capability_calls_change_nothing() {
 }
 
 #[test]
+fn bad_fields_in_raw_val_calls_are_clear_errors() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "bob",
+        "add",
+        true,
+        "export function add(a, b) { return a + b }",
+    );
+    let body = r#"
+        const attempt = (f) => { try { return f() } catch (e) { return e.name + ': ' + e.message } };
+        return [
+            attempt(() => __vt.call("bob", "add", -1, 1, 2)),
+            attempt(() => __vt.call("bob", "add", "x", 1, 2)),
+            attempt(() => __vt.call("bob", "add", 2 ** 40, 1, 2)),
+            attempt(() => __vt.call({}, "add", null, 1, 2)),
+            attempt(() => __vt.call("Bob Smith", "add", null, 1, 2)),
+            attempt(() => __vt.call("bob", "constructor.prototype", null)),
+            attempt(() => __vt.call("bob", "add", 1, 1, 2)),
+        ];
+    "#;
+    let got = result(run(&world, Some("alice"), body));
+    let got = got.as_array().unwrap();
+    for refused in &got[..4] {
+        assert!(
+            refused.as_str().unwrap().starts_with("TypeError: "),
+            "{refused}"
+        );
+    }
+    assert_eq!(
+        got[4],
+        json!("TypeError: `@Bob Smith` is not a valid user handle")
+    );
+    assert_eq!(
+        got[5],
+        json!("TypeError: `constructor.prototype` is not a valid name")
+    );
+    assert_eq!(got[6], json!(3), "a well-formed raw call still works");
+}
+
+#[test]
 fn own_code_reads_its_own_private_state_and_not_anyone_elses() {
     let world = Arc::new(MemoryWorld::new());
     world.put_secret("alice", "foo", "alice-secret");
