@@ -23,6 +23,7 @@ mod image;
 pub mod policy;
 mod sandbox;
 mod state;
+mod stats;
 pub mod transform;
 mod world;
 
@@ -33,4 +34,5 @@ pub use frame::{Frame, Mode};
 pub use image::{GUEST_SHA256, GUEST_WASM};
 pub use sandbox::{Arguments, CallOutput, Invocation, Outcome, Sandbox, HOST_THREAD_STACK};
 pub use state::{LogLevel, LogLine};
+pub use stats::SandboxStats;
 pub use world::{Email, MemoryWorld, StoredVal, World};

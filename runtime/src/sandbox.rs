@@ -11,6 +11,7 @@ use crate::evaluation::Evaluation;
 use crate::frame::Frame;
 use crate::image::ImageBuilder;
 use crate::state::{CallState, LogLine};
+use crate::stats::{Counters, SandboxStats};
 use crate::transform::transform;
 use crate::world::{NoWorld, World};
 use std::sync::Arc;
@@ -105,6 +106,8 @@ pub(crate) struct Shared {
     pub(crate) config: SandboxConfig,
     /// Who runs guest code now; see [`CpuShare`].
     pub(crate) cpu: CpuShare,
+    /// What operators watch.
+    pub(crate) counters: Counters,
     engine: Engine,
     runtime: InstancePre<CallState>,
 }
@@ -149,11 +152,17 @@ impl Sandbox {
         Ok(Sandbox {
             shared: Arc::new(Shared {
                 cpu: CpuShare::new(config.cpu_turns),
+                counters: Counters::default(),
                 config,
                 engine,
                 runtime,
             }),
         })
+    }
+
+    /// Instances and refusals so far, for metrics.
+    pub fn stats(&self) -> SandboxStats {
+        self.shared.counters.snapshot()
     }
 
     /// The settings this sandbox was built with.
@@ -280,7 +289,10 @@ impl Shared {
             store.data().shared.cpu.tick();
             Ok(UpdateDeadline::Continue(1))
         });
-        let result = self.runtime.instantiate(&mut store).and_then(|instance| {
+        let instantiating = Instant::now();
+        let instance = self.runtime.instantiate(&mut store);
+        let _live = self.counters.instance_started(instantiating.elapsed());
+        let result = instance.and_then(|instance| {
             abi::call_export(
                 &mut store,
                 &instance,

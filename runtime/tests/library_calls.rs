@@ -659,3 +659,36 @@ fn object_key_order_survives_library_and_api_calls() {
         json!(["z,+,a,id", "z,+,a,id", "y,b"])
     );
 }
+
+#[test]
+fn the_sandbox_counts_instances_and_refusals() {
+    let sandbox = Sandbox::new(common::config()).unwrap();
+    let world = Arc::new(MemoryWorld::new());
+    world.put_secret("alice", "key", "alice-secret");
+    let bytecode = sandbox
+        .compile(
+            "bob/peek.js",
+            "export function peek() { return [__vt.secret('me', 'key') ?? 'undefined'] }",
+        )
+        .unwrap();
+    world.put_val("bob", "peek", true, bytecode);
+    let before = sandbox.stats();
+    let outcome = run_with(&sandbox, &world, Some("alice"), "return @bob.peek()");
+    assert_eq!(result(outcome), json!(["undefined"]));
+    let after = sandbox.stats();
+    assert_eq!(
+        after.instances,
+        before.instances + 3,
+        "compiling the driver, alice's call and bob's"
+    );
+    assert_eq!(after.live_instances, 0);
+    assert!(after.instantiate_seconds > before.instantiate_seconds);
+    let refused = |stats: &valbox_runtime::SandboxStats, label: &str| {
+        stats.refusals.iter().find(|(l, _)| *l == label).unwrap().1
+    };
+    assert_eq!(
+        refused(&after, "read_secret"),
+        refused(&before, "read_secret") + 1
+    );
+    assert_eq!(refused(&after, "read_val"), refused(&before, "read_val"));
+}

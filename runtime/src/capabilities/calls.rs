@@ -2,11 +2,11 @@
 //! with its own frame. Library calls restrict (stickily) and use the tagged
 //! codec; API calls run as the val's author with JSON only.
 
-use super::{refusal, Answer, Stop, ValRequest};
+use super::{ask, refusal, Answer, Stop, ValRequest};
 use crate::abi;
 use crate::error::{DeadlineExceeded, JsError, SandboxError};
 use crate::frame::Frame;
-use crate::policy::{decide, Capability, Decision, Owner, Request, ValState};
+use crate::policy::{Capability, Decision, Owner, Request, ValState};
 use crate::sandbox::RunMode;
 use crate::state::CallState;
 use crate::world::StoredVal;
@@ -93,9 +93,8 @@ fn visible_val(
         Some(val) if val.public => ValState::Public,
         Some(_) => ValState::Private,
     };
-    let decision = decide(
-        frame,
-        &state.shared.config.policy,
+    let decision = ask(
+        state,
         &Request {
             owner,
             capability: Capability::ReadVal(val_state),

@@ -1,7 +1,7 @@
 //! `send-email`: `console.email(subject, body)`; the policy names the recipient.
 
-use super::{refusal, Answer, Stop};
-use crate::policy::{decide, Capability, Decision, Owner, Request};
+use super::{ask, refusal, Answer, Stop};
+use crate::policy::{Capability, Decision, Owner, Request};
 use crate::state::CallState;
 use crate::world::Email;
 use serde_json::Value;
@@ -25,9 +25,8 @@ pub(super) fn send(caller: &mut Caller<'_, CallState>, request: &Value) -> Resul
         }
         .into());
     }
-    let decision = decide(
-        &state.frame,
-        &state.shared.config.policy,
+    let decision = ask(
+        state,
         &Request {
             owner: Owner::Me,
             capability: Capability::SendEmail,

@@ -1,18 +1,17 @@
 //! `fetch`: outbound HTTP under the operator's [`FetchPolicy`](crate::fetch::FetchPolicy).
 //! Bodies travel as strings of byte-valued characters (U+0000–U+00FF).
 
-use super::{refusal, Answer, Stop};
+use super::{ask, refusal, Answer, Stop};
 use crate::fetch::{fetch as perform, FetchRequest};
-use crate::policy::{decide, Capability, Decision, Owner, Request};
+use crate::policy::{Capability, Decision, Owner, Request};
 use crate::state::CallState;
 use serde_json::{json, Value};
 use wasmtime::Caller;
 
 pub(super) fn fetch(caller: &mut Caller<'_, CallState>, request: &Value) -> Result<Answer, Stop> {
     let state = caller.data();
-    let decision = decide(
-        &state.frame,
-        &state.shared.config.policy,
+    let decision = ask(
+        state,
         &Request {
             owner: Owner::Me,
             capability: Capability::Fetch,

@@ -13,7 +13,7 @@ mod vals;
 
 use crate::abi;
 use crate::error::JsError;
-use crate::policy::{Decision, Owner};
+use crate::policy::{decide, Decision, Owner, Request};
 use crate::state::CallState;
 use crate::transform::valid_handle;
 use serde_json::Value;
@@ -249,6 +249,14 @@ fn checked_identifier<'a>(value: &'a str, field: &str) -> Result<&'a str, Answer
             "`{value}` is not a valid {field}"
         )))
     }
+}
+
+/// Asks the policy about `request` for the code of this store, counting
+/// what it refuses.
+fn ask(state: &CallState, request: &Request<'_>) -> Decision {
+    let decision = decide(&state.frame, &state.shared.config.policy, request);
+    state.shared.counters.decided(request.capability, &decision);
+    decision
 }
 
 /// The answer for a decision that did not allow.

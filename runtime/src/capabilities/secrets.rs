@@ -1,7 +1,7 @@
 //! `read-secret`: `@owner.secrets.key`.
 
-use super::{identifier, owner, refusal, Answer, Stop};
-use crate::policy::{decide, Capability, Decision, Request};
+use super::{ask, identifier, owner, refusal, Answer, Stop};
+use crate::policy::{Capability, Decision, Request};
 use crate::state::CallState;
 use serde_json::Value;
 use wasmtime::Caller;
@@ -10,9 +10,8 @@ pub(super) fn read(caller: &mut Caller<'_, CallState>, request: &Value) -> Resul
     let owner = owner(request)?;
     let key = identifier(request, "key")?;
     let state = caller.data();
-    let decision = decide(
-        &state.frame,
-        &state.shared.config.policy,
+    let decision = ask(
+        state,
         &Request {
             owner,
             capability: Capability::ReadSecret,

@@ -1,7 +1,7 @@
 //! `read-val` and `write-val`: `@owner.name` and `@owner.name = value`.
 
-use super::{calls, identifier, owner, refusal, Answer, Stop, ValRequest};
-use crate::policy::{decide, Capability, Decision, Request};
+use super::{ask, calls, identifier, owner, refusal, Answer, Stop, ValRequest};
+use crate::policy::{Capability, Decision, Request};
 use crate::sandbox::RunMode;
 use crate::state::CallState;
 use serde_json::Value;
@@ -33,9 +33,8 @@ pub(super) fn write(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
         }
         .into());
     }
-    let decision = decide(
-        &state.frame,
-        &state.shared.config.policy,
+    let decision = ask(
+        state,
         &Request {
             owner,
             capability: Capability::WriteVal,
