@@ -7,7 +7,7 @@ use crate::request_args;
 use crate::service::{ExpressMode, Service, ServiceError};
 use crate::store::{Privacy, User};
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter};
@@ -282,14 +282,52 @@ pub fn router(state: Arc<AppState>) -> Router {
         "required",
         list_emails,
     )
+    .add(
+        &["GET"],
+        "/metrics",
+        "Prometheus metrics (text format)",
+        "none",
+        metrics,
+    )
     .add(&["GET"], "/openapi.json", "This document", "none", openapi);
     let document = openapi_document(&routes.docs);
     routes
         .router
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_request,
+        ))
         .layer(axum::Extension(Arc::new(document)))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// Counts every request by its route's template and the status answered.
+async fn count_request(
+    State(state): Shared,
+    route: Option<MatchedPath>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    state
+        .service
+        .metrics()
+        .http_request(route, response.status().as_u16());
+    response
+}
+
+async fn metrics(State(state): Shared) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.service.metrics_text(),
+    )
+        .into_response()
 }
 
 fn openapi_document(docs: &[RouteDoc]) -> Value {

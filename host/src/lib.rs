@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod local_run;
+pub mod metrics;
 pub mod request_args;
 pub mod sealing;
 pub mod service;

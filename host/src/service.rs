@@ -3,6 +3,7 @@
 //! HTTP layer (`http.rs`) and the CLI call these; every run gets its frame
 //! here and nowhere else.
 
+use crate::metrics::Metrics;
 use crate::sealing::SecretSealer;
 use crate::store::{
     Privacy, Store, StoreError, StoredEmail, StoredEvaluation, User, ValMeta, ValVersion,
@@ -196,6 +197,7 @@ pub struct Service {
     world: Arc<dyn World>,
     admin_key: Option<String>,
     slots: CallSlots,
+    metrics: Metrics,
 }
 
 /// Hash under which an API key is stored (the key itself never is).
@@ -266,7 +268,18 @@ impl Service {
                 limits,
                 running: Default::default(),
             },
+            metrics: Metrics::new(),
         }
+    }
+
+    /// The metrics this service counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// `/metrics`: everything in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(&self.sandbox.stats())
     }
 
     /// The user a bearer key belongs to; `None` without a key, an error for a key nobody has.
@@ -550,6 +563,8 @@ impl Service {
         export: &str,
         args: Arguments<'_>,
     ) -> ServiceResult<Value> {
+        let mode = frame.mode;
+        let started = Instant::now();
         let outcome = self.sandbox.run(
             self.world.clone(),
             Invocation {
@@ -560,6 +575,10 @@ impl Service {
                 args,
             },
         );
+        let took = started.elapsed();
+        let result = outcome.result.map_err(ServiceError::from);
+        self.metrics
+            .evaluation(mode, result.as_ref().map(drop), took);
         for record in outcome.evaluation.split_by_viewer() {
             if let Some(viewer) = &record.visible_to {
                 let json = serde_json::to_string(&record)
@@ -567,7 +586,7 @@ impl Service {
                 self.store.add_evaluation(viewer, json)?;
             }
         }
-        let text = outcome.result?;
+        let text = result?;
         serde_json::from_str(&text)
             .map_err(|e| ServiceError::Internal(format!("the result is not JSON: {e}")))
     }

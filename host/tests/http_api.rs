@@ -975,3 +975,102 @@ fn a_v0_express_handler_runs_restricted_and_a_v1_one_as_its_author() {
         "v0 runs in Restricted Library Mode"
     );
 }
+
+/// The value of one sample line (`name{labels} value`) in a metrics text.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+}
+
+#[test]
+fn metrics_count_evaluations_requests_instances_and_denials() {
+    let server = start(&fresh_dir("http-metrics"), &[]);
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    server.save(
+        &bob,
+        "add",
+        "public",
+        "export function add(a, b) { return a + b }",
+    );
+    server.save(
+        &bob,
+        "peek",
+        "public",
+        "export function peek() { return @me.secrets.key ?? 'nothing' }",
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            server
+                .call("GET", "/v1/run/bob.add?args=[1,2]", None, None)
+                .json(),
+            json!(3)
+        );
+    }
+    assert_eq!(
+        server.eval(Some(&alice), "@bob.peek()").json(),
+        json!("nothing")
+    );
+    assert_eq!(server.eval(Some(&alice), "null.x").status, 500);
+    assert_eq!(server.call("GET", "/no/such/route", None, None).status, 404);
+
+    let reply = server.call("GET", "/metrics", None, None);
+    assert_eq!(reply.status, 200);
+    assert!(reply
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = &reply.body;
+    assert_eq!(
+        sample(text, r#"valbox_evaluations_total{mode="api",outcome="ok"}"#),
+        3.0
+    );
+    assert_eq!(
+        sample(text, r#"valbox_evaluations_total{mode="own",outcome="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            text,
+            r#"valbox_evaluations_total{mode="own",outcome="threw"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            text,
+            r#"valbox_evaluation_duration_seconds_count{mode="api"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            text,
+            r#"valbox_http_requests_total{route="/v1/run/{target}",status="200"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            text,
+            r#"valbox_http_requests_total{route="unmatched",status="404"}"#
+        ),
+        1.0
+    );
+    // bob's library ran restricted for alice: reading "her" secret was refused.
+    assert_eq!(
+        sample(
+            text,
+            r#"valbox_capability_denials_total{capability="read_secret"}"#
+        ),
+        1.0
+    );
+    assert!(
+        sample(text, "valbox_instances_total") >= 7.0,
+        "3 runs, 2 evals, 1 nested call, compiles"
+    );
+    assert_eq!(sample(text, "valbox_live_instances"), 0.0);
+    assert!(sample(text, "valbox_instantiation_seconds_total") > 0.0);
+}

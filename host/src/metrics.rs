@@ -1,0 +1,244 @@
+//! Prometheus metrics of SPEC §5 (`valbox_` prefix), served at `/metrics`:
+//! evaluations by mode and outcome with their durations, HTTP requests by
+//! route and status, the job queue, and the sandbox's own counters
+//! (instances, instantiation time, refusals by capability), read when scraped.
+
+use crate::service::ServiceError;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+use std::sync::Mutex;
+use std::time::Duration;
+use valbox_runtime::{Mode, SandboxStats};
+
+/// Buckets for call durations: 20 µs to 10 s.
+const CALL_BUCKETS: &[f64] = &[
+    0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Every metric valbox exports.
+pub struct Metrics {
+    registry: Registry,
+    evaluations: IntCounterVec,
+    evaluation_seconds: HistogramVec,
+    http_requests: IntCounterVec,
+    /// Jobs waiting for a worker.
+    pub queue_depth: IntGauge,
+    /// Seconds from a job's submission to a worker starting it.
+    pub queue_lag_seconds: Histogram,
+    /// Jobs that finished, by outcome (`done`, `failed`, `dead_letter`).
+    pub jobs: IntCounterVec,
+    /// Jobs put back in the queue to be tried again.
+    pub job_retries: IntCounter,
+    live_instances: IntGauge,
+    instances: IntCounter,
+    instantiate_seconds: prometheus::Counter,
+    refusals: IntCounterVec,
+    /// Serializes scrapes, which turn the sandbox's totals into counter increments.
+    scrape: Mutex<()>,
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    collector: C,
+) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("metric names are unique");
+    collector
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).unwrap(),
+            )
+        };
+        Metrics {
+            evaluations: counter_vec(
+                "valbox_evaluations_total",
+                "Top-level evaluations by mode (own, api, restricted) and outcome (ok, threw, timeout, limit, error)",
+                &["mode", "outcome"],
+            ),
+            evaluation_seconds: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "valbox_evaluation_duration_seconds",
+                        "Wall time of top-level evaluations, nested calls included",
+                    )
+                    .buckets(CALL_BUCKETS.to_vec()),
+                    &["mode"],
+                )
+                .unwrap(),
+            ),
+            http_requests: counter_vec(
+                "valbox_http_requests_total",
+                "HTTP requests by route and status",
+                &["route", "status"],
+            ),
+            queue_depth: register(
+                &r,
+                IntGauge::new("valbox_queue_depth", "Jobs waiting for a worker").unwrap(),
+            ),
+            queue_lag_seconds: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "valbox_queue_lag_seconds",
+                        "Time from a job's submission to a worker starting it",
+                    )
+                    .buckets(CALL_BUCKETS.to_vec()),
+                )
+                .unwrap(),
+            ),
+            jobs: counter_vec(
+                "valbox_jobs_total",
+                "Finished jobs by outcome (done, failed, dead_letter)",
+                &["outcome"],
+            ),
+            job_retries: register(
+                &r,
+                IntCounter::new("valbox_job_retries_total", "Jobs queued again to be retried")
+                    .unwrap(),
+            ),
+            live_instances: register(
+                &r,
+                IntGauge::new(
+                    "valbox_live_instances",
+                    "Sandbox instances alive now (nested calls included)",
+                )
+                .unwrap(),
+            ),
+            instances: register(
+                &r,
+                IntCounter::new("valbox_instances_total", "Sandbox instances created").unwrap(),
+            ),
+            instantiate_seconds: register(
+                &r,
+                prometheus::Counter::new(
+                    "valbox_instantiation_seconds_total",
+                    "Time spent creating sandbox instances (divide by valbox_instances_total for the mean)",
+                )
+                .unwrap(),
+            ),
+            refusals: counter_vec(
+                "valbox_capability_denials_total",
+                "Capability requests the policy did not allow (permission error, undefined or no-op), by capability",
+                &["capability"],
+            ),
+            scrape: Mutex::new(()),
+            registry: r,
+        }
+    }
+
+    /// Counts one top-level evaluation.
+    pub fn evaluation(&self, mode: Mode, result: Result<(), &ServiceError>, took: Duration) {
+        let mode = match mode {
+            Mode::Own => "own",
+            Mode::Api => "api",
+            Mode::Library => "library",
+            Mode::Restricted => "restricted",
+        };
+        let outcome = match result {
+            Ok(()) => "ok",
+            Err(ServiceError::Threw(_)) => "threw",
+            Err(ServiceError::Timeout(_)) => "timeout",
+            Err(ServiceError::Limit(_)) => "limit",
+            Err(_) => "error",
+        };
+        self.evaluations.with_label_values(&[mode, outcome]).inc();
+        self.evaluation_seconds
+            .with_label_values(&[mode])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one HTTP request; `route` is the route's template (`/v1/run/{target}`).
+    pub fn http_request(&self, route: &str, status: u16) {
+        self.http_requests
+            .with_label_values(&[route, &status.to_string()])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of everything, with the sandbox's
+    /// counters brought up to `sandbox`.
+    pub fn render(&self, sandbox: &SandboxStats) -> String {
+        {
+            let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+            self.live_instances.set(sandbox.live_instances);
+            self.instances
+                .inc_by(sandbox.instances.saturating_sub(self.instances.get()));
+            let seconds = sandbox.instantiate_seconds - self.instantiate_seconds.get();
+            if seconds > 0.0 {
+                self.instantiate_seconds.inc_by(seconds);
+            }
+            for (capability, total) in &sandbox.refusals {
+                let counter = self.refusals.with_label_values(&[capability]);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut text)
+            .expect("the text encoder writes to memory");
+        String::from_utf8(text).expect("the text format is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(instances: u64, denied_secrets: u64) -> SandboxStats {
+        SandboxStats {
+            live_instances: 1,
+            instances,
+            instantiate_seconds: instances as f64 * 0.001,
+            refusals: vec![("read_secret", denied_secrets), ("fetch", 0)],
+        }
+    }
+
+    #[test]
+    fn sandbox_totals_become_counters_that_only_grow() {
+        let metrics = Metrics::new();
+        let first = metrics.render(&stats(10, 2));
+        assert!(first.contains("valbox_instances_total 10"), "{first}");
+        assert!(first.contains("valbox_capability_denials_total{capability=\"read_secret\"} 2"));
+        assert!(first.contains("valbox_live_instances 1"));
+        let second = metrics.render(&stats(25, 3));
+        assert!(second.contains("valbox_instances_total 25"), "{second}");
+        assert!(second.contains("valbox_capability_denials_total{capability=\"read_secret\"} 3"));
+        assert!(second.contains("valbox_capability_denials_total{capability=\"fetch\"} 0"));
+    }
+
+    #[test]
+    fn evaluations_are_counted_by_mode_and_outcome() {
+        let metrics = Metrics::new();
+        metrics.evaluation(Mode::Api, Ok(()), Duration::from_micros(30));
+        metrics.evaluation(Mode::Api, Ok(()), Duration::from_micros(40));
+        let threw = ServiceError::Timeout("late".into());
+        metrics.evaluation(Mode::Own, Err(&threw), Duration::from_secs(1));
+        metrics.http_request("/v1/run/{target}", 200);
+        let text = metrics.render(&stats(0, 0));
+        assert!(
+            text.contains("valbox_evaluations_total{mode=\"api\",outcome=\"ok\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("valbox_evaluations_total{mode=\"own\",outcome=\"timeout\"} 1"));
+        assert!(text.contains("valbox_evaluation_duration_seconds_count{mode=\"api\"} 2"));
+        assert!(text
+            .contains("valbox_http_requests_total{route=\"/v1/run/{target}\",status=\"200\"} 1"));
+    }
+}
