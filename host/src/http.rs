@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 /// What every handler shares.
 pub struct AppState {
-    /// The service.
-    pub service: Service,
+    /// The service (shared with the job workers).
+    pub service: Arc<Service>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
 }
@@ -38,32 +38,16 @@ impl From<ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         use ServiceError::*;
-        let (status, kind) = match &self.0 {
-            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Compile(_) => (StatusCode::BAD_REQUEST, "compile_error"),
-            Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
-            Limit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "limit_exceeded"),
-            Threw(_) => (StatusCode::INTERNAL_SERVER_ERROR, "val_error"),
-            TooBusy(_) => (StatusCode::TOO_MANY_REQUESTS, "too_busy"),
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        let status = match &self.0 {
+            BadRequest(_) | Compile(_) => StatusCode::BAD_REQUEST,
+            Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            Conflict(_) => StatusCode::CONFLICT,
+            Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Limit(_) | Threw(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            TooBusy(_) => StatusCode::TOO_MANY_REQUESTS,
         };
-        let mut body = json!({"type": kind, "message": self.0.to_string()});
-        match self.0 {
-            Compile(error) => {
-                body["message"] = json!(error.message);
-                body["line"] = json!(error.line);
-                body["column"] = json!(error.column);
-            }
-            Threw(error) => {
-                body["name"] = json!(error.name);
-                body["stack"] = json!(error.stack);
-            }
-            _ => {}
-        }
-        (status, Json(json!({ "error": body }))).into_response()
+        (status, Json(json!({ "error": self.0.to_json() }))).into_response()
     }
 }
 
@@ -289,6 +273,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         "none",
         metrics,
     )
+    .add(
+        &["POST"],
+        "/v1/jobs",
+        "Queue a job ({kind: \"run\", target: \"user.val\", args} or {kind: \"eval\", code, args}); runs as me",
+        "required",
+        submit_job,
+    )
+    .add(
+        &["GET"],
+        "/v1/jobs/{id}",
+        "One of my jobs: status, attempts, result or error",
+        "required",
+        get_job,
+    )
     .add(&["GET"], "/openapi.json", "This document", "none", openapi);
     let document = openapi_document(&routes.docs);
     routes
@@ -317,6 +315,34 @@ async fn count_request(
         .metrics()
         .http_request(route, response.status().as_u16());
     response
+}
+
+async fn submit_job(
+    State(state): Shared,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let job = as_user(&state, &headers, move |service, user| {
+        service.submit_job(user, &body)
+    })
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": job.id, "status": job.status})),
+    )
+        .into_response())
+}
+
+async fn get_job(
+    State(state): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let job = as_user(&state, &headers, move |service, user| {
+        service.job(user, &id)
+    })
+    .await?;
+    Ok(ok(job))
 }
 
 async fn metrics(State(state): Shared) -> Response {

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod jobs;
 pub mod local_run;
 pub mod metrics;
 pub mod request_args;

@@ -114,10 +114,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Serve => {
             if settings.redis_url.is_some() {
-                eprintln!("valbox: --redis-url is accepted but the job queue is not built yet; ignoring it");
+                eprintln!("valbox: the Redis queue is not built yet; jobs run on the in-process queue (--redis-url is ignored)");
             }
+            let service = Arc::new(open_service(&settings)?);
+            service
+                .start_job_workers(settings.job_workers)
+                .context("starting the job workers")?;
             let state = Arc::new(AppState {
-                service: open_service(&settings)?,
+                service,
                 max_body_bytes: settings.max_body_bytes,
             });
             // Sandbox calls (and their nested calls) run on these threads.

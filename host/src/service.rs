@@ -3,12 +3,14 @@
 //! HTTP layer (`http.rs`) and the CLI call these; every run gets its frame
 //! here and nowhere else.
 
+use crate::jobs::{JobQueue, JobWork, MAX_ATTEMPTS};
 use crate::metrics::Metrics;
 use crate::sealing::SecretSealer;
 use crate::store::{
-    Privacy, Store, StoreError, StoredEmail, StoredEvaluation, User, ValMeta, ValVersion,
+    now as store_now, JobStatus, Privacy, Store, StoreError, StoredEmail, StoredEvaluation,
+    StoredJob, User, ValMeta, ValVersion,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,6 +56,40 @@ pub enum ServiceError {
     /// Something on valbox's side failed (500).
     #[error("{0}")]
     Internal(String),
+}
+
+impl ServiceError {
+    /// The error as the API shows it: `{"type", "message", ...}`, with the
+    /// compiler's position or the JavaScript error's name and stack.
+    pub fn to_json(&self) -> Value {
+        use ServiceError::*;
+        let kind = match self {
+            BadRequest(_) => "bad_request",
+            Compile(_) => "compile_error",
+            Unauthorized(_) => "unauthorized",
+            NotFound(_) => "not_found",
+            Conflict(_) => "conflict",
+            Timeout(_) => "timeout",
+            Limit(_) => "limit_exceeded",
+            Threw(_) => "val_error",
+            TooBusy(_) => "too_busy",
+            Internal(_) => "internal",
+        };
+        let mut body = serde_json::json!({"type": kind, "message": self.to_string()});
+        match self {
+            Compile(error) => {
+                body["message"] = error.message.clone().into();
+                body["line"] = error.line.into();
+                body["column"] = error.column.into();
+            }
+            Threw(error) => {
+                body["name"] = error.name.clone().into();
+                body["stack"] = error.stack.clone().into();
+            }
+            _ => {}
+        }
+        body
+    }
 }
 
 impl From<StoreError> for ServiceError {
@@ -198,6 +234,7 @@ pub struct Service {
     admin_key: Option<String>,
     slots: CallSlots,
     metrics: Metrics,
+    jobs: JobQueue,
 }
 
 /// Hash under which an API key is stored (the key itself never is).
@@ -269,6 +306,104 @@ impl Service {
                 running: Default::default(),
             },
             metrics: Metrics::new(),
+            jobs: JobQueue::default(),
+        }
+    }
+
+    /// `POST /v1/jobs`: stores the job (durably) and queues it; it runs as `user`.
+    pub fn submit_job(&self, user: &User, request: &Value) -> ServiceResult<StoredJob> {
+        let work = JobWork::parse(request).map_err(ServiceError::BadRequest)?;
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let id = hex::encode(id);
+        self.store.add_job(&id, &user.handle, &work.to_json())?;
+        let job = self.job(user, &id)?;
+        self.metrics.queue_depth.inc();
+        self.jobs.push(id);
+        Ok(job)
+    }
+
+    /// `GET /v1/jobs/{id}`: one of `user`'s jobs.
+    pub fn job(&self, user: &User, id: &str) -> ServiceResult<StoredJob> {
+        self.store
+            .job(&user.handle, id)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no job {id}")))
+    }
+
+    /// Starts `workers` threads that run queued jobs, after queueing again
+    /// the jobs a previous process left unfinished.
+    pub fn start_job_workers(self: &Arc<Self>, workers: usize) -> ServiceResult<()> {
+        for id in self.store.unfinished_jobs()? {
+            self.metrics.queue_depth.inc();
+            self.jobs.push(id);
+        }
+        for n in 0..workers {
+            let service = self.clone();
+            std::thread::Builder::new()
+                .name(format!("valbox-jobs-{n}"))
+                .stack_size(valbox_runtime::HOST_THREAD_STACK)
+                .spawn(move || {
+                    while let Some(id) = service.jobs.next() {
+                        service.metrics.queue_depth.dec();
+                        if let Err(e) = service.run_job(&id) {
+                            eprintln!("valbox: job {id}: {e}");
+                        }
+                    }
+                })
+                .map_err(|e| ServiceError::Internal(format!("starting a job worker: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one job to its end and records how it ended (once).
+    fn run_job(&self, id: &str) -> ServiceResult<()> {
+        let Some(job) = self.store.start_job(id)? else {
+            return Ok(()); // finished already: a duplicate delivery
+        };
+        let lag = (store_now() - job.created_at).max(0) as f64;
+        self.metrics.queue_lag_seconds.observe(lag);
+        if job.attempts > MAX_ATTEMPTS {
+            let error = json!({"type": "dead_letter", "message": format!(
+                "the job was started {} times without finishing; it is not tried again",
+                job.attempts - 1
+            )});
+            self.store.finish_job(id, JobStatus::Failed, &error)?;
+            self.metrics.jobs.with_label_values(&["dead_letter"]).inc();
+            return Ok(());
+        }
+        let outcome = loop {
+            match self.job_outcome(&job) {
+                // All the owner's call slots are busy: wait, do not fail.
+                Err(ServiceError::TooBusy(_)) => {
+                    self.metrics.job_retries.inc();
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                outcome => break outcome,
+            }
+        };
+        let (status, value) = match outcome {
+            Ok(result) => (JobStatus::Done, result),
+            Err(error) => (JobStatus::Failed, error.to_json()),
+        };
+        if self.store.finish_job(id, status, &value)? {
+            let label = if status == JobStatus::Done {
+                "done"
+            } else {
+                "failed"
+            };
+            self.metrics.jobs.with_label_values(&[label]).inc();
+        }
+        Ok(())
+    }
+
+    fn job_outcome(&self, job: &StoredJob) -> ServiceResult<Value> {
+        let user = self
+            .store
+            .user(&job.owner)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no user {}", job.owner)))?;
+        match JobWork::parse(&job.request).map_err(ServiceError::BadRequest)? {
+            JobWork::Run { owner, name, args } => self.run(Some(&user), &owner, &name, &args),
+            JobWork::Eval { code, args } => self.eval(Some(&user), &code, &args),
         }
     }
 

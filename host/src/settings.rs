@@ -48,6 +48,9 @@ pub struct SettingsArgs {
     /// Threads serving HTTP (tokio workers) [default: 4 per core].
     #[arg(long, env = "VALBOX_HTTP_THREADS", global = true)]
     pub http_threads: Option<usize>,
+    /// Threads running jobs from the queue [default: 2].
+    #[arg(long, env = "VALBOX_JOB_WORKERS", global = true)]
+    pub job_workers: Option<usize>,
     /// Long calls (past 2 ms of CPU) running JavaScript at once; others wait
     /// their turn, handed on every millisecond; short calls never wait [default: cores - 1, at least 1].
     #[arg(long, env = "VALBOX_CPU_TURNS", global = true)]
@@ -110,6 +113,7 @@ struct SettingsFile {
     max_concurrent_calls: Option<usize>,
     max_calls_per_user: Option<usize>,
     http_threads: Option<usize>,
+    job_workers: Option<usize>,
     cpu_turns: Option<usize>,
     fetch_allow_private: Option<bool>,
     fetch_allow_hosts: Option<Vec<String>>,
@@ -143,6 +147,8 @@ pub struct Settings {
     pub call_limits: crate::service::CallLimits,
     /// Threads serving HTTP.
     pub http_threads: usize,
+    /// Threads running jobs.
+    pub job_workers: usize,
     /// Long call trees (past 2 ms of CPU) running JavaScript at once.
     pub cpu_turns: usize,
     /// Outbound `fetch` settings.
@@ -235,6 +241,7 @@ impl SettingsArgs {
                 .or(file.http_threads)
                 .unwrap_or_else(|| 4 * std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
+            job_workers: self.job_workers.or(file.job_workers).unwrap_or(2).max(1),
             cpu_turns: self
                 .cpu_turns
                 .or(file.cpu_turns)

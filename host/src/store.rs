@@ -93,6 +93,63 @@ pub struct StoredEmail {
     pub created_at: i64,
 }
 
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker has it.
+    Running,
+    /// Finished with a result.
+    Done,
+    /// Finished with an error.
+    Failed,
+}
+
+impl JobStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> JobStatus {
+        match text {
+            "running" => JobStatus::Running,
+            "done" => JobStatus::Done,
+            "failed" => JobStatus::Failed,
+            _ => JobStatus::Queued,
+        }
+    }
+}
+
+/// A job as stored: what was asked, by whom, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredJob {
+    /// Random id (hex).
+    pub id: String,
+    /// Who submitted it; it runs as them.
+    pub owner: String,
+    /// The request as submitted (`kind`, `target` or `code`, `args`).
+    pub request: serde_json::Value,
+    /// Where it is.
+    pub status: JobStatus,
+    /// How many times a worker started it.
+    pub attempts: u32,
+    /// The result, once done.
+    pub result: Option<serde_json::Value>,
+    /// The error, once failed (`{type, message, ...}` as the HTTP API has it).
+    pub error: Option<serde_json::Value>,
+    /// When it was submitted (Unix seconds).
+    pub created_at: i64,
+    /// When it finished (Unix seconds).
+    pub finished_at: Option<i64>,
+}
+
 /// A stored evaluation record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredEvaluation {
@@ -201,9 +258,26 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<()>;
     /// Emails sent to `to`, newest first.
     fn emails(&self, to: &str) -> StoreResult<Vec<StoredEmail>>;
+    /// Stores a queued job (durably, before it is acknowledged).
+    fn add_job(&self, id: &str, owner: &str, request: &serde_json::Value) -> StoreResult<()>;
+    /// Marks a job running and counts the attempt; `None` when it is
+    /// missing or already finished (a duplicate delivery).
+    fn start_job(&self, id: &str) -> StoreResult<Option<StoredJob>>;
+    /// Records how a job ended, once: false when it had already finished.
+    fn finish_job(
+        &self,
+        id: &str,
+        status: JobStatus,
+        outcome: &serde_json::Value,
+    ) -> StoreResult<bool>;
+    /// One of `owner`'s jobs.
+    fn job(&self, owner: &str, id: &str) -> StoreResult<Option<StoredJob>>;
+    /// Ids of jobs not finished (queued, or running when a process stopped), oldest first.
+    fn unfinished_jobs(&self) -> StoreResult<Vec<String>>;
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     handle TEXT PRIMARY KEY,
     email TEXT NOT NULL,
@@ -252,7 +326,23 @@ CREATE TABLE emails (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX emails_by_user ON emails (to_user, id);
-"#];
+"#,
+    r#"
+CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    request TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER
+);
+CREATE INDEX jobs_unfinished ON jobs (status, seq);
+"#,
+];
 
 /// The embedded store: one SQLite file in WAL mode.
 ///
@@ -348,7 +438,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn now() -> i64 {
+/// Now, in Unix seconds (the store's timestamps).
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -791,6 +882,90 @@ impl Store for SqliteStore {
             rows.collect()
         })
     }
+
+    fn add_job(&self, id: &str, owner: &str, request: &serde_json::Value) -> StoreResult<()> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT INTO jobs (id, owner, request, status, created_at) VALUES (?1, ?2, ?3, 'queued', ?4)",
+            )?
+            .execute(params![id, owner, request.to_string(), now()])
+            .map(drop)
+        })
+    }
+
+    fn start_job(&self, id: &str) -> StoreResult<Option<StoredJob>> {
+        self.with(|c| {
+            let started = c
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'running', attempts = attempts + 1 WHERE id = ?1 AND status IN ('queued', 'running')",
+                )?
+                .execute(params![id])?;
+            if started == 0 {
+                return Ok(None);
+            }
+            c.prepare_cached(&format!("{JOB_COLUMNS} WHERE id = ?1"))?
+                .query_row(params![id], job_row)
+                .optional()
+        })
+    }
+
+    fn finish_job(
+        &self,
+        id: &str,
+        status: JobStatus,
+        outcome: &serde_json::Value,
+    ) -> StoreResult<bool> {
+        let (result, error) = match status {
+            JobStatus::Done => (Some(outcome.to_string()), None),
+            _ => (None, Some(outcome.to_string())),
+        };
+        self.with(|c| {
+            c.prepare_cached(
+                "UPDATE jobs SET status = ?2, result = ?3, error = ?4, finished_at = ?5 WHERE id = ?1 AND status IN ('queued', 'running')",
+            )?
+            .execute(params![id, status.as_str(), result, error, now()])
+            .map(|changed| changed == 1)
+        })
+    }
+
+    fn job(&self, owner: &str, id: &str) -> StoreResult<Option<StoredJob>> {
+        self.with(|c| {
+            c.prepare_cached(&format!("{JOB_COLUMNS} WHERE id = ?1 AND owner = ?2"))?
+                .query_row(params![id, owner], job_row)
+                .optional()
+        })
+    }
+
+    fn unfinished_jobs(&self) -> StoreResult<Vec<String>> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq",
+            )?;
+            let rows = statement.query_map([], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+}
+
+const JOB_COLUMNS: &str =
+    "SELECT id, owner, request, status, attempts, result, error, created_at, finished_at FROM jobs";
+
+fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredJob> {
+    let json = |text: Option<String>| {
+        text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::Null))
+    };
+    let status: String = row.get(3)?;
+    Ok(StoredJob {
+        id: row.get(0)?,
+        owner: row.get(1)?,
+        request: json(row.get(2)?).unwrap_or_default(),
+        status: JobStatus::parse(&status),
+        attempts: row.get(4)?,
+        result: json(row.get(5)?),
+        error: json(row.get(6)?),
+        created_at: row.get(7)?,
+        finished_at: row.get(8)?,
+    })
 }
 
 fn evaluation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvaluation> {
@@ -816,6 +991,39 @@ mod tests {
             .create_user("alice", "a@example.com", "hash-a")
             .unwrap();
         (path, store)
+    }
+
+    #[test]
+    fn a_job_is_started_per_delivery_and_finished_once() {
+        let (_, store) = fresh("jobs");
+        let request = serde_json::json!({"kind": "eval", "code": "1", "args": []});
+        store.add_job("j1", "alice", &request).unwrap();
+        store.add_job("j2", "alice", &request).unwrap();
+        assert_eq!(store.unfinished_jobs().unwrap(), ["j1", "j2"]);
+        let started = store.start_job("j1").unwrap().unwrap();
+        assert_eq!((started.status, started.attempts), (JobStatus::Running, 1));
+        // A second delivery of a running job (its worker was lost) counts again.
+        assert_eq!(store.start_job("j1").unwrap().unwrap().attempts, 2);
+        let result = serde_json::json!({"answer": 42});
+        assert!(store.finish_job("j1", JobStatus::Done, &result).unwrap());
+        assert!(!store
+            .finish_job("j1", JobStatus::Failed, &serde_json::json!({}))
+            .unwrap());
+        assert!(
+            store.start_job("j1").unwrap().is_none(),
+            "finished jobs are not started again"
+        );
+        let job = store.job("alice", "j1").unwrap().unwrap();
+        assert_eq!(
+            (job.status, job.result, job.error),
+            (JobStatus::Done, Some(result), None)
+        );
+        assert!(job.finished_at.is_some());
+        assert!(
+            store.job("bob", "j1").unwrap().is_none(),
+            "only the owner's"
+        );
+        assert_eq!(store.unfinished_jobs().unwrap(), ["j2"]);
     }
 
     fn latest(store: &SqliteStore) -> Option<(u32, Privacy, String, Vec<u8>)> {

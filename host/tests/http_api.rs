@@ -1074,3 +1074,191 @@ fn metrics_count_evaluations_requests_instances_and_denials() {
     assert_eq!(sample(text, "valbox_live_instances"), 0.0);
     assert!(sample(text, "valbox_instantiation_seconds_total") > 0.0);
 }
+
+impl Server {
+    /// Polls a job until it has finished.
+    fn finished_job(&self, key: &str, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let reply = self.call("GET", &format!("/v1/jobs/{id}"), Some(key), None);
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let job = reply.json();
+            if job["status"] == "done" || job["status"] == "failed" {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} did not finish: {job}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn submit(&self, key: &str, job: Value) -> String {
+        let reply = self.call("POST", "/v1/jobs", Some(key), Some(job));
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(reply.json()["status"], "queued");
+        reply.json()["id"].as_str().unwrap().to_string()
+    }
+}
+
+#[test]
+fn jobs_run_as_their_submitter_and_keep_their_result() {
+    let server = start(&fresh_dir("http-jobs"), &[]);
+    let alice = server.user("alice");
+    let bob = server.user("bob");
+    server.save(
+        &bob,
+        "add",
+        "public",
+        "export function add(a, b) { return a + b }",
+    );
+    server.save(
+        &bob,
+        "whoami",
+        "public",
+        "export function whoami() { return @me.secrets.name ?? 'nobody' }",
+    );
+    server.call(
+        "PUT",
+        "/v1/secrets/name",
+        Some(&alice),
+        Some(json!({"value": "alice"})),
+    );
+
+    let run = server.submit(
+        &alice,
+        json!({"kind": "run", "target": "bob.add", "args": [2, 3]}),
+    );
+    let eval = server.submit(
+        &alice,
+        json!({"kind": "eval", "code": "@me.secrets.name + '!'"}),
+    );
+    let restricted = server.submit(&alice, json!({"kind": "eval", "code": "@bob.whoami()"}));
+    let threw = server.submit(&alice, json!({"kind": "eval", "code": "null.x"}));
+    let missing = server.submit(&alice, json!({"kind": "run", "target": "bob.nothing"}));
+
+    let job = server.finished_job(&alice, &run);
+    assert_eq!(
+        (job["status"].clone(), job["result"].clone()),
+        (json!("done"), json!(5))
+    );
+    assert_eq!(job["attempts"], 1);
+    assert_eq!(job["request"]["target"], "bob.add");
+    assert_eq!(server.finished_job(&alice, &eval)["result"], "alice!");
+    // A library call inside a job is restricted like any other.
+    assert_eq!(server.finished_job(&alice, &restricted)["result"], "nobody");
+    let job = server.finished_job(&alice, &threw);
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["type"], "val_error");
+    assert_eq!(job["error"]["name"], "TypeError");
+    assert_eq!(
+        server.finished_job(&alice, &missing)["error"]["type"],
+        "not_found"
+    );
+
+    // Only the submitter sees a job; bad jobs are refused before they are queued.
+    assert_eq!(
+        server
+            .call("GET", &format!("/v1/jobs/{run}"), Some(&bob), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        server
+            .call("GET", "/v1/jobs/nope", Some(&alice), None)
+            .status,
+        404
+    );
+    let anonymous = server.call(
+        "POST",
+        "/v1/jobs",
+        None,
+        Some(json!({"kind": "eval", "code": "1"})),
+    );
+    assert_eq!(anonymous.status, 401);
+    for bad in [
+        json!({"kind": "walk"}),
+        json!({"kind": "run", "target": "bob"}),
+        json!([1]),
+    ] {
+        let reply = server.call("POST", "/v1/jobs", Some(&alice), Some(bad));
+        assert_eq!(
+            (reply.status, reply.error_type()),
+            (400, "bad_request".to_string())
+        );
+    }
+    let reply = server.raw(
+        "POST",
+        "/v1/jobs",
+        Some(&alice),
+        "application/json",
+        b"{not json",
+    );
+    assert_eq!(reply.status, 400);
+
+    let metrics = server.call("GET", "/metrics", None, None).body;
+    assert_eq!(
+        sample(&metrics, r#"valbox_jobs_total{outcome="done"}"#),
+        3.0
+    );
+    assert_eq!(
+        sample(&metrics, r#"valbox_jobs_total{outcome="failed"}"#),
+        2.0
+    );
+    assert_eq!(sample(&metrics, "valbox_queue_depth"), 0.0);
+}
+
+#[test]
+fn a_job_running_when_the_server_is_killed_runs_again_after_restart() {
+    let dir = fresh_dir("http-jobs-restart");
+    let server = start(&dir, &[]);
+    let alice = server.user("alice");
+    let slow = "const end = Date.now() + 1500; while (Date.now() < end) {} return 'finished'";
+    let id = server.submit(&alice, json!({"kind": "eval", "code": slow}));
+    std::thread::sleep(Duration::from_millis(200));
+    let running = server
+        .call("GET", &format!("/v1/jobs/{id}"), Some(&alice), None)
+        .json();
+    assert_eq!(running["status"], "running");
+    let mut server = server;
+    unsafe { libc_kill(server.child.id() as i32, 9) };
+    let _ = server.child.wait();
+    drop(server);
+    let again = start(&dir, &[]);
+    let job = again.finished_job(&alice, &id);
+    assert_eq!(job["status"], "done");
+    assert_eq!(job["result"], "finished");
+    assert_eq!(
+        job["attempts"], 2,
+        "started once before the kill and once after"
+    );
+}
+
+#[test]
+fn a_job_whose_worker_keeps_dying_becomes_a_dead_letter() {
+    let dir = fresh_dir("http-jobs-dead");
+    let mut key = None;
+    let mut id = None;
+    for _ in 0..3 {
+        let mut server = start(&dir, &[]);
+        let alice = key.get_or_insert_with(|| server.user("alice")).clone();
+        let slow = "const end = Date.now() + 5000; while (Date.now() < end) {} return 'finished'";
+        let id = id
+            .get_or_insert_with(|| server.submit(&alice, json!({"kind": "eval", "code": slow})))
+            .clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server
+            .call("GET", &format!("/v1/jobs/{id}"), Some(&alice), None)
+            .json()["status"]
+            != "running"
+        {
+            assert!(Instant::now() < deadline, "the job never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        unsafe { libc_kill(server.child.id() as i32, 9) };
+        let _ = server.child.wait();
+    }
+    let server = start(&dir, &[]);
+    let job = server.finished_job(key.as_ref().unwrap(), id.as_ref().unwrap());
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["type"], "dead_letter");
+    assert_eq!(job["attempts"], 4);
+}
