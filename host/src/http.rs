@@ -345,15 +345,19 @@ async fn get_job(
     Ok(ok(job))
 }
 
-async fn metrics(State(state): Shared) -> Response {
-    (
+async fn metrics(State(state): Shared) -> ApiResult<Response> {
+    // Reading the queue's depth may ask Redis.
+    let text = tokio::task::spawn_blocking(move || state.service.metrics_text())
+        .await
+        .map_err(|e| ServiceError::Internal(format!("collecting metrics failed: {e}")))?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.service.metrics_text(),
+        text,
     )
-        .into_response()
+        .into_response())
 }
 
 fn openapi_document(docs: &[RouteDoc]) -> Value {

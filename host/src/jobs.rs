@@ -6,10 +6,12 @@
 //! job); a job whose worker was lost [`MAX_ATTEMPTS`] times is failed as a
 //! dead letter instead of being tried again.
 
+use crate::redis_queue::RedisQueue;
 use crate::request_args::{args_text, split_target, string_field};
 use serde_json::{json, Value};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Starts of one job after which it is given up as a dead letter.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -74,6 +76,32 @@ impl JobWork {
             }
         }
     }
+}
+
+/// Where submitted jobs wait for a worker.
+pub enum Queue {
+    /// A channel inside this process; the store makes it durable.
+    InProcess(JobQueue),
+    /// Redis Streams, shared by every process given the same URL.
+    Redis {
+        /// This process's producer connection.
+        producer: Box<RedisQueue>,
+        /// Where workers connect.
+        url: String,
+        /// How long a worker may hold a job before another takes it over.
+        visibility: Duration,
+    },
+}
+
+/// How one delivery of a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEnd {
+    /// It ran, and its result or error is stored.
+    Finished,
+    /// It had already finished: a duplicate delivery.
+    AlreadyFinished,
+    /// It was started too often and is given up on.
+    DeadLetter,
 }
 
 /// The in-process queue: ids of stored jobs on their way to a worker.

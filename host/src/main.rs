@@ -1,4 +1,4 @@
-//! The `valbox` command: `serve`, `run`, `user add`.
+//! The `valbox` command: `serve`, `worker`, `run`, `user add`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -24,8 +24,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the HTTP server.
+    /// Start the HTTP server (and its job workers).
     Serve,
+    /// Run jobs from the Redis queue (--redis-url) without serving HTTP.
+    Worker,
     /// Run one JavaScript module locally and print the JSON result.
     Run {
         /// The ES module to run.
@@ -73,17 +75,29 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
     }
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
-    let store =
-        SqliteStore::open(&settings.data_dir.join("valbox.db")).context("opening the database")?;
+    let path = settings.data_dir.join("valbox.db");
+    // With a Redis queue, `valbox worker` processes may write the same file.
+    let store = if settings.redis_url.is_some() {
+        SqliteStore::open_shared(&path)
+    } else {
+        SqliteStore::open(&path)
+    }
+    .context("opening the database")?;
     let sealer = SecretSealer::load(settings.master_key.as_deref(), &settings.data_dir)?;
     let sandbox = Sandbox::new(settings.sandbox_config()).context("starting the sandbox")?;
-    Ok(Service::new(
+    let service = Service::new(
         Arc::new(store),
         sandbox,
         sealer,
         settings.admin_key.clone(),
         settings.call_limits,
-    ))
+    );
+    Ok(match &settings.redis_url {
+        Some(url) => service
+            .with_redis_queue(url)
+            .context("connecting to the Redis queue")?,
+        None => service,
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -112,9 +126,28 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{key}");
             Ok(0)
         }
+        Command::Worker => {
+            if settings.redis_url.is_none() {
+                anyhow::bail!("`valbox worker` takes jobs from Redis: set --redis-url (without it, `valbox serve` runs jobs itself)");
+            }
+            if settings.job_workers == 0 {
+                anyhow::bail!("`valbox worker` needs at least one job worker (--job-workers)");
+            }
+            let service = Arc::new(open_service(&settings)?);
+            service
+                .start_job_workers(settings.job_workers)
+                .context("starting the job workers")?;
+            eprintln!(
+                "valbox: {} job workers reading the Redis queue",
+                settings.job_workers
+            );
+            loop {
+                std::thread::park();
+            }
+        }
         Command::Serve => {
-            if settings.redis_url.is_some() {
-                eprintln!("valbox: the Redis queue is not built yet; jobs run on the in-process queue (--redis-url is ignored)");
+            if settings.job_workers == 0 && settings.redis_url.is_none() {
+                anyhow::bail!("--job-workers 0 needs --redis-url (and a `valbox worker`): the in-process queue's jobs run only in `valbox serve`");
             }
             let service = Arc::new(open_service(&settings)?);
             service

@@ -3,8 +3,9 @@
 //! HTTP layer (`http.rs`) and the CLI call these; every run gets its frame
 //! here and nowhere else.
 
-use crate::jobs::{JobQueue, JobWork, MAX_ATTEMPTS};
+use crate::jobs::{JobEnd, JobQueue, JobWork, Queue, MAX_ATTEMPTS};
 use crate::metrics::Metrics;
+use crate::redis_queue::{JobEntry, RedisQueue};
 use crate::sealing::SecretSealer;
 use crate::store::{
     now as store_now, JobStatus, Privacy, Store, StoreError, StoredEmail, StoredEvaluation,
@@ -234,7 +235,15 @@ pub struct Service {
     admin_key: Option<String>,
     slots: CallSlots,
     metrics: Metrics,
-    jobs: JobQueue,
+    jobs: Queue,
+}
+
+/// A name for this process's Redis consumer `role`, unique per host and process.
+fn consumer_name(role: &str) -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host = host.trim();
+    let host = if host.is_empty() { "valbox" } else { host };
+    format!("{host}-{}-{role}", std::process::id())
 }
 
 /// Hash under which an API key is stored (the key itself never is).
@@ -306,8 +315,23 @@ impl Service {
                 running: Default::default(),
             },
             metrics: Metrics::new(),
-            jobs: JobQueue::default(),
+            jobs: Queue::InProcess(JobQueue::default()),
         }
+    }
+
+    /// Puts jobs on Redis Streams at `url` instead of the in-process queue.
+    pub fn with_redis_queue(mut self, url: &str) -> ServiceResult<Self> {
+        // A worker may hold a job this long (two deadlines and a margin)
+        // before another takes it over.
+        let visibility = 2 * self.sandbox.config().deadline + std::time::Duration::from_secs(5);
+        let producer = RedisQueue::connect(url, &consumer_name("producer"), visibility)
+            .map_err(ServiceError::Internal)?;
+        self.jobs = Queue::Redis {
+            producer: Box::new(producer),
+            url: url.to_string(),
+            visibility,
+        };
+        Ok(self)
     }
 
     /// `POST /v1/jobs`: stores the job (durably) and queues it; it runs as `user`.
@@ -318,8 +342,32 @@ impl Service {
         let id = hex::encode(id);
         self.store.add_job(&id, &user.handle, &work.to_json())?;
         let job = self.job(user, &id)?;
-        self.metrics.queue_depth.inc();
-        self.jobs.push(id);
+        match &self.jobs {
+            Queue::InProcess(queue) => {
+                self.metrics.queue_depth.inc();
+                queue.push(id);
+            }
+            Queue::Redis { producer, .. } => {
+                let (kind, target, args) = match work {
+                    JobWork::Run { owner, name, args } => ("run", format!("{owner}.{name}"), args),
+                    JobWork::Eval { code, args } => ("eval", code, args),
+                };
+                let entry = JobEntry {
+                    id: id.clone(),
+                    kind: kind.into(),
+                    target,
+                    args,
+                    principal: user.handle.clone(),
+                    deadline_ms: self.sandbox.config().deadline.as_millis() as u64,
+                };
+                if let Err(e) = producer.push(&entry) {
+                    let error = ServiceError::Internal(format!("the job could not be queued: {e}"));
+                    self.store
+                        .finish_job(&id, JobStatus::Failed, &error.to_json())?;
+                    return Err(error);
+                }
+            }
+        }
         Ok(job)
     }
 
@@ -330,35 +378,88 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("no job {id}")))
     }
 
-    /// Starts `workers` threads that run queued jobs, after queueing again
-    /// the jobs a previous process left unfinished.
+    /// Starts `workers` threads that run queued jobs. On the in-process
+    /// queue, the jobs a previous process left unfinished are queued again
+    /// first (Redis keeps its own).
     pub fn start_job_workers(self: &Arc<Self>, workers: usize) -> ServiceResult<()> {
-        for id in self.store.unfinished_jobs()? {
-            self.metrics.queue_depth.inc();
-            self.jobs.push(id);
+        if let Queue::InProcess(queue) = &self.jobs {
+            for id in self.store.unfinished_jobs()? {
+                self.metrics.queue_depth.inc();
+                queue.push(id);
+            }
         }
         for n in 0..workers {
             let service = self.clone();
             std::thread::Builder::new()
                 .name(format!("valbox-jobs-{n}"))
                 .stack_size(valbox_runtime::HOST_THREAD_STACK)
-                .spawn(move || {
-                    while let Some(id) = service.jobs.next() {
-                        service.metrics.queue_depth.dec();
-                        if let Err(e) = service.run_job(&id) {
-                            eprintln!("valbox: job {id}: {e}");
-                        }
-                    }
-                })
+                .spawn(move || service.work(n))
                 .map_err(|e| ServiceError::Internal(format!("starting a job worker: {e}")))?;
         }
         Ok(())
     }
 
-    /// Runs one job to its end and records how it ended (once).
-    fn run_job(&self, id: &str) -> ServiceResult<()> {
+    /// One worker thread: takes jobs from the queue and runs them, forever.
+    fn work(&self, n: usize) {
+        match &self.jobs {
+            Queue::InProcess(queue) => {
+                while let Some(id) = queue.next() {
+                    self.metrics.queue_depth.dec();
+                    if let Err(e) = self.run_job(&id) {
+                        eprintln!("valbox: job {id}: {e}");
+                    }
+                }
+            }
+            Queue::Redis {
+                url, visibility, ..
+            } => {
+                let consumer = consumer_name(&format!("worker-{n}"));
+                let queue = loop {
+                    match RedisQueue::connect(url, &consumer, *visibility) {
+                        Ok(queue) => break queue,
+                        Err(e) => {
+                            eprintln!("valbox: job worker {consumer}: {e}; trying again");
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
+                    }
+                };
+                loop {
+                    let delivery = match queue.next(std::time::Duration::from_secs(1)) {
+                        Ok(Some(delivery)) => delivery,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            eprintln!("valbox: job worker {consumer}: {e}");
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                            continue;
+                        }
+                    };
+                    // Not acknowledged when it could not be recorded: the
+                    // delivery is taken over after the visibility timeout.
+                    let acknowledged = match self.run_job(&delivery.job_id) {
+                        Ok(JobEnd::DeadLetter) => queue.dead_letter(&delivery),
+                        Ok(_) => queue.ack(&delivery),
+                        Err(e) => Err(format!("job {}: {e}", delivery.job_id)),
+                    };
+                    if let Err(e) = acknowledged {
+                        eprintln!("valbox: job worker {consumer}: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Jobs waiting for a worker (or held by one and not finished).
+    fn queue_depth(&self) -> Option<i64> {
+        match &self.jobs {
+            Queue::InProcess(_) => None,
+            Queue::Redis { producer, .. } => producer.depth().ok(),
+        }
+    }
+
+    /// Runs one delivery of a job to its end and records how it ended (once).
+    fn run_job(&self, id: &str) -> ServiceResult<JobEnd> {
         let Some(job) = self.store.start_job(id)? else {
-            return Ok(()); // finished already: a duplicate delivery
+            return Ok(JobEnd::AlreadyFinished);
         };
         let lag = (store_now() - job.created_at).max(0) as f64;
         self.metrics.queue_lag_seconds.observe(lag);
@@ -369,7 +470,7 @@ impl Service {
             )});
             self.store.finish_job(id, JobStatus::Failed, &error)?;
             self.metrics.jobs.with_label_values(&["dead_letter"]).inc();
-            return Ok(());
+            return Ok(JobEnd::DeadLetter);
         }
         let outcome = loop {
             match self.job_outcome(&job) {
@@ -393,7 +494,7 @@ impl Service {
             };
             self.metrics.jobs.with_label_values(&[label]).inc();
         }
-        Ok(())
+        Ok(JobEnd::Finished)
     }
 
     fn job_outcome(&self, job: &StoredJob) -> ServiceResult<Value> {
@@ -414,6 +515,9 @@ impl Service {
 
     /// `/metrics`: everything in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
+        if let Some(depth) = self.queue_depth() {
+            self.metrics.queue_depth.set(depth);
+        }
         self.metrics.render(&self.sandbox.stats())
     }
 

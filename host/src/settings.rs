@@ -48,7 +48,8 @@ pub struct SettingsArgs {
     /// Threads serving HTTP (tokio workers) [default: 4 per core].
     #[arg(long, env = "VALBOX_HTTP_THREADS", global = true)]
     pub http_threads: Option<usize>,
-    /// Threads running jobs from the queue [default: 2].
+    /// Threads running jobs from the queue; with --redis-url, `valbox serve`
+    /// may have 0 and leave jobs to `valbox worker` [default: 2].
     #[arg(long, env = "VALBOX_JOB_WORKERS", global = true)]
     pub job_workers: Option<usize>,
     /// Long calls (past 2 ms of CPU) running JavaScript at once; others wait
@@ -241,7 +242,7 @@ impl SettingsArgs {
                 .or(file.http_threads)
                 .unwrap_or_else(|| 4 * std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
-            job_workers: self.job_workers.or(file.job_workers).unwrap_or(2).max(1),
+            job_workers: self.job_workers.or(file.job_workers).unwrap_or(2),
             cpu_turns: self
                 .cpu_turns
                 .or(file.cpu_turns)

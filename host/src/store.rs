@@ -379,20 +379,28 @@ const HOT_CACHE_ENTRIES: usize = 4096;
 /// while the connection lock is held, right after the read or write that
 /// makes them right or wrong, so a reader never caches a row that a
 /// concurrent writer has already replaced.
+/// Off when other processes write the same file (then nothing is kept).
 #[derive(Default)]
 struct HotCache {
+    disabled: bool,
     latest_versions: Mutex<HashMap<(String, String), ValVersion>>,
     key_owners: Mutex<HashMap<String, User>>,
 }
 
 impl HotCache {
     fn latest(&self, owner: &str, name: &str) -> Option<ValVersion> {
+        if self.disabled {
+            return None;
+        }
         lock(&self.latest_versions)
             .get(&(owner.to_string(), name.to_string()))
             .cloned()
     }
 
     fn keep_latest(&self, version: &ValVersion) {
+        if self.disabled {
+            return;
+        }
         let mut map = lock(&self.latest_versions);
         if map.len() >= HOT_CACHE_ENTRIES {
             map.clear();
@@ -408,10 +416,16 @@ impl HotCache {
     }
 
     fn key_owner(&self, key_hash: &str) -> Option<User> {
+        if self.disabled {
+            return None;
+        }
         lock(&self.key_owners).get(key_hash).cloned()
     }
 
     fn keep_key_owner(&self, key_hash: &str, user: &User) {
+        if self.disabled {
+            return;
+        }
         let mut map = lock(&self.key_owners);
         if map.len() >= HOT_CACHE_ENTRIES {
             map.clear();
@@ -449,6 +463,17 @@ pub fn now() -> i64 {
 impl SqliteStore {
     /// Opens (creating when needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with_cache(path, true)
+    }
+
+    /// Like [`Self::open`] for a file other processes write too (`valbox
+    /// worker` beside `valbox serve`): no rows are cached in memory, since
+    /// another process could change them behind this one's back.
+    pub fn open_shared(path: &Path) -> StoreResult<Self> {
+        Self::open_with_cache(path, false)
+    }
+
+    fn open_with_cache(path: &Path, cache: bool) -> StoreResult<Self> {
         let connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         // Every acknowledged write must survive a crash of the process or the machine.
@@ -457,7 +482,10 @@ impl SqliteStore {
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         let shared = Arc::new(Shared {
             connection: Mutex::new(connection),
-            hot: HotCache::default(),
+            hot: HotCache {
+                disabled: !cache,
+                ..HotCache::default()
+            },
             traces: Mutex::new(TraceQueue::default()),
             traces_waiting: Condvar::new(),
         });
