@@ -2,53 +2,44 @@
 //! deadline, the server answers a benign request right after, and its memory
 //! comes back near where it started.
 
+mod common;
+
+use common::{free_port, wait_for_port, Process};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 struct Server {
-    child: Child,
+    process: Process,
     port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start() -> Server {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("attacks");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_valbox"))
         .args([
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            // Long enough that the memory and log bombs reach their limits
+            // before the deadline even on a busy machine.
             "--deadline-ms",
-            "1000",
+            "2500",
         ])
         .env("VALBOX_DATA_DIR", &dir)
         .env("VALBOX_ADMIN_KEY", "admin")
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server { child, port }
+    let process = Process(child);
+    wait_for_port(port, "the server");
+    Server { process, port }
 }
 
 impl Server {
@@ -75,7 +66,8 @@ impl Server {
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.0.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }

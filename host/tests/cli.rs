@@ -1,9 +1,12 @@
 //! The `valbox` binary from the outside: `run` and `serve`.
 
+mod common;
+
+use common::{free_port, Process};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn workdir(name: &str) -> PathBuf {
@@ -124,23 +127,6 @@ fn run_stops_an_infinite_loop_at_the_deadline() {
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     write!(
@@ -155,7 +141,7 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 #[test]
 fn serve_answers_healthz_on_the_configured_address() {
     let port = free_port();
-    let _server = Server(
+    let _server = Process(
         Command::new(env!("CARGO_BIN_EXE_valbox"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("VALBOX_DATA_DIR", data_dir())

@@ -1,6 +1,9 @@
 //! The HTTP API over a real socket against a real SQLite file: the `valbox`
 //! binary is started as a user would start it.
 
+mod common;
+
+use common::{free_port, wait_for_port};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -21,14 +24,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn fresh_dir(name: &str) -> PathBuf {
@@ -61,11 +56,7 @@ fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Server {
         port,
         data_dir: data_dir.to_path_buf(),
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(port, "the server");
     server
 }
 

@@ -149,22 +149,13 @@ fn json_import(
     name: &str,
     handler: Handler,
 ) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        HOST_MODULE,
-        name,
-        move |mut caller: Caller<'_, CallState>, ptr: i32, len: i32| -> wasmtime::Result<u32> {
-            let request = abi::read_bytes(&mut caller, ptr, len)?;
-            let answer = match serde_json::from_slice::<Value>(&request) {
-                Ok(request) => match handler(&mut caller, &request) {
-                    Ok(answer) | Err(Stop::Answer(answer)) => answer,
-                    Err(Stop::Trap(trap)) => return Err(trap),
-                },
-                Err(e) => Answer::type_error(format!("malformed request to the host: {e}")),
-            };
-            write_answer(&mut caller, answer.to_json().as_bytes())
-        },
-    )?;
-    Ok(())
+    link(linker, name, move |caller, request| {
+        let answer = match serde_json::from_slice::<Value>(request) {
+            Ok(request) => handler(caller, &request),
+            Err(e) => Err(Answer::type_error(format!("malformed request to the host: {e}")).into()),
+        };
+        Ok(settle(answer)?.to_json())
+    })
 }
 
 type ValHandler = fn(&mut Caller<'_, CallState>, &ValRequest<'_>) -> Result<Answer, Stop>;
@@ -175,22 +166,43 @@ fn val_import(
     name: &str,
     handler: ValHandler,
 ) -> wasmtime::Result<()> {
+    link(linker, name, move |caller, request| {
+        let answer = match ValRequest::parse(request) {
+            Ok(request) => handler(caller, &request),
+            Err(refused) => Err(refused.into()),
+        };
+        Ok(settle(answer)?.into_val_answer())
+    })
+}
+
+/// Links an import taking `(ptr, len)`: `answer` turns the request's bytes
+/// into the answer's text, which goes back through the response buffer.
+fn link(
+    linker: &mut Linker<CallState>,
+    name: &str,
+    answer: impl Fn(&mut Caller<'_, CallState>, &[u8]) -> wasmtime::Result<String>
+        + Send
+        + Sync
+        + 'static,
+) -> wasmtime::Result<()> {
     linker.func_wrap(
         HOST_MODULE,
         name,
         move |mut caller: Caller<'_, CallState>, ptr: i32, len: i32| -> wasmtime::Result<u32> {
             let request = abi::read_bytes(&mut caller, ptr, len)?;
-            let answer = match ValRequest::parse(&request) {
-                Ok(request) => match handler(&mut caller, &request) {
-                    Ok(answer) | Err(Stop::Answer(answer)) => answer,
-                    Err(Stop::Trap(trap)) => return Err(trap),
-                },
-                Err(refused) => refused,
-            };
-            write_answer(&mut caller, answer.into_val_answer().as_bytes())
+            let text = answer(&mut caller, &request)?;
+            write_answer(&mut caller, text.as_bytes())
         },
     )?;
     Ok(())
+}
+
+/// The answer a handler came to, or the trap that ends the call.
+fn settle(outcome: Result<Answer, Stop>) -> wasmtime::Result<Answer> {
+    match outcome {
+        Ok(answer) | Err(Stop::Answer(answer)) => Ok(answer),
+        Err(Stop::Trap(trap)) => Err(trap),
+    }
 }
 
 /// Writes an answer into the guest's response buffer and returns its length.
