@@ -2,7 +2,8 @@
 # Idempotent machine set-up for valbox: everything the build and the tests need.
 #
 # - Debian packages: clang/lld/llvm 19 and wasi-libc (QuickJS is C compiled for
-#   wasm32-wasip1 by the guest build), redis-server (queue tests), wrk (HTTP bench).
+#   wasm32-wasip1 by the guest build), redis-server (queue tests), postgresql
+#   (store tests start their own cluster), wrk (HTTP bench).
 # - The Rust target wasm32-wasip1.
 # - A wasi-sdk-shaped folder of links under build/wasi-sdk (see guest-js/README.md).
 #
@@ -13,7 +14,7 @@ root=$(pwd)
 
 fail() { echo "setup: $1" >&2; echo "setup: fix: $2" >&2; exit 1; }
 
-packages=(clang-19 lld-19 llvm-19 libclang-19-dev libclang-rt-19-dev-wasm32 wasi-libc redis-server wrk)
+packages=(clang-19 lld-19 llvm-19 libclang-19-dev libclang-rt-19-dev-wasm32 wasi-libc redis-server postgresql wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@ pub mod http;
 pub mod jobs;
 pub mod local_run;
 pub mod metrics;
+pub mod pg_store;
 pub mod redis_queue;
 pub mod request_args;
 pub mod sealing;

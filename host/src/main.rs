@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use valbox::http::{serve, AppState};
 use valbox::local_run::run_file;
+use valbox::pg_store::PgStore;
 use valbox::sealing::SecretSealer;
 use valbox::service::Service;
 use valbox::settings::{Settings, SettingsArgs};
-use valbox::store::SqliteStore;
+use valbox::store::{SqliteStore, Store};
 use valbox_runtime::Sandbox;
 
 /// valbox: store JavaScript vals and run them in WebAssembly sandboxes.
@@ -70,23 +71,21 @@ fn main() {
 }
 
 fn open_service(settings: &Settings) -> anyhow::Result<Service> {
-    if settings.database_url.is_some() {
-        anyhow::bail!("--database-url (PostgreSQL) is not supported yet: leave it unset to use the embedded SQLite file");
-    }
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
     let path = settings.data_dir.join("valbox.db");
-    // With a Redis queue, `valbox worker` processes may write the same file.
-    let store = if settings.redis_url.is_some() {
-        SqliteStore::open_shared(&path)
-    } else {
-        SqliteStore::open(&path)
-    }
-    .context("opening the database")?;
+    let store: Arc<dyn Store> = match &settings.database_url {
+        Some(url) => Arc::new(PgStore::open(url).context("opening the PostgreSQL database")?),
+        // With a Redis queue, `valbox worker` processes may write the same file.
+        None if settings.redis_url.is_some() => {
+            Arc::new(SqliteStore::open_shared(&path).context("opening the database")?)
+        }
+        None => Arc::new(SqliteStore::open(&path).context("opening the database")?),
+    };
     let sealer = SecretSealer::load(settings.master_key.as_deref(), &settings.data_dir)?;
     let sandbox = Sandbox::new(settings.sandbox_config()).context("starting the sandbox")?;
     let service = Service::new(
-        Arc::new(store),
+        store,
         sandbox,
         sealer,
         settings.admin_key.clone(),

@@ -21,14 +21,14 @@ pub enum Privacy {
 }
 
 impl Privacy {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Privacy::Public => "public",
             Privacy::Private => "private",
         }
     }
 
-    fn parse(text: &str) -> Privacy {
+    pub(crate) fn parse(text: &str) -> Privacy {
         if text == "public" {
             Privacy::Public
         } else {
@@ -108,7 +108,7 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             JobStatus::Queued => "queued",
             JobStatus::Running => "running",
@@ -117,7 +117,7 @@ impl JobStatus {
         }
     }
 
-    fn parse(text: &str) -> JobStatus {
+    pub(crate) fn parse(text: &str) -> JobStatus {
         match text {
             "running" => JobStatus::Running,
             "done" => JobStatus::Done,

@@ -207,3 +207,27 @@ fn user_add_prints_a_key_once_and_refuses_a_taken_handle() {
     let bad = add("9lives");
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn an_unreachable_database_is_a_clear_error() {
+    let dir = workdir("cli-bad-database");
+    let port = free_port(); // nothing listens there
+    let output = valbox(
+        &[
+            "--database-url",
+            &format!("postgres://valbox@127.0.0.1:{port}/valbox"),
+            "user",
+            "add",
+            "dana",
+            "--email",
+            "d@example.com",
+        ],
+        &dir,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("opening the PostgreSQL database"),
+        "{stderr}"
+    );
+}

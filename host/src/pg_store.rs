@@ -1,0 +1,483 @@
+//! The store on PostgreSQL (`--database-url`), for several nodes sharing one
+//! database: the same tables and migrations as the SQLite store (types
+//! spelled the PostgreSQL way), no rows cached in memory (another node may
+//! change them), and evaluation records written as they come.
+
+use crate::store::{
+    JobStatus, Privacy, Store, StoreError, StoreResult, StoredEmail, StoredEvaluation, StoredJob,
+    User, ValMeta, ValVersion,
+};
+use postgres::{Client, NoTls, Row};
+use serde_json::Value;
+use std::sync::{Mutex, MutexGuard};
+
+/// The migrations, in order; `schema_version` counts the applied ones.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE users (
+    handle TEXT PRIMARY KEY,
+    email TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE api_keys (
+    key_hash TEXT PRIMARY KEY,
+    handle TEXT NOT NULL REFERENCES users(handle)
+);
+CREATE TABLE vals (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    privacy TEXT NOT NULL,
+    latest INTEGER NOT NULL,
+    PRIMARY KEY (owner, name)
+);
+CREATE TABLE val_versions (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    bytecode BYTEA NOT NULL,
+    guest_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (owner, name, version)
+);
+CREATE TABLE secrets (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    sealed BYTEA NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+CREATE TABLE evaluations (
+    id BIGSERIAL PRIMARY KEY,
+    viewer TEXT NOT NULL,
+    record TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX evaluations_by_viewer ON evaluations (viewer, id);
+CREATE TABLE emails (
+    id BIGSERIAL PRIMARY KEY,
+    to_user TEXT NOT NULL,
+    from_author TEXT,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX emails_by_user ON emails (to_user, id);
+"#,
+    r#"
+CREATE TABLE jobs (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    request TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    error TEXT,
+    created_at BIGINT NOT NULL,
+    finished_at BIGINT
+);
+CREATE INDEX jobs_unfinished ON jobs (status, seq);
+"#,
+];
+
+/// The PostgreSQL store: one connection, used by one request at a time.
+pub struct PgStore {
+    client: Mutex<Client>,
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) if db.code() == &postgres::error::SqlState::UNIQUE_VIOLATION => {
+                StoreError::Conflict(db.message().to_string())
+            }
+            Some(db) => StoreError::Database(db.message().to_string()),
+            None => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+fn now() -> i64 {
+    crate::store::now()
+}
+
+fn meta(row: &Row) -> ValMeta {
+    ValMeta {
+        user: row.get(0),
+        name: row.get(1),
+        version: row.get::<_, i32>(2) as u32,
+        privacy: Privacy::parse(row.get(3)),
+    }
+}
+
+fn json(text: Option<String>) -> Option<Value> {
+    text.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
+}
+
+const JOB_COLUMNS: &str =
+    "SELECT id, owner, request, status, attempts, result, error, created_at, finished_at FROM jobs";
+
+fn job(row: &Row) -> StoredJob {
+    StoredJob {
+        id: row.get(0),
+        owner: row.get(1),
+        request: json(row.get(2)).unwrap_or_default(),
+        status: JobStatus::parse(row.get(3)),
+        attempts: row.get::<_, i32>(4) as u32,
+        result: json(row.get(5)),
+        error: json(row.get(6)),
+        created_at: row.get(7),
+        finished_at: row.get(8),
+    }
+}
+
+fn evaluation(row: &Row) -> StoredEvaluation {
+    StoredEvaluation {
+        id: row.get(0),
+        record: json(row.get(1)).unwrap_or_default(),
+        created_at: row.get(2),
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host/db`) and migrates the schema;
+    /// concurrent starts take turns on an advisory lock.
+    pub fn open(url: &str) -> StoreResult<Self> {
+        let mut client = Client::connect(url, NoTls)?;
+        let mut t = client.transaction()?;
+        t.execute("SELECT pg_advisory_xact_lock(7150867)", &[])?;
+        t.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (applied INTEGER NOT NULL)")?;
+        let applied: i64 = t
+            .query_one("SELECT COUNT(*) FROM schema_version", &[])?
+            .get(0);
+        for migration in MIGRATIONS.iter().skip(applied as usize) {
+            t.batch_execute(migration)?;
+            t.execute("INSERT INTO schema_version (applied) VALUES (1)", &[])?;
+        }
+        t.commit()?;
+        Ok(PgStore {
+            client: Mutex::new(client),
+        })
+    }
+
+    fn client(&self) -> MutexGuard<'_, Client> {
+        self.client.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Store for PgStore {
+    fn create_user(&self, handle: &str, email: &str, key_hash: &str) -> StoreResult<()> {
+        let mut client = self.client();
+        let mut t = client.transaction()?;
+        let inserted = t.execute(
+            "INSERT INTO users (handle, email, created_at) VALUES ($1, $2, $3)",
+            &[&handle, &email, &now()],
+        );
+        match inserted.map_err(StoreError::from) {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(StoreError::Conflict(format!(
+                    "the handle `{handle}` is taken"
+                )))
+            }
+            Err(other) => return Err(other),
+        }
+        t.execute(
+            "INSERT INTO api_keys (key_hash, handle) VALUES ($1, $2)",
+            &[&key_hash, &handle],
+        )?;
+        Ok(t.commit()?)
+    }
+
+    fn user_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<User>> {
+        let row = self.client().query_opt(
+            "SELECT u.handle, u.email FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = $1",
+            &[&key_hash],
+        )?;
+        Ok(row.map(|row| User {
+            handle: row.get(0),
+            email: row.get(1),
+        }))
+    }
+
+    fn user(&self, handle: &str) -> StoreResult<Option<User>> {
+        let row = self.client().query_opt(
+            "SELECT handle, email FROM users WHERE handle = $1",
+            &[&handle],
+        )?;
+        Ok(row.map(|row| User {
+            handle: row.get(0),
+            email: row.get(1),
+        }))
+    }
+
+    fn save_version(
+        &self,
+        owner: &str,
+        name: &str,
+        privacy: Option<Privacy>,
+        code: &str,
+        bytecode: &[u8],
+        guest_hash: &str,
+    ) -> StoreResult<ValMeta> {
+        let mut client = self.client();
+        let mut t = client.transaction()?;
+        // One writer per val at a time, across nodes.
+        t.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[&format!("{owner}.{name}")],
+        )?;
+        let existing = t.query_opt(
+            "SELECT latest, privacy FROM vals WHERE owner = $1 AND name = $2",
+            &[&owner, &name],
+        )?;
+        let highest: i32 = t
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM val_versions WHERE owner = $1 AND name = $2",
+                &[&owner, &name],
+            )?
+            .get(0);
+        let existing: Option<(i32, String)> = existing.map(|row| (row.get(0), row.get(1)));
+        // Versions keep counting across a delete, so a version number never means two things.
+        let version = highest.max(existing.as_ref().map_or(0, |e| e.0)) + 1;
+        let privacy = privacy
+            .or(existing.as_ref().map(|e| Privacy::parse(&e.1)))
+            .unwrap_or(Privacy::Private);
+        t.execute(
+            "INSERT INTO val_versions (owner, name, version, code, bytecode, guest_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&owner, &name, &version, &code, &bytecode, &guest_hash, &now()],
+        )?;
+        t.execute(
+            "INSERT INTO vals (owner, name, privacy, latest) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (owner, name) DO UPDATE SET privacy = excluded.privacy, latest = excluded.latest",
+            &[&owner, &name, &privacy.as_str(), &version],
+        )?;
+        t.commit()?;
+        Ok(ValMeta {
+            user: owner.into(),
+            name: name.into(),
+            version: version as u32,
+            privacy,
+        })
+    }
+
+    fn version(
+        &self,
+        owner: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> StoreResult<Option<ValVersion>> {
+        let version = version.map(|v| v as i32);
+        let row = self.client().query_opt(
+            "SELECT v.owner, v.name, v.latest, v.privacy, x.version, x.code, x.bytecode, x.guest_hash, x.created_at
+             FROM vals v JOIN val_versions x ON x.owner = v.owner AND x.name = v.name
+             WHERE v.owner = $1 AND v.name = $2 AND x.version = COALESCE($3, v.latest)",
+            &[&owner, &name, &version],
+        )?;
+        Ok(row.map(|row| ValVersion {
+            meta: meta(&row),
+            version: row.get::<_, i32>(4) as u32,
+            code: row.get::<_, String>(5).into(),
+            bytecode: row.get::<_, Vec<u8>>(6).into(),
+            guest_hash: row.get(7),
+            created_at: row.get(8),
+        }))
+    }
+
+    fn replace_bytecode(
+        &self,
+        owner: &str,
+        name: &str,
+        version: u32,
+        bytecode: &[u8],
+        guest_hash: &str,
+    ) -> StoreResult<()> {
+        self.client().execute(
+            "UPDATE val_versions SET bytecode = $4, guest_hash = $5 WHERE owner = $1 AND name = $2 AND version = $3",
+            &[&owner, &name, &(version as i32), &bytecode, &guest_hash],
+        )?;
+        Ok(())
+    }
+
+    fn versions(&self, owner: &str, name: &str) -> StoreResult<Vec<(u32, i64)>> {
+        let rows = self.client().query(
+            "SELECT x.version, x.created_at FROM val_versions x JOIN vals v ON v.owner = x.owner AND v.name = x.name
+             WHERE x.owner = $1 AND x.name = $2 ORDER BY x.version",
+            &[&owner, &name],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get::<_, i32>(0) as u32, row.get(1)))
+            .collect())
+    }
+
+    fn set_privacy(
+        &self,
+        owner: &str,
+        name: &str,
+        privacy: Privacy,
+    ) -> StoreResult<Option<ValMeta>> {
+        let row = self.client().query_opt(
+            "UPDATE vals SET privacy = $3 WHERE owner = $1 AND name = $2 RETURNING owner, name, latest, privacy",
+            &[&owner, &name, &privacy.as_str()],
+        )?;
+        Ok(row.as_ref().map(meta))
+    }
+
+    fn delete_val(&self, owner: &str, name: &str) -> StoreResult<bool> {
+        let deleted = self.client().execute(
+            "DELETE FROM vals WHERE owner = $1 AND name = $2",
+            &[&owner, &name],
+        )?;
+        Ok(deleted > 0)
+    }
+
+    fn list_vals(&self, owner: &str, include_private: bool) -> StoreResult<Vec<ValMeta>> {
+        let rows = self.client().query(
+            "SELECT owner, name, latest, privacy FROM vals WHERE owner = $1 AND ($2 OR privacy = 'public') ORDER BY name",
+            &[&owner, &include_private],
+        )?;
+        Ok(rows.iter().map(meta).collect())
+    }
+
+    fn put_secret(&self, owner: &str, key: &str, sealed: &[u8]) -> StoreResult<()> {
+        self.client().execute(
+            "INSERT INTO secrets (owner, key, sealed) VALUES ($1, $2, $3)
+             ON CONFLICT (owner, key) DO UPDATE SET sealed = excluded.sealed",
+            &[&owner, &key, &sealed],
+        )?;
+        Ok(())
+    }
+
+    fn secret(&self, owner: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let row = self.client().query_opt(
+            "SELECT sealed FROM secrets WHERE owner = $1 AND key = $2",
+            &[&owner, &key],
+        )?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    fn secret_names(&self, owner: &str) -> StoreResult<Vec<String>> {
+        let rows = self.client().query(
+            "SELECT key FROM secrets WHERE owner = $1 ORDER BY key",
+            &[&owner],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    fn delete_secret(&self, owner: &str, key: &str) -> StoreResult<bool> {
+        let deleted = self.client().execute(
+            "DELETE FROM secrets WHERE owner = $1 AND key = $2",
+            &[&owner, &key],
+        )?;
+        Ok(deleted > 0)
+    }
+
+    fn add_evaluation(&self, viewer: &str, record: String) -> StoreResult<()> {
+        self.client().execute(
+            "INSERT INTO evaluations (viewer, record, created_at) VALUES ($1, $2, $3)",
+            &[&viewer, &record, &now()],
+        )?;
+        Ok(())
+    }
+
+    fn evaluations(
+        &self,
+        viewer: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<StoredEvaluation>> {
+        let rows = self.client().query(
+            "SELECT id, record, created_at FROM evaluations WHERE viewer = $1 AND id < COALESCE($2, 9223372036854775807)
+             ORDER BY id DESC LIMIT $3",
+            &[&viewer, &before, &(limit as i64)],
+        )?;
+        Ok(rows.iter().map(evaluation).collect())
+    }
+
+    fn evaluation(&self, viewer: &str, id: i64) -> StoreResult<Option<StoredEvaluation>> {
+        let row = self.client().query_opt(
+            "SELECT id, record, created_at FROM evaluations WHERE viewer = $1 AND id = $2",
+            &[&viewer, &id],
+        )?;
+        Ok(row.as_ref().map(evaluation))
+    }
+
+    fn add_email(
+        &self,
+        to: &str,
+        from_author: Option<&str>,
+        subject: &str,
+        body: &str,
+    ) -> StoreResult<()> {
+        self.client().execute(
+            "INSERT INTO emails (to_user, from_author, subject, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&to, &from_author, &subject, &body, &now()],
+        )?;
+        Ok(())
+    }
+
+    fn emails(&self, to: &str) -> StoreResult<Vec<StoredEmail>> {
+        let rows = self.client().query(
+            "SELECT id, to_user, from_author, subject, body, created_at FROM emails WHERE to_user = $1 ORDER BY id DESC",
+            &[&to],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| StoredEmail {
+                id: row.get(0),
+                to: row.get(1),
+                from_author: row.get(2),
+                subject: row.get(3),
+                body: row.get(4),
+                created_at: row.get(5),
+            })
+            .collect())
+    }
+
+    fn add_job(&self, id: &str, owner: &str, request: &Value) -> StoreResult<()> {
+        self.client().execute(
+            "INSERT INTO jobs (id, owner, request, status, created_at) VALUES ($1, $2, $3, 'queued', $4)",
+            &[&id, &owner, &request.to_string(), &now()],
+        )?;
+        Ok(())
+    }
+
+    fn start_job(&self, id: &str) -> StoreResult<Option<StoredJob>> {
+        let row = self.client().query_opt(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1
+             WHERE id = $1 AND status IN ('queued', 'running')
+             RETURNING id, owner, request, status, attempts, result, error, created_at, finished_at",
+            &[&id],
+        )?;
+        Ok(row.as_ref().map(job))
+    }
+
+    fn finish_job(&self, id: &str, status: JobStatus, outcome: &Value) -> StoreResult<bool> {
+        let (result, error) = match status {
+            JobStatus::Done => (Some(outcome.to_string()), None),
+            _ => (None, Some(outcome.to_string())),
+        };
+        let changed = self.client().execute(
+            "UPDATE jobs SET status = $2, result = $3, error = $4, finished_at = $5 WHERE id = $1 AND status IN ('queued', 'running')",
+            &[&id, &status.as_str(), &result, &error, &now()],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn job(&self, owner: &str, id: &str) -> StoreResult<Option<StoredJob>> {
+        let row = self.client().query_opt(
+            &format!("{JOB_COLUMNS} WHERE id = $1 AND owner = $2"),
+            &[&id, &owner],
+        )?;
+        Ok(row.as_ref().map(job))
+    }
+
+    fn unfinished_jobs(&self) -> StoreResult<Vec<String>> {
+        let rows = self.client().query(
+            "SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq",
+            &[],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+}

@@ -1,0 +1,344 @@
+//! The PostgreSQL store (`--database-url`) against a real PostgreSQL: a
+//! cluster this test starts on a free port (as the `postgres` user when run
+//! as root) unless `VALBOX_TEST_POSTGRES_URL` names a database to use (it is
+//! emptied first). Two `valbox serve` processes with different data dirs
+//! share it, as two nodes would.
+
+mod common;
+
+use common::{free_port, wait_for_port, Process};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "test-admin-key";
+
+/// The PostgreSQL binaries: Debian keeps them out of PATH.
+fn pg_bin(name: &str) -> PathBuf {
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|version| version.path().join("bin").join(name))
+        .find(|path| path.exists());
+    debian.unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Runs a PostgreSQL command, as the `postgres` user when we are root
+/// (PostgreSQL refuses to run as root).
+fn as_postgres(program: &Path) -> Command {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"));
+    if root {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A PostgreSQL cluster this test started: stopped and removed when dropped.
+struct Cluster {
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = as_postgres(&pg_bin("pg_ctl"))
+            .args(["stop", "-m", "immediate", "-w", "-D"])
+            .arg(self.dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A database for this test: its URL, and the cluster when this test started it.
+fn postgres() -> (String, Option<Cluster>) {
+    if let Ok(url) = std::env::var("VALBOX_TEST_POSTGRES_URL") {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+            .unwrap();
+        return (url, None);
+    }
+    let dir = std::env::temp_dir().join(format!("valbox-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ = Command::new("chown")
+        .arg("postgres:postgres")
+        .arg(&dir)
+        .status();
+    let status = as_postgres(&pg_bin("initdb"))
+        .args(["-A", "trust", "-U", "valbox", "-D"])
+        .arg(dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("initdb runs (scripts/setup.sh installs postgresql)");
+    assert!(status.success(), "initdb failed");
+    let port = free_port();
+    let cluster = Cluster { dir: dir.clone() };
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        dir.display()
+    );
+    let status = as_postgres(&pg_bin("pg_ctl"))
+        .args(["start", "-w", "-o", &options, "-l"])
+        .arg(dir.join("log"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "pg_ctl start failed");
+    wait_for_port(port, "postgres");
+    let url = format!("postgres://valbox@127.0.0.1:{port}/postgres");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while postgres::Client::connect(&url, postgres::NoTls).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "postgres does not accept connections"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (url, Some(cluster))
+}
+
+struct Node {
+    port: u16,
+    _server: Process,
+}
+
+impl Node {
+    fn start(name: &str, database: &str) -> Node {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let port = free_port();
+        let server = Command::new(env!("CARGO_BIN_EXE_valbox"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("VALBOX_DATA_DIR", &dir)
+            .env("VALBOX_ADMIN_KEY", ADMIN)
+            .env("VALBOX_DATABASE_URL", database)
+            // Secrets sealed on one node are read on the other.
+            .env(
+                "VALBOX_MASTER_KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            )
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Process(server);
+        wait_for_port(port, "valbox serve");
+        Node {
+            port,
+            _server: server,
+        }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(key) = key {
+            head.push_str(&format!("Authorization: Bearer {key}\r\n"));
+        }
+        stream
+            .write_all(format!("{head}\r\n{body}").as_bytes())
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    fn user(&self, handle: &str) -> String {
+        let (status, body) = self.call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(json!({"handle": handle, "email": format!("{handle}@example.com")})),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["api_key"].as_str().unwrap().to_string()
+    }
+
+    fn save(&self, key: &str, name: &str, privacy: &str, code: &str) -> Value {
+        let (status, body) = self.call(
+            "PUT",
+            &format!("/v1/vals/{name}"),
+            Some(key),
+            Some(json!({"code": code, "privacy": privacy})),
+        );
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+#[test]
+fn two_nodes_share_users_vals_secrets_traces_emails_and_jobs() {
+    let (database, _postgres) = postgres();
+    let one = Node::start("pg-node-one", &database);
+    let two = Node::start("pg-node-two", &database);
+
+    let alice = one.user("alice");
+    let bob = one.user("bob");
+    assert_eq!(
+        two.call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(json!({"handle": "bob", "email": "b@x"}))
+        )
+        .0,
+        409
+    );
+    assert_eq!(
+        two.call("GET", "/v1/me", Some(&alice), None).1["handle"],
+        "alice"
+    );
+
+    one.save(
+        &bob,
+        "add",
+        "public",
+        "export function add(a, b) { return a + b }",
+    );
+    let v2 = two.save(
+        &bob,
+        "add",
+        "public",
+        "export function add(a, b) { return a * b }",
+    );
+    assert_eq!(v2["version"], 2, "versions count across nodes");
+    one.save(
+        &bob,
+        "hidden",
+        "private",
+        "export const hidden = 'bob only'",
+    );
+    assert_eq!(
+        one.call("GET", "/v1/run/bob.add?args=[3,4]", None, None).1,
+        json!(12)
+    );
+    let (status, body) = two.call(
+        "POST",
+        "/v1/eval",
+        Some(&alice),
+        Some(json!({"code": "@bob.add@1(3, 4)"})),
+    );
+    assert_eq!((status, body), (200, json!(7)));
+    assert_eq!(
+        two.call("GET", "/v1/vals/bob.hidden", Some(&alice), None).0,
+        404
+    );
+    assert_eq!(
+        two.call("GET", "/v1/vals/bob.hidden", Some(&bob), None).1["code"],
+        "export const hidden = 'bob only'"
+    );
+    let (_, versions) = two.call("GET", "/v1/vals/bob.add/versions", None, None);
+    assert_eq!(
+        versions["versions"].as_array().map(Vec::len),
+        Some(2),
+        "{versions}"
+    );
+    assert_eq!(
+        one.call(
+            "PATCH",
+            "/v1/vals/add",
+            Some(&bob),
+            Some(json!({"privacy": "private"}))
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        two.call("GET", "/v1/run/bob.add?args=[1,1]", None, None).0,
+        404
+    );
+
+    assert_eq!(
+        one.call(
+            "PUT",
+            "/v1/secrets/token",
+            Some(&alice),
+            Some(json!({"value": "s3cret"}))
+        )
+        .0,
+        200
+    );
+    let (_, secret) = two.call(
+        "POST",
+        "/v1/eval",
+        Some(&alice),
+        Some(json!({"code": "@me.secrets.token"})),
+    );
+    assert_eq!(secret, "s3cret");
+    assert_eq!(
+        two.call("GET", "/v1/secrets", Some(&alice), None).1,
+        json!({"secrets": ["token"]})
+    );
+
+    let (_, sent) = one.call(
+        "POST",
+        "/v1/eval",
+        Some(&alice),
+        Some(json!({"code": "console.email('hi', 'there'); return 1"})),
+    );
+    assert_eq!(sent, 1);
+    let (_, emails) = two.call("GET", "/v1/emails", Some(&alice), None);
+    assert_eq!(emails["emails"][0]["subject"], "hi", "{emails}");
+    let (_, traces) = two.call("GET", "/v1/evaluations?limit=10", Some(&alice), None);
+    assert!(
+        traces["evaluations"]
+            .as_array()
+            .is_some_and(|t| t.len() >= 3),
+        "{traces}"
+    );
+
+    let (status, queued) = one.call(
+        "POST",
+        "/v1/jobs",
+        Some(&alice),
+        Some(json!({"kind": "eval", "code": "6 * 7"})),
+    );
+    assert_eq!(status, 202);
+    let id = queued["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, job) = two.call("GET", &format!("/v1/jobs/{id}"), Some(&alice), None);
+        if job["status"] == "done" {
+            assert_eq!(job["result"], 42);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{job}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+
+    assert_eq!(
+        one.call("DELETE", "/v1/vals/hidden", Some(&bob), None).0,
+        200
+    );
+    assert_eq!(
+        two.call("GET", "/v1/vals/bob.hidden", Some(&bob), None).0,
+        404
+    );
+}
