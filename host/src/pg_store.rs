@@ -1,8 +1,9 @@
 //! The store on PostgreSQL (`--database-url`), for several nodes sharing one
-//! database: the same tables and migrations as the SQLite store (types
-//! spelled the PostgreSQL way), no rows cached in memory (another node may
-//! change them), and evaluation records written as they come.
+//! database: the same migrations as the SQLite store (`schema.rs`; applied
+//! ones counted in `schema_version`), no rows cached in memory (another node
+//! may change them), and evaluation records written as they come.
 
+use crate::schema::{self, Dialect};
 use crate::store::{
     JobStatus, Privacy, Store, StoreError, StoreResult, StoredEmail, StoredEvaluation, StoredJob,
     User, ValMeta, ValVersion,
@@ -10,75 +11,6 @@ use crate::store::{
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
 use std::sync::{Mutex, MutexGuard};
-
-/// The migrations, in order; `schema_version` counts the applied ones.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE users (
-    handle TEXT PRIMARY KEY,
-    email TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE api_keys (
-    key_hash TEXT PRIMARY KEY,
-    handle TEXT NOT NULL REFERENCES users(handle)
-);
-CREATE TABLE vals (
-    owner TEXT NOT NULL,
-    name TEXT NOT NULL,
-    privacy TEXT NOT NULL,
-    latest INTEGER NOT NULL,
-    PRIMARY KEY (owner, name)
-);
-CREATE TABLE val_versions (
-    owner TEXT NOT NULL,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    code TEXT NOT NULL,
-    bytecode BYTEA NOT NULL,
-    guest_hash TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    PRIMARY KEY (owner, name, version)
-);
-CREATE TABLE secrets (
-    owner TEXT NOT NULL,
-    key TEXT NOT NULL,
-    sealed BYTEA NOT NULL,
-    PRIMARY KEY (owner, key)
-);
-CREATE TABLE evaluations (
-    id BIGSERIAL PRIMARY KEY,
-    viewer TEXT NOT NULL,
-    record TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX evaluations_by_viewer ON evaluations (viewer, id);
-CREATE TABLE emails (
-    id BIGSERIAL PRIMARY KEY,
-    to_user TEXT NOT NULL,
-    from_author TEXT,
-    subject TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE INDEX emails_by_user ON emails (to_user, id);
-"#,
-    r#"
-CREATE TABLE jobs (
-    seq BIGSERIAL PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    owner TEXT NOT NULL,
-    request TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    result TEXT,
-    error TEXT,
-    created_at BIGINT NOT NULL,
-    finished_at BIGINT
-);
-CREATE INDEX jobs_unfinished ON jobs (status, seq);
-"#,
-];
 
 /// The PostgreSQL store: one connection, used by one request at a time.
 pub struct PgStore {
@@ -150,7 +82,10 @@ impl PgStore {
         let applied: i64 = t
             .query_one("SELECT COUNT(*) FROM schema_version", &[])?
             .get(0);
-        for migration in MIGRATIONS.iter().skip(applied as usize) {
+        for migration in schema::migrations(Dialect::Postgres)
+            .iter()
+            .skip(applied as usize)
+        {
             t.batch_execute(migration)?;
             t.execute("INSERT INTO schema_version (applied) VALUES (1)", &[])?;
         }

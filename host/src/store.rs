@@ -4,6 +4,7 @@
 //! default (one file, WAL, migrations at start). PostgreSQL can implement the
 //! same trait without touching callers.
 
+use crate::schema::{self, Dialect};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -276,74 +277,6 @@ pub trait Store: Send + Sync {
     fn unfinished_jobs(&self) -> StoreResult<Vec<String>>;
 }
 
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE users (
-    handle TEXT PRIMARY KEY,
-    email TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE api_keys (
-    key_hash TEXT PRIMARY KEY,
-    handle TEXT NOT NULL REFERENCES users(handle)
-);
-CREATE TABLE vals (
-    owner TEXT NOT NULL,
-    name TEXT NOT NULL,
-    privacy TEXT NOT NULL,
-    latest INTEGER NOT NULL,
-    PRIMARY KEY (owner, name)
-);
-CREATE TABLE val_versions (
-    owner TEXT NOT NULL,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    code TEXT NOT NULL,
-    bytecode BLOB NOT NULL,
-    guest_hash TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (owner, name, version)
-);
-CREATE TABLE secrets (
-    owner TEXT NOT NULL,
-    key TEXT NOT NULL,
-    sealed BLOB NOT NULL,
-    PRIMARY KEY (owner, key)
-);
-CREATE TABLE evaluations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    viewer TEXT NOT NULL,
-    record TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX evaluations_by_viewer ON evaluations (viewer, id);
-CREATE TABLE emails (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    to_user TEXT NOT NULL,
-    from_author TEXT,
-    subject TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX emails_by_user ON emails (to_user, id);
-"#,
-    r#"
-CREATE TABLE jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    owner TEXT NOT NULL,
-    request TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    result TEXT,
-    error TEXT,
-    created_at INTEGER NOT NULL,
-    finished_at INTEGER
-);
-CREATE INDEX jobs_unfinished ON jobs (status, seq);
-"#,
-];
-
 /// The embedded store: one SQLite file in WAL mode.
 ///
 /// Two things keep a hot `/v1/run` off the database: the latest version of
@@ -506,7 +439,8 @@ impl SqliteStore {
     fn migrate(&self) -> StoreResult<()> {
         let mut connection = lock(&self.shared.connection);
         let applied: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        let migrations = schema::migrations(Dialect::Sqlite);
+        for (index, migration) in migrations.iter().enumerate().skip(applied as usize) {
             let transaction = connection.transaction()?;
             transaction.execute_batch(migration)?;
             transaction.pragma_update(None, "user_version", index as i64 + 1)?;

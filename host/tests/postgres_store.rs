@@ -6,15 +6,11 @@
 
 mod common;
 
-use common::{free_port, wait_for_port, Process};
+use common::{free_port, wait_for_port, Http, Process, ADMIN};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const ADMIN: &str = "test-admin-key";
 
 /// The PostgreSQL binaries: Debian keeps them out of PATH.
 fn pg_bin(name: &str) -> PathBuf {
@@ -114,8 +110,15 @@ fn postgres() -> (String, Option<Cluster>) {
 }
 
 struct Node {
-    port: u16,
+    http: Http,
     _server: Process,
+}
+
+impl std::ops::Deref for Node {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.http
+    }
 }
 
 impl Node {
@@ -139,46 +142,9 @@ impl Node {
         let server = Process(server);
         wait_for_port(port, "valbox serve");
         Node {
-            port,
+            http: Http { port },
             _server: server,
         }
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if let Some(key) = key {
-            head.push_str(&format!("Authorization: Bearer {key}\r\n"));
-        }
-        stream
-            .write_all(format!("{head}\r\n{body}").as_bytes())
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-
-    fn user(&self, handle: &str) -> String {
-        let (status, body) = self.call(
-            "POST",
-            "/v1/users",
-            Some(ADMIN),
-            Some(json!({"handle": handle, "email": format!("{handle}@example.com")})),
-        );
-        assert_eq!(status, 201, "{body}");
-        body["api_key"].as_str().unwrap().to_string()
     }
 
     fn save(&self, key: &str, name: &str, privacy: &str, code: &str) -> Value {

@@ -5,15 +5,11 @@
 
 mod common;
 
-use common::{free_port, wait_for_port, Process};
+use common::{free_port, wait_for_port, Http, Process, ADMIN};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const ADMIN: &str = "test-admin-key";
 
 /// A Redis for one test: its URL, and the server when this test started it.
 fn redis(database: u8) -> (String, Option<Process>) {
@@ -66,8 +62,15 @@ fn valbox(command: &str, dir: &Path, redis: &str, extra: &[(&str, &str)]) -> Pro
 }
 
 struct Api {
-    port: u16,
+    http: Http,
     _server: Process,
+}
+
+impl std::ops::Deref for Api {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.http
+    }
 }
 
 impl Api {
@@ -79,57 +82,9 @@ impl Api {
         let server = valbox("serve", dir, redis, &settings);
         wait_for_port(port, "valbox serve");
         Api {
-            port,
+            http: Http { port },
             _server: server,
         }
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let (status, text) = self.raw(method, path, key, body);
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, String) {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if let Some(key) = key {
-            head.push_str(&format!("Authorization: Bearer {key}\r\n"));
-        }
-        stream
-            .write_all(format!("{head}\r\n{body}").as_bytes())
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, body.to_string())
-    }
-
-    fn user(&self, handle: &str) -> String {
-        let (status, body) = self.call(
-            "POST",
-            "/v1/users",
-            Some(ADMIN),
-            Some(json!({"handle": handle, "email": format!("{handle}@example.com")})),
-        );
-        assert_eq!(status, 201, "{body}");
-        body["api_key"].as_str().unwrap().to_string()
     }
 
     fn submit(&self, key: &str, job: Value) -> String {

@@ -34,3 +34,70 @@ pub fn wait_for_port(port: u16, what: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The admin key the tests start servers with.
+pub const ADMIN: &str = "test-admin-key";
+
+/// A JSON client of one running `valbox serve` (one connection per request).
+pub struct Http {
+    /// Where it listens on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Http {
+    /// A request with a JSON body; the answer's status and JSON (`null` when
+    /// the body is not JSON).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let (status, text) = self.raw(method, path, key, body);
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Like [`Http::call`], with the answer's body as text.
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String) {
+        use std::io::{Read, Write};
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(key) = key {
+            head.push_str(&format!("Authorization: Bearer {key}\r\n"));
+        }
+        stream
+            .write_all(format!("{head}\r\n{body}").as_bytes())
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, body.to_string())
+    }
+
+    /// Creates a user with the admin key and returns their API key.
+    pub fn user(&self, handle: &str) -> String {
+        let (status, body) = self.call(
+            "POST",
+            "/v1/users",
+            Some(ADMIN),
+            Some(serde_json::json!({"handle": handle, "email": format!("{handle}@example.com")})),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["api_key"].as_str().unwrap().to_string()
+    }
+}

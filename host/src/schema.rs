@@ -1,0 +1,94 @@
+//! The tables of both stores, written once: the SQLite file and PostgreSQL
+//! get the same migrations, with the two spellings that differ filled in.
+
+/// Which database the migrations are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// The embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL, shared by several nodes.
+    Postgres,
+}
+
+/// The migrations, in order. `{serial}` is an auto-numbered primary key,
+/// `{bytes}` a binary column; timestamps are Unix seconds in `BIGINT`
+/// (64-bit in both).
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE users (
+    handle TEXT PRIMARY KEY,
+    email TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE api_keys (
+    key_hash TEXT PRIMARY KEY,
+    handle TEXT NOT NULL REFERENCES users(handle)
+);
+CREATE TABLE vals (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    privacy TEXT NOT NULL,
+    latest INTEGER NOT NULL,
+    PRIMARY KEY (owner, name)
+);
+CREATE TABLE val_versions (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    bytecode {bytes} NOT NULL,
+    guest_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (owner, name, version)
+);
+CREATE TABLE secrets (
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    sealed {bytes} NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+CREATE TABLE evaluations (
+    id {serial},
+    viewer TEXT NOT NULL,
+    record TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX evaluations_by_viewer ON evaluations (viewer, id);
+CREATE TABLE emails (
+    id {serial},
+    to_user TEXT NOT NULL,
+    from_author TEXT,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX emails_by_user ON emails (to_user, id);
+"#,
+    r#"
+CREATE TABLE jobs (
+    seq {serial},
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    request TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    result TEXT,
+    error TEXT,
+    created_at BIGINT NOT NULL,
+    finished_at BIGINT
+);
+CREATE INDEX jobs_unfinished ON jobs (status, seq);
+"#,
+];
+
+/// The migrations for `dialect`, in order; a store applies those it has not yet.
+pub(crate) fn migrations(dialect: Dialect) -> Vec<String> {
+    let (serial, bytes) = match dialect {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "BYTEA"),
+    };
+    MIGRATIONS
+        .iter()
+        .map(|m| m.replace("{serial}", serial).replace("{bytes}", bytes))
+        .collect()
+}
