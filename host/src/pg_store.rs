@@ -12,8 +12,10 @@ use postgres::{Client, NoTls, Row};
 use serde_json::Value;
 use std::sync::{Mutex, MutexGuard};
 
-/// The PostgreSQL store: one connection, used by one request at a time.
+/// The PostgreSQL store: one connection, used by one request at a time,
+/// opened again when the server closed it (a restart, a failover).
 pub struct PgStore {
+    url: String,
     client: Mutex<Client>,
 }
 
@@ -91,12 +93,20 @@ impl PgStore {
         }
         t.commit()?;
         Ok(PgStore {
+            url: url.to_string(),
             client: Mutex::new(client),
         })
     }
 
     fn client(&self) -> MutexGuard<'_, Client> {
-        self.client.lock().unwrap_or_else(|e| e.into_inner())
+        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if client.is_closed() {
+            // When this fails, the closed client's errors say why.
+            if let Ok(fresh) = Client::connect(&self.url, NoTls) {
+                *client = fresh;
+            }
+        }
+        client
     }
 }
 

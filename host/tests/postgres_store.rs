@@ -307,4 +307,18 @@ fn two_nodes_share_users_vals_secrets_traces_emails_and_jobs() {
         two.call("GET", "/v1/vals/bob.hidden", Some(&bob), None).0,
         404
     );
+
+    // The database drops every node's connection (a restart, a failover):
+    // a request may fail while a node notices, then it connects again.
+    let mut admin = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()",
+            &[],
+        )
+        .unwrap();
+    for node in [&one, &two] {
+        let recovered = (0..3).any(|_| node.call("GET", "/v1/me", Some(&alice), None).0 == 200);
+        assert!(recovered, "a node did not reconnect to the database");
+    }
 }
