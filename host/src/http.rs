@@ -313,7 +313,7 @@ async fn count_request(
     state
         .service
         .metrics()
-        .http_request(route, response.status().as_u16());
+        .http_request(route, response.status().as_str());
     response
 }
 

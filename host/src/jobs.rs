@@ -11,7 +11,6 @@ use crate::request_args::{args_text, split_target, string_field};
 use serde_json::{json, Value};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Starts of one job after which it is given up as a dead letter.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -82,15 +81,9 @@ impl JobWork {
 pub enum Queue {
     /// A channel inside this process; the store makes it durable.
     InProcess(JobQueue),
-    /// Redis Streams, shared by every process given the same URL.
-    Redis {
-        /// This process's producer connection.
-        producer: Box<RedisQueue>,
-        /// Where workers connect.
-        url: String,
-        /// How long a worker may hold a job before another takes it over.
-        visibility: Duration,
-    },
+    /// Redis Streams, shared by every process given the same URL: this
+    /// process's producer connection, from which workers derive theirs.
+    Redis(Box<RedisQueue>),
 }
 
 /// How one delivery of a job ended.

@@ -165,11 +165,10 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Counts one HTTP request; `route` is the route's template (`/v1/run/{target}`).
-    pub fn http_request(&self, route: &str, status: u16) {
-        self.http_requests
-            .with_label_values(&[route, &status.to_string()])
-            .inc();
+    /// Counts one HTTP request; `route` is the route's template (`/v1/run/{target}`),
+    /// `status` the status code's digits.
+    pub fn http_request(&self, route: &str, status: &str) {
+        self.http_requests.with_label_values(&[route, status]).inc();
     }
 
     /// The Prometheus text exposition of everything, with the sandbox's
@@ -230,7 +229,7 @@ mod tests {
         metrics.evaluation(Mode::Api, Ok(()), Duration::from_micros(40));
         let threw = ServiceError::Timeout("late".into());
         metrics.evaluation(Mode::Own, Err(&threw), Duration::from_secs(1));
-        metrics.http_request("/v1/run/{target}", 200);
+        metrics.http_request("/v1/run/{target}", "200");
         let text = metrics.render(&stats(0, 0));
         assert!(
             text.contains("valbox_evaluations_total{mode=\"api\",outcome=\"ok\"} 2"),

@@ -44,6 +44,13 @@ fn meta(row: &Row) -> ValMeta {
     }
 }
 
+fn user(row: &Row) -> User {
+    User {
+        handle: row.get(0),
+        email: row.get(1),
+    }
+}
+
 fn json(text: Option<String>) -> Option<Value> {
     text.map(|t| serde_json::from_str(&t).unwrap_or(Value::Null))
 }
@@ -139,10 +146,7 @@ impl Store for PgStore {
             "SELECT u.handle, u.email FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = $1",
             &[&key_hash],
         )?;
-        Ok(row.map(|row| User {
-            handle: row.get(0),
-            email: row.get(1),
-        }))
+        Ok(row.as_ref().map(user))
     }
 
     fn user(&self, handle: &str) -> StoreResult<Option<User>> {
@@ -150,10 +154,7 @@ impl Store for PgStore {
             "SELECT handle, email FROM users WHERE handle = $1",
             &[&handle],
         )?;
-        Ok(row.map(|row| User {
-            handle: row.get(0),
-            email: row.get(1),
-        }))
+        Ok(row.as_ref().map(user))
     }
 
     fn save_version(

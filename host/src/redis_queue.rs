@@ -87,6 +87,17 @@ impl RedisQueue {
         }
     }
 
+    /// Another connection to the same queue, for the worker `consumer`
+    /// (a blocking read holds its connection, so each worker has its own).
+    pub fn for_consumer(&self, consumer: &str) -> RedisQueue {
+        RedisQueue {
+            client: self.client.clone(),
+            connection: Mutex::new(None),
+            consumer: consumer.to_string(),
+            visibility: self.visibility,
+        }
+    }
+
     /// Runs `command` on this queue's connection, connecting first when needed
     /// (and again after a failure).
     fn with<T>(

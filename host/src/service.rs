@@ -326,11 +326,7 @@ impl Service {
         let visibility = 2 * self.sandbox.config().deadline + std::time::Duration::from_secs(5);
         let producer = RedisQueue::connect(url, &consumer_name("producer"), visibility)
             .map_err(ServiceError::Internal)?;
-        self.jobs = Queue::Redis {
-            producer: Box::new(producer),
-            url: url.to_string(),
-            visibility,
-        };
+        self.jobs = Queue::Redis(Box::new(producer));
         Ok(self)
     }
 
@@ -347,7 +343,7 @@ impl Service {
                 self.metrics.queue_depth.inc();
                 queue.push(id);
             }
-            Queue::Redis { producer, .. } => {
+            Queue::Redis(producer) => {
                 let (kind, target, args) = match work {
                     JobWork::Run { owner, name, args } => ("run", format!("{owner}.{name}"), args),
                     JobWork::Eval { code, args } => ("eval", code, args),
@@ -410,19 +406,10 @@ impl Service {
                     }
                 }
             }
-            Queue::Redis {
-                url, visibility, ..
-            } => {
+            Queue::Redis(producer) => {
                 let consumer = consumer_name(&format!("worker-{n}"));
-                let queue = loop {
-                    match RedisQueue::connect(url, &consumer, *visibility) {
-                        Ok(queue) => break queue,
-                        Err(e) => {
-                            eprintln!("valbox: job worker {consumer}: {e}; trying again");
-                            std::thread::sleep(std::time::Duration::from_secs(1));
-                        }
-                    }
-                };
+                // Connects on first use, and again after a failure.
+                let queue = producer.for_consumer(&consumer);
                 loop {
                     let delivery = match queue.next(std::time::Duration::from_secs(1)) {
                         Ok(Some(delivery)) => delivery,
@@ -452,7 +439,7 @@ impl Service {
     fn queue_depth(&self) -> Option<i64> {
         match &self.jobs {
             Queue::InProcess(_) => None,
-            Queue::Redis { producer, .. } => producer.depth().ok(),
+            Queue::Redis(producer) => producer.depth().ok(),
         }
     }
 
@@ -803,7 +790,6 @@ impl Service {
         args: Arguments<'_>,
     ) -> ServiceResult<Value> {
         let mode = frame.mode;
-        let started = Instant::now();
         let outcome = self.sandbox.run(
             self.world.clone(),
             Invocation {
@@ -814,8 +800,8 @@ impl Service {
                 args,
             },
         );
-        let took = started.elapsed();
         let result = outcome.result.map_err(ServiceError::from);
+        let took = std::time::Duration::from_micros(outcome.evaluation.duration_us);
         self.metrics
             .evaluation(mode, result.as_ref().map(drop), took);
         for record in outcome.evaluation.split_by_viewer() {
