@@ -9,7 +9,8 @@
 //! with the WIT file):
 //!
 //! * Every WIT import `valbox:sandbox/host.f` is a core import `valbox.f`.
-//!   `log` takes `(level: i32, ptr, len)`. Every other import takes one
+//!   `log` takes `(level: i32, ptr, len)`; `wait` takes `(milliseconds: i32)`
+//!   and returns nothing (see `timers.rs`). Every other import takes one
 //!   `(ptr, len)` pair holding its parameters and returns the length of its
 //!   answer, which the host wrote into the buffer it got from the export
 //!   `response-buffer(len)`.
@@ -38,11 +39,13 @@
 //! host runs it once under Wizer so no call pays for it.
 
 use javy::quickjs::{
-    Ctx, Error as JsError, Function, Module, Object, Persistent, Promise, String as JsString,
-    Value,
+    Ctx, Error as JsError, Function, Module, Object, Persistent, Promise, String as JsString, Value,
 };
 use javy::{Config, Runtime};
 use std::cell::RefCell;
+
+mod timers;
+mod web;
 
 #[link(wasm_import_module = "valbox")]
 extern "C" {
@@ -110,6 +113,12 @@ struct Helpers {
     decode_args: Persistent<Function<'static>>,
     describe_error: Persistent<Function<'static>>,
     express: Persistent<Function<'static>>,
+    /// `web/timers.js`: milliseconds to the next timer (-1: none).
+    next_timer: Persistent<Function<'static>>,
+    /// `web/timers.js`: runs the earliest timer if it is due.
+    run_timer: Persistent<Function<'static>>,
+    /// `web/timers.js`: how many timers are pending.
+    pending_timers: Persistent<Function<'static>>,
 }
 
 thread_local! {
@@ -126,7 +135,7 @@ const ERR: u8 = 1;
 #[export_name = "initialize-runtime"]
 pub extern "C" fn initialize_runtime() {
     let mut config = Config::default();
-    config.text_encoding(true);
+    config.weak_ref(true);
     let runtime = Runtime::new(config).expect("QuickJS runtime");
     let helpers = runtime.context().with(|ctx| {
         let log = Function::new(ctx.clone(), |level: i32, message: String| unsafe {
@@ -141,9 +150,10 @@ pub extern "C" fn initialize_runtime() {
             ("fetch", host_fetch),
         ];
         for (name, import) in json_imports {
-            let function =
-                Function::new(ctx.clone(), move |request: String| call_host(import, request))
-                    .expect("host function");
+            let function = Function::new(ctx.clone(), move |request: String| {
+                call_host(import, request)
+            })
+            .expect("host function");
             host.set(name, function).expect("host function installed");
         }
         let val_imports: [(&str, HostImport); 3] = [
@@ -161,28 +171,34 @@ pub extern "C" fn initialize_runtime() {
             .expect("host function");
             host.set(name, function).expect("host function installed");
         }
+        let internal = web::internal(&ctx).expect("web platform natives");
+        web::evaluate(&ctx, &internal, web::BEFORE_PRELUDE).expect("web platform installs");
         let install: Function = ctx
             .eval(include_str!("prelude.js"))
             .expect("prelude evaluates");
-        let helpers: Object = install.call((log, host)).expect("prelude installs");
-        let function = |name: &str| {
-            let function: Function = helpers.get(name).expect("prelude helper");
-            Persistent::save(&ctx, function)
-        };
+        let helpers: Object = install
+            .call((log, host, internal.clone()))
+            .expect("prelude installs");
+        web::evaluate(&ctx, &internal, web::AFTER_PRELUDE).expect("web platform installs");
+        let timers: Object = internal.get("timers").expect("timers installed");
         Helpers {
-            encode_result: function("encodeResult"),
-            encode_tagged_result: function("encodeTaggedResult"),
-            decode_args: function("decodeArgs"),
-            describe_error: function("describeError"),
-            express: function("express"),
+            encode_result: helper(&ctx, &helpers, "encodeResult"),
+            encode_tagged_result: helper(&ctx, &helpers, "encodeTaggedResult"),
+            decode_args: helper(&ctx, &helpers, "decodeArgs"),
+            describe_error: helper(&ctx, &helpers, "describeError"),
+            express: helper(&ctx, &helpers, "express"),
+            next_timer: helper(&ctx, &timers, "next"),
+            run_timer: helper(&ctx, &timers, "runDue"),
+            pending_timers: helper(&ctx, &timers, "pending"),
         }
     });
-    GUEST.with(|g| {
-        *g.borrow_mut() = Some(Guest {
-            runtime,
-            helpers,
-        })
-    });
+    GUEST.with(|g| *g.borrow_mut() = Some(Guest { runtime, helpers }));
+}
+
+/// A function of `object` kept across calls.
+fn helper<'js>(ctx: &Ctx<'js>, object: &Object<'js>, name: &str) -> Persistent<Function<'static>> {
+    let function: Function = object.get(name).expect("prelude helper");
+    Persistent::save(ctx, function)
 }
 
 /// Makes the input buffer `len` bytes long and returns its address.
@@ -213,9 +229,9 @@ pub extern "C" fn response_buffer(len: u32) -> *mut u8 {
 pub extern "C" fn compile(len: u32) -> u64 {
     respond(len, |guest: &mut Guest, request| {
         let (name, source) = split_field(request)?;
-        let name = std::str::from_utf8(name).map_err(|_| usage_error("module name is not UTF-8"))?;
-        let source =
-            std::str::from_utf8(source).map_err(|_| usage_error("source is not UTF-8"))?;
+        let name =
+            std::str::from_utf8(name).map_err(|_| usage_error("module name is not UTF-8"))?;
+        let source = std::str::from_utf8(source).map_err(|_| usage_error("source is not UTF-8"))?;
         guest.runtime.context().with(|ctx| {
             let module = Module::declare(ctx.clone(), name, source)
                 .map_err(|e| describe(&ctx, &guest.helpers, e))?;
@@ -277,6 +293,7 @@ pub extern "C" fn run(len: u32) -> u64 {
                     if let Some(promise) = promise {
                         value = settle(&ctx, helpers, promise)?;
                     }
+                    report_dropped_timers(&ctx, helpers);
                     let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
                     let text: JsString = encode.call((value,)).map_err(fail)?;
                     return Ok(text.to_string().map_err(fail)?.into_bytes());
@@ -294,11 +311,16 @@ pub extern "C" fn run(len: u32) -> u64 {
             if let Some(promise) = value.as_promise() {
                 value = settle(&ctx, helpers, promise.clone())?;
             }
+            report_dropped_timers(&ctx, helpers);
             let text: JsString = if mode == RUN_JSON {
                 let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
                 encode.call((value,)).map_err(fail)?
             } else {
-                let encode = helpers.encode_tagged_result.clone().restore(&ctx).map_err(fail)?;
+                let encode = helpers
+                    .encode_tagged_result
+                    .clone()
+                    .restore(&ctx)
+                    .map_err(fail)?;
                 encode.call((value, was_promise)).map_err(fail)?
             };
             Ok(text.to_string().map_err(fail)?.into_bytes())
@@ -322,22 +344,59 @@ fn evaluate<'js>(
     module.namespace().map_err(fail)
 }
 
-/// Runs the job queue until `promise` settles.
+/// Runs the event loop until `promise` settles: the job queue first, then
+/// the next timer (waiting for it through the host).
 fn settle<'js>(
     ctx: &Ctx<'js>,
     helpers: &Helpers,
     promise: Promise<'js>,
 ) -> Result<Value<'js>, Vec<u8>> {
+    let fail = |e: JsError| describe(ctx, helpers, e);
     loop {
         if let Some(result) = promise.result::<Value>() {
-            return result.map_err(|e| describe(ctx, helpers, e));
+            return result.map_err(fail);
         }
-        if !ctx.execute_pending_job() {
+        if ctx.execute_pending_job() {
+            continue;
+        }
+        let next: f64 = if timers::armed() {
+            let next = helpers.next_timer.clone().restore(ctx).map_err(fail)?;
+            next.call(()).map_err(fail)?
+        } else {
+            -1.0
+        };
+        if next < 0.0 {
             return Err(js_error(
                 "Error",
                 "the returned Promise never settled (nothing left that could settle it)",
             ));
         }
+        timers::wait(next);
+        let run = helpers.run_timer.clone().restore(ctx).map_err(fail)?;
+        run.call::<_, ()>(()).map_err(fail)?;
+    }
+}
+
+/// Says in the call's log how many timers the end of the call dropped.
+fn report_dropped_timers(ctx: &Ctx<'_>, helpers: &Helpers) {
+    if !timers::armed() {
+        return;
+    }
+    let pending: u32 = helpers
+        .pending_timers
+        .clone()
+        .restore(ctx)
+        .and_then(|pending| pending.call(()))
+        .unwrap_or(0);
+    if pending > 0 {
+        let message = format!(
+            "valbox: {pending} timer{} still pending when the call's result was ready {} dropped \
+             (a call ends with its result; await what must finish)",
+            if pending == 1 { "" } else { "s" },
+            if pending == 1 { "was" } else { "were" },
+        );
+        // SAFETY: the pointer and length describe `message`, alive for the call.
+        unsafe { host_log(2, message.as_ptr(), message.len()) }
     }
 }
 
@@ -347,13 +406,20 @@ fn describe(ctx: &Ctx<'_>, helpers: &Helpers, error: JsError) -> Vec<u8> {
         JsError::Exception => ctx.catch(),
         other => return js_error("InternalError", &other.to_string()),
     };
-    let described = helpers.describe_error.clone().restore(ctx).and_then(|describe| {
-        let text: JsString = describe.call((thrown,))?;
-        text.to_string()
-    });
+    let described = helpers
+        .describe_error
+        .clone()
+        .restore(ctx)
+        .and_then(|describe| {
+            let text: JsString = describe.call((thrown,))?;
+            text.to_string()
+        });
     match described {
         Ok(text) => text.into_bytes(),
-        Err(e) => js_error("InternalError", &format!("could not describe the error: {e}")),
+        Err(e) => js_error(
+            "InternalError",
+            &format!("could not describe the error: {e}"),
+        ),
     }
 }
 
@@ -382,10 +448,7 @@ fn split_field(request: &[u8]) -> Result<(&[u8], &[u8]), Vec<u8>> {
 }
 
 /// Runs `handler` on the current input and stores its answer as the response.
-fn respond(
-    len: u32,
-    handler: impl FnOnce(&mut Guest, &[u8]) -> Result<Vec<u8>, Vec<u8>>,
-) -> u64 {
+fn respond(len: u32, handler: impl FnOnce(&mut Guest, &[u8]) -> Result<Vec<u8>, Vec<u8>>) -> u64 {
     let input = INPUT.with(|input| std::mem::take(&mut *input.borrow_mut()));
     let request = &input[..(len as usize).min(input.len())];
     let result = GUEST.with(|g| match g.borrow_mut().as_mut() {

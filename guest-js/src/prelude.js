@@ -1,10 +1,12 @@
 // Evaluated once, when the guest is pre-initialized (so it lives in the
-// snapshot and costs nothing per call). It receives the raw host functions,
-// installs the globals user code sees (`console`, `api`, `__vt`), and returns
-// the helpers the Rust side of the guest calls. User code never sees the raw
+// snapshot and costs nothing per call), after the web platform files in
+// `web/` and before those that need the codec. It receives the raw host
+// functions and the web files' shared `internal`, installs the globals user
+// code sees (`console`, `api`, `__vt`), and returns the helpers the Rust
+// side of the guest calls. User code never sees the raw
 // host functions; and they could not do more than the frame allows anyway,
 // since the host decides everything from the frame of its own store.
-(function (hostLog, host) {
+(function (hostLog, host, internal) {
   "use strict";
   const stringify = JSON.stringify;
   const parse = JSON.parse;
@@ -42,6 +44,10 @@
     if (keys.length === 0) return "{}";
     return "{ " + keys.map((k) => k + ": " + inner(value[k])).join(", ") + " }";
   }
+
+  // An exception nobody caught (a timer callback, an event listener,
+  // reportError): reported to the call's log, as a browser reports it.
+  internal.reportException = (e) => hostLog(3, "Uncaught " + inspect(e, []));
 
   const levels = ["log", "info", "warn", "error", "debug"];
   const console = {};
@@ -300,6 +306,14 @@
     }
   }
 
+  internal.codec = {
+    // A copy of `value` by the codec's rules (structuredClone).
+    clone(value) {
+      if (plainPrimitive(value)) return value;
+      return decodeValue(parse(encodeTagged(value, () => "to structuredClone")), []);
+    },
+  };
+
   // Decodes what `encodeValue` made, after JSON.parse; plain arrays and
   // objects are taken over in place.
   function decodeTagged(root) {
@@ -550,108 +564,9 @@
     return { status: state.status, headers: state.headers, body: state.body };
   }
 
-  // ---- fetch ---------------------------------------------------------------
+  // ---- fetch (the classes are in web/fetch.js) ---------------------------------
 
-  const latin1 = (bytes) => {
-    let text = "";
-    for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
-    return text;
-  };
-  const fromLatin1 = (text) => {
-    const bytes = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-    return bytes;
-  };
-  const encoder = new TextEncoder();
-  const decoder = new TextDecoder();
-
-  function bodyBytes(body) {
-    if (body === undefined || body === null) return null;
-    if (typeof body === "string") return encoder.encode(body);
-    if (body instanceof ArrayBuffer) return new Uint8Array(body);
-    if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-    return encoder.encode(String(body));
-  }
-
-  class Headers {
-    constructor(init) {
-      this._map = new Map();
-      if (init instanceof Headers) init.forEach((v, k) => this.append(k, v));
-      else if (isArray(init)) init.forEach(([k, v]) => this.append(k, v));
-      else if (init && typeof init === "object") Object.keys(init).forEach((k) => this.append(k, init[k]));
-    }
-    append(name, value) {
-      const key = String(name).toLowerCase();
-      const old = this._map.get(key);
-      this._map.set(key, old === undefined ? String(value) : old + ", " + value);
-    }
-    set(name, value) { this._map.set(String(name).toLowerCase(), String(value)); }
-    get(name) { const v = this._map.get(String(name).toLowerCase()); return v === undefined ? null : v; }
-    has(name) { return this._map.has(String(name).toLowerCase()); }
-    delete(name) { this._map.delete(String(name).toLowerCase()); }
-    forEach(callback) { this._map.forEach((v, k) => callback(v, k, this)); }
-    entries() { return this._map.entries(); }
-    keys() { return this._map.keys(); }
-    values() { return this._map.values(); }
-    [Symbol.iterator]() { return this._map.entries(); }
-  }
-
-  class Body {
-    _consume() {
-      if (this.bodyUsed) throw new TypeError("the body has already been read");
-      this.bodyUsed = true;
-      return this._bytes || new Uint8Array(0);
-    }
-    async arrayBuffer() { const b = this._consume(); return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength); }
-    async bytes() { return new Uint8Array(this._consume()); }
-    async text() { return decoder.decode(this._consume()); }
-    async json() { return parse(await this.text()); }
-  }
-
-  class Request extends Body {
-    constructor(input, init = {}) {
-      super();
-      const from = input instanceof Request ? input : null;
-      this.url = from ? from.url : String(input);
-      this.method = String(init.method || (from && from.method) || "GET").toUpperCase();
-      this.headers = new Headers(init.headers || (from && from.headers) || undefined);
-      this._bytes = bodyBytes(init.body !== undefined ? init.body : from ? from._bytes : null);
-      this.bodyUsed = false;
-    }
-  }
-
-  class Response extends Body {
-    constructor(body, init = {}) {
-      super();
-      this._bytes = bodyBytes(body);
-      this.status = init.status === undefined ? 200 : init.status;
-      this.statusText = init.statusText || "";
-      this.headers = new Headers(init.headers);
-      this.url = init.url || "";
-      this.redirected = !!init.redirected;
-      this.bodyUsed = false;
-    }
-    get ok() { return this.status >= 200 && this.status < 300; }
-    static json(value, init = {}) {
-      const headers = new Headers(init.headers);
-      if (!headers.has("content-type")) headers.set("content-type", "application/json");
-      return new Response(stringify(value), { ...init, headers });
-    }
-  }
-
-  async function fetch(input, init) {
-    const request = new Request(input, init);
-    const headers = [];
-    request.headers.forEach((v, k) => headers.push([k, v]));
-    const answer = hostCall(host.fetch, {
-      url: request.url,
-      method: request.method,
-      headers,
-      body: request._bytes === null ? null : latin1(request._bytes),
-    });
-    const r = answer.ok;
-    return new Response(fromLatin1(r.body), { status: r.status, statusText: r.statusText, headers: r.headers, url: r.url, redirected: r.redirected });
-  }
+  internal.hostFetch = (request) => hostCall(host.fetch, request).ok;
 
   const vt = Object.freeze({
     ref(owner, name, version) {
@@ -667,7 +582,7 @@
     },
     decode: decodeTagged,
   });
-  for (const [name, value] of [["fetch", fetch], ["Headers", Headers], ["Request", Request], ["Response", Response], ["console", console], ["api", api], ["__vt", vt], ["DataCloneError", DataCloneError], ["PermissionError", PermissionError]]) {
+  for (const [name, value] of [["console", console], ["api", api], ["__vt", vt], ["DataCloneError", DataCloneError], ["PermissionError", PermissionError]]) {
     Object.defineProperty(globalThis, name, { value, writable: name === "console", enumerable: false, configurable: false });
   }
 

@@ -53,6 +53,38 @@ fn run_prints_the_json_result_and_exits_zero() {
 }
 
 #[test]
+fn randomness_differs_in_every_process() {
+    let dir = workdir("cli-run-random");
+    std::fs::write(
+        dir.join("rnd.js"),
+        "export function rnd() { return [Math.random(), Math.random(), crypto.randomUUID(), \
+         Array.from(crypto.getRandomValues(new Uint8Array(8)))] }",
+    )
+    .unwrap();
+    let runs: Vec<String> = (0..3)
+        .map(|_| {
+            let output = valbox(&["run", "rnd.js"], &dir);
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "stderr: {}",
+                text(&output.stderr)
+            );
+            text(&output.stdout)
+        })
+        .collect();
+    let parsed: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect();
+    for part in 0..4 {
+        assert_ne!(parsed[0][part], parsed[1][part], "{runs:?}");
+        assert_ne!(parsed[1][part], parsed[2][part], "{runs:?}");
+        assert_ne!(parsed[0][part], parsed[2][part], "{runs:?}");
+    }
+}
+
+#[test]
 fn run_calls_the_named_export() {
     let dir = workdir("cli-run-export");
     std::fs::write(

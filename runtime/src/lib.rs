@@ -24,6 +24,7 @@ pub mod policy;
 mod sandbox;
 mod state;
 mod stats;
+mod timers;
 pub mod transform;
 mod world;
 

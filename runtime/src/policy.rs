@@ -1,6 +1,14 @@
 //! The one policy function: every capability decision in valbox is
 //! [`decide`]. Host imports describe what the guest asks for as a
 //! [`Request`], act on the [`Decision`], and decide nothing themselves.
+//!
+//! What is not a capability: the web platform inside the guest (SPEC §7).
+//! Timers and the host's `wait` import, clocks (`Date`, `performance`),
+//! randomness (`Math.random`, `crypto.getRandomValues`, `randomUUID`, from
+//! the host's entropy in every instance) and `crypto.subtle` carry nobody's
+//! private state, so they are open in every mode and never asked about
+//! here; the table of the seed post is unchanged by them. They are bounded
+//! by the call tree's deadline, memory and CPU turns like any other code.
 
 use crate::frame::{Frame, Mode};
 

@@ -144,6 +144,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         abi::define_wasi_shim(&mut linker).map_err(|e| SandboxError::setup("linking", e))?;
         capabilities::define(&mut linker).map_err(|e| SandboxError::setup("linking", e))?;
+        crate::timers::define(&mut linker).map_err(|e| SandboxError::setup("linking", e))?;
         let module = ImageBuilder::new(&engine, config.cache_dir.clone())?.runtime_image()?;
         let runtime = linker
             .instantiate_pre(&module)

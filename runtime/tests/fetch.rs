@@ -70,6 +70,10 @@ fn serve() -> u16 {
                     Vec::new(),
                 ),
                 "/big" => ("200 OK", String::new(), vec![b'x'; 2 << 20]),
+                "/slow" => {
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    ("200 OK", String::new(), b"late".to_vec())
+                }
                 _ => ("404 Not Found", String::new(), b"nope".to_vec()),
             };
             let mut stream = stream;
@@ -206,4 +210,44 @@ fn fetch_works_in_restricted_library_calls_too() {
     );
     let outcome = common::run_with(sandbox, &world, Some("alice"), "return await @bob.get()");
     assert_eq!(outcome.result.unwrap(), "\"hello\"");
+}
+
+#[test]
+fn an_aborted_signal_rejects_fetch_before_any_request() {
+    let body = r#"const controller = new AbortController();
+           controller.abort();
+           const results = [];
+           for (const signal of [controller.signal, AbortSignal.abort(new Error("mine"))]) {
+             try { await fetch('http://127.0.0.1:9/never', { signal }); results.push("fetched"); }
+             catch (e) { results.push(e.name + ": " + e.message); }
+           }
+           return results;"#;
+    assert_eq!(
+        run(loopback_allowed(), body).unwrap(),
+        json!([
+            "AbortError: signal is aborted without reason",
+            "Error: mine"
+        ])
+    );
+}
+
+#[test]
+fn abort_signal_timeout_stops_a_slow_fetch_then() {
+    let port = serve();
+    let body = format!(
+        r#"const start = performance.now();
+           try {{
+             await fetch('http://127.0.0.1:{port}/slow', {{ signal: AbortSignal.timeout(200) }});
+             return "fetched";
+           }} catch (e) {{
+             return [e.name, performance.now() - start];
+           }}"#
+    );
+    let answer = run(loopback_allowed(), &body).unwrap();
+    assert_eq!(answer[0], "TimeoutError", "{answer}");
+    let waited = answer[1].as_f64().unwrap();
+    assert!(
+        (150.0..1500.0).contains(&waited),
+        "the request was stopped after {waited} ms, not at its 200 ms timeout"
+    );
 }

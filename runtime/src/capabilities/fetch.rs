@@ -54,7 +54,14 @@ pub(super) fn fetch(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
         body,
     };
     let policy = state.shared.config.fetch.clone();
-    let deadline = state.frame.deadline;
+    // `AbortSignal.timeout(ms)` passed to `fetch` stops the request then.
+    let deadline = match request.get("timeout_ms").and_then(Value::as_u64) {
+        Some(ms) => state
+            .frame
+            .deadline
+            .min(std::time::Instant::now() + std::time::Duration::from_millis(ms)),
+        None => state.frame.deadline,
+    };
     let fetched = state
         .shared
         .cpu

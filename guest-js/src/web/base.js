@@ -1,0 +1,43 @@
+// Shared helpers of the web platform files (evaluated first, in the
+// snapshot). Every file in this folder is a function of `internal`: the
+// natives written in Rust (`internal.native`) and what earlier files left
+// there. `expose` defines a global the way Web IDL does (writable,
+// configurable, not enumerable).
+(function (internal) {
+  "use strict";
+  internal.expose = function expose(name, value) {
+    Object.defineProperty(globalThis, name, { value, writable: true, enumerable: false, configurable: true });
+  };
+
+  // A string as a USVString: lone surrogates become U+FFFD.
+  internal.toUSV = function toUSV(value) {
+    return String(value).toWellFormed();
+  };
+
+  // Any BufferSource as a Uint8Array over the same bytes (no copy).
+  internal.toBytes = function toBytes(value, what) {
+    if (value instanceof Uint8Array) return value;
+    if (value instanceof ArrayBuffer) return new Uint8Array(value);
+    if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    if (typeof SharedArrayBuffer === "function" && value instanceof SharedArrayBuffer) return new Uint8Array(value);
+    throw new TypeError((what || "The value") + " is not an ArrayBuffer or an ArrayBuffer view");
+  };
+
+  // A copy of a BufferSource's bytes.
+  internal.copyBytes = function copyBytes(value, what) {
+    return internal.toBytes(value, what).slice();
+  };
+
+  // Makes methods and accessors of a class non-enumerable... except that Web
+  // IDL makes them enumerable; this sets the class's @@toStringTag.
+  internal.brand = function brand(Class, tag) {
+    Object.defineProperty(Class.prototype, Symbol.toStringTag, { value: tag || Class.name, configurable: true });
+  };
+
+  // Web IDL `long long` / `unsigned long` conversions used by several files.
+  internal.toUnsignedLong = function toUnsignedLong(value) {
+    const n = Number(value);
+    if (!Number.isFinite(n)) return 0;
+    return (Math.trunc(n) % 4294967296 + 4294967296) % 4294967296;
+  };
+});

@@ -1,0 +1,697 @@
+//! Natives of `crypto.js` (WebCrypto's `crypto.subtle`), on pure-Rust
+//! RustCrypto crates. Keys cross as bytes: secret keys raw, private keys
+//! PKCS #8 DER and public keys SPKI DER; `crypto.js` does the rest of the
+//! standard (algorithm normalization, usages, JWK, errors). A native
+//! throws `Error("<DOMException name>: <message>")` and `crypto.js` turns
+//! that into the DOMException.
+
+use super::random::fill;
+use javy::quickjs::{Ctx, Exception, Function, Object, Result, TypedArray};
+use sha2::Digest;
+
+type Bytes<'js> = TypedArray<'js, u8>;
+
+/// Entropy from the host for key generation and PSS salts.
+struct HostRng;
+
+impl rand_core::RngCore for HostRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0; 4];
+        fill(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0; 8];
+        fill(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        fill(dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> std::result::Result<(), rand_core::Error> {
+        fill(dest);
+        Ok(())
+    }
+}
+impl rand_core::CryptoRng for HostRng {}
+
+fn bytes<'a>(array: &'a Bytes<'_>) -> &'a [u8] {
+    array.as_bytes().unwrap_or_default()
+}
+
+fn out<'js>(ctx: &Ctx<'js>, data: Vec<u8>) -> Result<Bytes<'js>> {
+    TypedArray::new(ctx.clone(), data)
+}
+
+fn fail(ctx: &Ctx<'_>, name: &str, message: impl std::fmt::Display) -> javy::quickjs::Error {
+    Exception::throw_message(ctx, &format!("{name}: {message}"))
+}
+
+fn operation(ctx: &Ctx<'_>, message: impl std::fmt::Display) -> javy::quickjs::Error {
+    fail(ctx, "OperationError", message)
+}
+
+fn data_error(ctx: &Ctx<'_>, message: impl std::fmt::Display) -> javy::quickjs::Error {
+    fail(ctx, "DataError", message)
+}
+
+/// Runs `$body` with `$D` bound to the digest type a WebCrypto hash names.
+macro_rules! with_hash {
+    ($ctx:expr, $hash:expr, $D:ident => $body:expr) => {
+        match $hash {
+            "SHA-1" => {
+                type $D = sha1::Sha1;
+                $body
+            }
+            "SHA-256" => {
+                type $D = sha2::Sha256;
+                $body
+            }
+            "SHA-384" => {
+                type $D = sha2::Sha384;
+                $body
+            }
+            "SHA-512" => {
+                type $D = sha2::Sha512;
+                $body
+            }
+            other => {
+                return Err(fail(
+                    $ctx,
+                    "NotSupportedError",
+                    format!("unknown hash {other}"),
+                ))
+            }
+        }
+    };
+}
+
+fn hash(ctx: &Ctx<'_>, name: &str, data: &[u8]) -> Result<Vec<u8>> {
+    Ok(with_hash!(ctx, name, D => D::digest(data).to_vec()))
+}
+
+fn digest<'js>(ctx: Ctx<'js>, name: String, data: Bytes<'js>) -> Result<Bytes<'js>> {
+    let d = hash(&ctx, &name, bytes(&data))?;
+    out(&ctx, d)
+}
+
+fn hmac_sign<'js>(
+    ctx: Ctx<'js>,
+    hash: String,
+    key: Bytes<'js>,
+    data: Bytes<'js>,
+) -> Result<Bytes<'js>> {
+    use hmac::Mac;
+    let tag = with_hash!(&ctx, hash.as_str(), D => {
+        let mut mac = hmac::Hmac::<D>::new_from_slice(bytes(&key)).map_err(|e| operation(&ctx, e))?;
+        mac.update(bytes(&data));
+        mac.finalize().into_bytes().to_vec()
+    });
+    out(&ctx, tag)
+}
+
+fn hmac_verify<'js>(
+    ctx: Ctx<'js>,
+    hash: String,
+    key: Bytes<'js>,
+    signature: Bytes<'js>,
+    data: Bytes<'js>,
+) -> Result<bool> {
+    use hmac::Mac;
+    Ok(with_hash!(&ctx, hash.as_str(), D => {
+        let mut mac = hmac::Hmac::<D>::new_from_slice(bytes(&key)).map_err(|e| operation(&ctx, e))?;
+        mac.update(bytes(&data));
+        mac.verify_slice(bytes(&signature)).is_ok()
+    }))
+}
+
+fn aes_gcm<'js>(
+    ctx: Ctx<'js>,
+    encrypt: bool,
+    key: Bytes<'js>,
+    iv: Bytes<'js>,
+    data: Bytes<'js>,
+    aad: Bytes<'js>,
+) -> Result<Bytes<'js>> {
+    use aes_gcm::aead::consts::{U12, U16};
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::AesGcm;
+    let payload = Payload {
+        msg: bytes(&data),
+        aad: bytes(&aad),
+    };
+    macro_rules! run {
+        ($cipher:ty, $nonce:ty) => {{
+            let cipher = AesGcm::<$cipher, $nonce>::new_from_slice(bytes(&key))
+                .map_err(|e| data_error(&ctx, e))?;
+            let nonce = aes_gcm::aead::generic_array::GenericArray::from_slice(bytes(&iv));
+            if encrypt {
+                cipher.encrypt(nonce, payload)
+            } else {
+                cipher.decrypt(nonce, payload)
+            }
+        }};
+    }
+    macro_rules! by_key {
+        ($nonce:ty) => {
+            match bytes(&key).len() {
+                16 => run!(aes::Aes128, $nonce),
+                24 => run!(aes::Aes192, $nonce),
+                32 => run!(aes::Aes256, $nonce),
+                _ => return Err(data_error(&ctx, "AES keys are 128, 192 or 256 bits")),
+            }
+        };
+    }
+    let result = match bytes(&iv).len() {
+        12 => by_key!(U12),
+        16 => by_key!(U16),
+        n => {
+            return Err(fail(
+                &ctx,
+                "NotSupportedError",
+                format!("AES-GCM with a {n}-byte iv (12 or 16 are supported)"),
+            ))
+        }
+    };
+    let result = result.map_err(|_| {
+        operation(
+            &ctx,
+            "the data could not be decrypted (wrong key, iv, data or tag)",
+        )
+    })?;
+    out(&ctx, result)
+}
+
+fn aes_cbc<'js>(
+    ctx: Ctx<'js>,
+    encrypt: bool,
+    key: Bytes<'js>,
+    iv: Bytes<'js>,
+    data: Bytes<'js>,
+) -> Result<Bytes<'js>> {
+    use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+    if bytes(&iv).len() != 16 {
+        return Err(operation(&ctx, "the AES-CBC iv must be 16 bytes"));
+    }
+    macro_rules! run {
+        ($cipher:ty) => {{
+            if encrypt {
+                let c = cbc::Encryptor::<$cipher>::new_from_slices(bytes(&key), bytes(&iv))
+                    .map_err(|e| data_error(&ctx, e))?;
+                Ok(c.encrypt_padded_vec_mut::<Pkcs7>(bytes(&data)))
+            } else {
+                let c = cbc::Decryptor::<$cipher>::new_from_slices(bytes(&key), bytes(&iv))
+                    .map_err(|e| data_error(&ctx, e))?;
+                c.decrypt_padded_vec_mut::<Pkcs7>(bytes(&data))
+            }
+        }};
+    }
+    let result = match bytes(&key).len() {
+        16 => run!(aes::Aes128),
+        24 => run!(aes::Aes192),
+        32 => run!(aes::Aes256),
+        _ => return Err(data_error(&ctx, "AES keys are 128, 192 or 256 bits")),
+    };
+    let result =
+        result.map_err(|_| operation(&ctx, "the data could not be decrypted (bad padding)"))?;
+    out(&ctx, result)
+}
+
+fn pbkdf2<'js>(
+    ctx: Ctx<'js>,
+    hash: String,
+    password: Bytes<'js>,
+    salt: Bytes<'js>,
+    iterations: u32,
+    bits: u32,
+) -> Result<Bytes<'js>> {
+    let mut okm = vec![0u8; (bits / 8) as usize];
+    with_hash!(&ctx, hash.as_str(), D => pbkdf2::pbkdf2_hmac::<D>(bytes(&password), bytes(&salt), iterations, &mut okm));
+    out(&ctx, okm)
+}
+
+fn hkdf<'js>(
+    ctx: Ctx<'js>,
+    hash: String,
+    ikm: Bytes<'js>,
+    salt: Bytes<'js>,
+    info: Bytes<'js>,
+    bits: u32,
+) -> Result<Bytes<'js>> {
+    let mut okm = vec![0u8; (bits / 8) as usize];
+    with_hash!(&ctx, hash.as_str(), D => hkdf::Hkdf::<D>::new(Some(bytes(&salt)), bytes(&ikm))
+        .expand(bytes(&info), &mut okm)
+        .map_err(|_| operation(&ctx, "HKDF cannot derive that many bits"))?);
+    out(&ctx, okm)
+}
+
+// ---- ECDSA (P-256, P-384) -------------------------------------------------------
+
+/// Runs `$body` with `$C` bound to the curve type a WebCrypto curve names.
+macro_rules! with_curve {
+    ($ctx:expr, $curve:expr, $C:ident => $body:expr) => {
+        match $curve {
+            "P-256" => {
+                use p256 as $C;
+                $body
+            }
+            "P-384" => {
+                use p384 as $C;
+                $body
+            }
+            other => {
+                return Err(fail(
+                    $ctx,
+                    "NotSupportedError",
+                    format!("unsupported curve {other}"),
+                ))
+            }
+        }
+    };
+}
+
+fn ec_generate<'js>(ctx: Ctx<'js>, curve: String) -> Result<Vec<Bytes<'js>>> {
+    use p256::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let (private, public) = with_curve!(&ctx, curve.as_str(), C => {
+        let secret = C::SecretKey::random(&mut HostRng);
+        (secret.to_pkcs8_der().map_err(|e| operation(&ctx, e))?.as_bytes().to_vec(),
+         secret.public_key().to_public_key_der().map_err(|e| operation(&ctx, e))?.as_bytes().to_vec())
+    });
+    Ok(vec![out(&ctx, private)?, out(&ctx, public)?])
+}
+
+fn ec_sign<'js>(
+    ctx: Ctx<'js>,
+    curve: String,
+    hash_name: String,
+    pkcs8: Bytes<'js>,
+    data: Bytes<'js>,
+) -> Result<Bytes<'js>> {
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    use p256::pkcs8::DecodePrivateKey;
+    let prehash = hash(&ctx, &hash_name, bytes(&data))?;
+    let signature = with_curve!(&ctx, curve.as_str(), C => {
+        let key = C::ecdsa::SigningKey::from_pkcs8_der(bytes(&pkcs8)).map_err(|e| data_error(&ctx, e))?;
+        let sig: C::ecdsa::Signature = key.sign_prehash(&prehash).map_err(|e| operation(&ctx, e))?;
+        sig.to_bytes().to_vec()
+    });
+    out(&ctx, signature)
+}
+
+fn ec_verify<'js>(
+    ctx: Ctx<'js>,
+    curve: String,
+    hash_name: String,
+    spki: Bytes<'js>,
+    signature: Bytes<'js>,
+    data: Bytes<'js>,
+) -> Result<bool> {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    use p256::pkcs8::DecodePublicKey;
+    let prehash = hash(&ctx, &hash_name, bytes(&data))?;
+    Ok(with_curve!(&ctx, curve.as_str(), C => {
+        let key = C::ecdsa::VerifyingKey::from_public_key_der(bytes(&spki)).map_err(|e| data_error(&ctx, e))?;
+        match C::ecdsa::Signature::from_slice(bytes(&signature)) {
+            Ok(sig) => key.verify_prehash(&prehash, &sig).is_ok(),
+            Err(_) => false,
+        }
+    }))
+}
+
+/// `ecImport(curve, format, data, private)`: the key as PKCS #8 (private)
+/// or SPKI (public) DER, checked. Formats: `raw` (SEC1 point), `spki`,
+/// `pkcs8`, `jwk` (data: `[d or empty, x, y]` bytes).
+fn ec_import<'js>(
+    ctx: Ctx<'js>,
+    curve: String,
+    format: String,
+    data: Vec<Bytes<'js>>,
+    private: bool,
+) -> Result<Bytes<'js>> {
+    use p256::elliptic_curve::sec1::FromEncodedPoint;
+    use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+    let first = data.first().map(bytes).unwrap_or_default();
+    let der = with_curve!(&ctx, curve.as_str(), C => {
+        let bad = |e: &dyn std::fmt::Display| data_error(&ctx, format!("not a {curve} key: {e}"));
+        match (format.as_str(), private) {
+            ("pkcs8", true) => C::SecretKey::from_pkcs8_der(first).map_err(|e| bad(&e))?.to_pkcs8_der().map_err(|e| bad(&e))?.as_bytes().to_vec(),
+            ("spki", false) => C::PublicKey::from_public_key_der(first).map_err(|e| bad(&e))?.to_public_key_der().map_err(|e| bad(&e))?.as_bytes().to_vec(),
+            ("raw", false) => C::PublicKey::from_sec1_bytes(first).map_err(|e| bad(&e))?.to_public_key_der().map_err(|e| bad(&e))?.as_bytes().to_vec(),
+            ("jwk", _) => {
+                let [d, x, y] = data.as_slice() else { return Err(bad(&"missing coordinates")) };
+                let point = C::EncodedPoint::from_affine_coordinates(
+                    C::FieldBytes::from_exact_iter(bytes(x).iter().copied()).ok_or_else(|| bad(&"bad x"))?.as_slice().into(),
+                    C::FieldBytes::from_exact_iter(bytes(y).iter().copied()).ok_or_else(|| bad(&"bad y"))?.as_slice().into(),
+                    false,
+                );
+                let public: Option<C::PublicKey> = C::PublicKey::from_encoded_point(&point).into();
+                let public = public.ok_or_else(|| bad(&"the point is not on the curve"))?;
+                if private {
+                    let secret = C::SecretKey::from_slice(bytes(d)).map_err(|e| bad(&e))?;
+                    if secret.public_key() != public {
+                        return Err(bad(&"d does not match x and y"));
+                    }
+                    secret.to_pkcs8_der().map_err(|e| bad(&e))?.as_bytes().to_vec()
+                } else {
+                    public.to_public_key_der().map_err(|e| bad(&e))?.as_bytes().to_vec()
+                }
+            }
+            _ => return Err(fail(&ctx, "NotSupportedError", format!("cannot import an EC key as {format}"))),
+        }
+    });
+    out(&ctx, der)
+}
+
+/// `ecParts(curve, der, private)`: `[d or empty, x, y, spki, raw point]`.
+fn ec_parts<'js>(
+    ctx: Ctx<'js>,
+    curve: String,
+    der: Bytes<'js>,
+    private: bool,
+) -> Result<Vec<Bytes<'js>>> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
+    let parts: Vec<Vec<u8>> = with_curve!(&ctx, curve.as_str(), C => {
+        let (d, public) = if private {
+            let secret = C::SecretKey::from_pkcs8_der(bytes(&der)).map_err(|e| data_error(&ctx, e))?;
+            (secret.to_bytes().to_vec(), secret.public_key())
+        } else {
+            (Vec::new(), C::PublicKey::from_public_key_der(bytes(&der)).map_err(|e| data_error(&ctx, e))?)
+        };
+        let point = public.to_encoded_point(false);
+        vec![d, point.x().map(|x| x.to_vec()).unwrap_or_default(), point.y().map(|y| y.to_vec()).unwrap_or_default(),
+             public.to_public_key_der().map_err(|e| operation(&ctx, e))?.as_bytes().to_vec(), point.as_bytes().to_vec()]
+    });
+    parts.into_iter().map(|p| out(&ctx, p)).collect()
+}
+
+// ---- Ed25519 ---------------------------------------------------------------------
+
+fn ed_generate<'js>(ctx: Ctx<'js>) -> Result<Vec<Bytes<'js>>> {
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let key = ed25519_dalek::SigningKey::generate(&mut HostRng);
+    let private = key
+        .to_pkcs8_der()
+        .map_err(|e| operation(&ctx, e))?
+        .as_bytes()
+        .to_vec();
+    let public = key
+        .verifying_key()
+        .to_public_key_der()
+        .map_err(|e| operation(&ctx, e))?
+        .as_bytes()
+        .to_vec();
+    Ok(vec![out(&ctx, private)?, out(&ctx, public)?])
+}
+
+fn ed_sign<'js>(ctx: Ctx<'js>, pkcs8: Bytes<'js>, data: Bytes<'js>) -> Result<Bytes<'js>> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_pkcs8_der(bytes(&pkcs8))
+        .map_err(|e| data_error(&ctx, e))?;
+    out(&ctx, key.sign(bytes(&data)).to_bytes().to_vec())
+}
+
+fn ed_verify<'js>(
+    ctx: Ctx<'js>,
+    spki: Bytes<'js>,
+    signature: Bytes<'js>,
+    data: Bytes<'js>,
+) -> Result<bool> {
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    let key = ed25519_dalek::VerifyingKey::from_public_key_der(bytes(&spki))
+        .map_err(|e| data_error(&ctx, e))?;
+    let Ok(signature) = ed25519_dalek::Signature::from_slice(bytes(&signature)) else {
+        return Ok(false);
+    };
+    Ok(key.verify_strict(bytes(&data), &signature).is_ok())
+}
+
+/// `edImport(format, data, private)`: PKCS #8 or SPKI DER. Formats: `raw`
+/// (public, 32 bytes), `spki`, `pkcs8`, `jwk` (data: `[d or empty, x]`).
+fn ed_import<'js>(
+    ctx: Ctx<'js>,
+    format: String,
+    data: Vec<Bytes<'js>>,
+    private: bool,
+) -> Result<Bytes<'js>> {
+    use ed25519_dalek::pkcs8::{
+        DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey,
+    };
+    let bad = |e: &dyn std::fmt::Display| data_error(&ctx, format!("not an Ed25519 key: {e}"));
+    let first = data.first().map(bytes).unwrap_or_default();
+    let public_der = |raw: &[u8]| -> Result<Vec<u8>> {
+        let raw: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| bad(&"a public key is 32 bytes"))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|e| bad(&e))?;
+        Ok(key
+            .to_public_key_der()
+            .map_err(|e| bad(&e))?
+            .as_bytes()
+            .to_vec())
+    };
+    let der = match (format.as_str(), private) {
+        ("pkcs8", true) => ed25519_dalek::SigningKey::from_pkcs8_der(first)
+            .map_err(|e| bad(&e))?
+            .to_pkcs8_der()
+            .map_err(|e| bad(&e))?
+            .as_bytes()
+            .to_vec(),
+        ("spki", false) => ed25519_dalek::VerifyingKey::from_public_key_der(first)
+            .map_err(|e| bad(&e))?
+            .to_public_key_der()
+            .map_err(|e| bad(&e))?
+            .as_bytes()
+            .to_vec(),
+        ("raw", false) => public_der(first)?,
+        ("jwk", false) => public_der(data.get(1).map(bytes).unwrap_or_default())?,
+        ("jwk", true) => {
+            let seed: [u8; 32] = first.try_into().map_err(|_| bad(&"d is 32 bytes"))?;
+            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+            if data.get(1).map(bytes) != Some(key.verifying_key().as_bytes().as_slice()) {
+                return Err(bad(&"d does not match x"));
+            }
+            key.to_pkcs8_der().map_err(|e| bad(&e))?.as_bytes().to_vec()
+        }
+        _ => {
+            return Err(fail(
+                &ctx,
+                "NotSupportedError",
+                format!("cannot import an Ed25519 key as {format}"),
+            ))
+        }
+    };
+    out(&ctx, der)
+}
+
+/// `edParts(der, private)`: `[d or empty, x, spki]`.
+fn ed_parts<'js>(ctx: Ctx<'js>, der: Bytes<'js>, private: bool) -> Result<Vec<Bytes<'js>>> {
+    use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
+    let (d, public) = if private {
+        let key = ed25519_dalek::SigningKey::from_pkcs8_der(bytes(&der))
+            .map_err(|e| data_error(&ctx, e))?;
+        (key.to_bytes().to_vec(), key.verifying_key())
+    } else {
+        (
+            Vec::new(),
+            ed25519_dalek::VerifyingKey::from_public_key_der(bytes(&der))
+                .map_err(|e| data_error(&ctx, e))?,
+        )
+    };
+    let spki = public
+        .to_public_key_der()
+        .map_err(|e| operation(&ctx, e))?
+        .as_bytes()
+        .to_vec();
+    [d, public.as_bytes().to_vec(), spki]
+        .into_iter()
+        .map(|p| out(&ctx, p))
+        .collect()
+}
+
+// ---- RSA (RSASSA-PKCS1-v1_5, RSA-PSS) ----------------------------------------------
+
+fn rsa_generate<'js>(ctx: Ctx<'js>, bits: u32, exponent: Bytes<'js>) -> Result<Vec<Bytes<'js>>> {
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let e = rsa::BigUint::from_bytes_be(bytes(&exponent));
+    let key = rsa::RsaPrivateKey::new_with_exp(&mut HostRng, bits as usize, &e)
+        .map_err(|e| operation(&ctx, e))?;
+    let private = key
+        .to_pkcs8_der()
+        .map_err(|e| operation(&ctx, e))?
+        .as_bytes()
+        .to_vec();
+    let public = key
+        .to_public_key()
+        .to_public_key_der()
+        .map_err(|e| operation(&ctx, e))?
+        .as_bytes()
+        .to_vec();
+    Ok(vec![out(&ctx, private)?, out(&ctx, public)?])
+}
+
+fn rsa_sign<'js>(
+    ctx: Ctx<'js>,
+    pss: bool,
+    hash_name: String,
+    pkcs8: Bytes<'js>,
+    data: Bytes<'js>,
+    salt: Option<u32>,
+) -> Result<Bytes<'js>> {
+    use rsa::pkcs8::DecodePrivateKey;
+    let key = rsa::RsaPrivateKey::from_pkcs8_der(bytes(&pkcs8)).map_err(|e| data_error(&ctx, e))?;
+    let prehash = hash(&ctx, &hash_name, bytes(&data))?;
+    let signature = with_hash!(&ctx, hash_name.as_str(), D => if pss {
+        key.sign_with_rng(&mut HostRng, rsa::Pss::new_with_salt::<D>(salt.unwrap_or(0) as usize), &prehash)
+    } else {
+        key.sign(rsa::Pkcs1v15Sign::new::<D>(), &prehash)
+    });
+    out(&ctx, signature.map_err(|e| operation(&ctx, e))?)
+}
+
+fn rsa_verify<'js>(
+    ctx: Ctx<'js>,
+    pss: bool,
+    hash_name: String,
+    spki: Bytes<'js>,
+    signature: Bytes<'js>,
+    data: Bytes<'js>,
+    salt: Option<u32>,
+) -> Result<bool> {
+    use rsa::pkcs8::DecodePublicKey;
+    let key =
+        rsa::RsaPublicKey::from_public_key_der(bytes(&spki)).map_err(|e| data_error(&ctx, e))?;
+    let prehash = hash(&ctx, &hash_name, bytes(&data))?;
+    Ok(with_hash!(&ctx, hash_name.as_str(), D => if pss {
+        key.verify(rsa::Pss::new_with_salt::<D>(salt.unwrap_or(0) as usize), &prehash, bytes(&signature)).is_ok()
+    } else {
+        key.verify(rsa::Pkcs1v15Sign::new::<D>(), &prehash, bytes(&signature)).is_ok()
+    }))
+}
+
+/// `rsaImport(format, data, private)`: PKCS #8 or SPKI DER. `jwk` data is
+/// `[n, e]` or `[n, e, d, p, q, dp, dq, qi]` (big-endian bytes).
+fn rsa_import<'js>(
+    ctx: Ctx<'js>,
+    format: String,
+    data: Vec<Bytes<'js>>,
+    private: bool,
+) -> Result<Bytes<'js>> {
+    use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+    let bad = |e: &dyn std::fmt::Display| data_error(&ctx, format!("not an RSA key: {e}"));
+    let first = data.first().map(bytes).unwrap_or_default();
+    let int = |i: usize| rsa::BigUint::from_bytes_be(data.get(i).map(bytes).unwrap_or_default());
+    let der = match (format.as_str(), private) {
+        ("pkcs8", true) => rsa::RsaPrivateKey::from_pkcs8_der(first)
+            .map_err(|e| bad(&e))?
+            .to_pkcs8_der()
+            .map_err(|e| bad(&e))?
+            .as_bytes()
+            .to_vec(),
+        ("spki", false) => rsa::RsaPublicKey::from_public_key_der(first)
+            .map_err(|e| bad(&e))?
+            .to_public_key_der()
+            .map_err(|e| bad(&e))?
+            .as_bytes()
+            .to_vec(),
+        ("jwk", false) => rsa::RsaPublicKey::new(int(0), int(1))
+            .map_err(|e| bad(&e))?
+            .to_public_key_der()
+            .map_err(|e| bad(&e))?
+            .as_bytes()
+            .to_vec(),
+        ("jwk", true) => {
+            let mut key =
+                rsa::RsaPrivateKey::from_components(int(0), int(1), int(2), vec![int(3), int(4)])
+                    .map_err(|e| bad(&e))?;
+            key.validate().map_err(|e| bad(&e))?;
+            key.precompute().map_err(|e| bad(&e))?;
+            key.to_pkcs8_der().map_err(|e| bad(&e))?.as_bytes().to_vec()
+        }
+        _ => {
+            return Err(fail(
+                &ctx,
+                "NotSupportedError",
+                format!("cannot import an RSA key as {format}"),
+            ))
+        }
+    };
+    out(&ctx, der)
+}
+
+/// `rsaParts(der, private)`: `[n, e, spki]` and for a private key also
+/// `d, p, q, dp, dq, qi`.
+fn rsa_parts<'js>(ctx: Ctx<'js>, der: Bytes<'js>, private: bool) -> Result<Vec<Bytes<'js>>> {
+    use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    if private {
+        let mut key =
+            rsa::RsaPrivateKey::from_pkcs8_der(bytes(&der)).map_err(|e| data_error(&ctx, e))?;
+        key.precompute().map_err(|e| operation(&ctx, e))?;
+        let public = key.to_public_key();
+        parts.push(public.n().to_bytes_be());
+        parts.push(public.e().to_bytes_be());
+        parts.push(
+            public
+                .to_public_key_der()
+                .map_err(|e| operation(&ctx, e))?
+                .as_bytes()
+                .to_vec(),
+        );
+        let primes = key.primes();
+        parts.push(key.d().to_bytes_be());
+        parts.push(primes[0].to_bytes_be());
+        parts.push(primes[1].to_bytes_be());
+        parts.push(key.dp().map(|v| v.to_bytes_be()).unwrap_or_default());
+        parts.push(key.dq().map(|v| v.to_bytes_be()).unwrap_or_default());
+        let qinv = key
+            .qinv()
+            .and_then(|v| v.to_biguint())
+            .map(|v| v.to_bytes_be())
+            .unwrap_or_default();
+        parts.push(qinv);
+    } else {
+        let key =
+            rsa::RsaPublicKey::from_public_key_der(bytes(&der)).map_err(|e| data_error(&ctx, e))?;
+        parts.push(key.n().to_bytes_be());
+        parts.push(key.e().to_bytes_be());
+        parts.push(bytes(&der).to_vec());
+    }
+    parts.into_iter().map(|p| out(&ctx, p)).collect()
+}
+
+/// Adds the crypto natives to `native`.
+pub(super) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
+    macro_rules! natives {
+        ($($name:literal => $f:expr),* $(,)?) => {
+            $(native.set($name, Function::new(ctx.clone(), $f)?.with_name($name)?)?;)*
+        };
+    }
+    natives! {
+        "digest" => digest,
+        "hmacSign" => hmac_sign,
+        "hmacVerify" => hmac_verify,
+        "aesGcm" => aes_gcm,
+        "aesCbc" => aes_cbc,
+        "pbkdf2" => pbkdf2,
+        "hkdf" => hkdf,
+        "ecGenerate" => ec_generate,
+        "ecSign" => ec_sign,
+        "ecVerify" => ec_verify,
+        "ecImport" => ec_import,
+        "ecParts" => ec_parts,
+        "edGenerate" => ed_generate,
+        "edSign" => ed_sign,
+        "edVerify" => ed_verify,
+        "edImport" => ed_import,
+        "edParts" => ed_parts,
+        "rsaGenerate" => rsa_generate,
+        "rsaSign" => rsa_sign,
+        "rsaVerify" => rsa_verify,
+        "rsaImport" => rsa_import,
+        "rsaParts" => rsa_parts,
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! The web platform a val sees (SPEC §7): URL, encodings, base64, timers,
+//! events, abort signals, blobs, forms, streams, fetch classes, crypto,
+//! performance and navigator. Each API is one JavaScript file here (and,
+//! where Rust does the work, one Rust module of natives). Everything is
+//! installed once, under Wizer, so the classes live in the snapshot and a
+//! call that uses none of them pays nothing for them.
+
+mod crypto;
+mod encoding;
+mod random;
+mod url;
+
+use javy::quickjs::{Ctx, Function, Object, Result};
+
+/// The web platform's JavaScript files, in the order they are evaluated
+/// (each may use what the earlier ones left in `internal`). `prelude.js`
+/// (console, vals, the codec) runs between [`BEFORE_PRELUDE`] and
+/// [`AFTER_PRELUDE`].
+pub(crate) const BEFORE_PRELUDE: &[(&str, &str)] = &[
+    ("base.js", include_str!("base.js")),
+    ("dom_exception.js", include_str!("dom_exception.js")),
+    ("events.js", include_str!("events.js")),
+    ("abort.js", include_str!("abort.js")),
+    ("timers.js", include_str!("timers.js")),
+    ("performance.js", include_str!("performance.js")),
+    ("base64.js", include_str!("base64.js")),
+    ("encoding.js", include_str!("encoding.js")),
+    ("url.js", include_str!("url.js")),
+    ("streams.js", include_str!("streams.js")),
+    ("blob.js", include_str!("blob.js")),
+    ("crypto.js", include_str!("crypto.js")),
+    ("form_data.js", include_str!("form_data.js")),
+    ("fetch.js", include_str!("fetch.js")),
+];
+
+/// Files that need the prelude's codec.
+pub(crate) const AFTER_PRELUDE: &[(&str, &str)] =
+    &[("structured_clone.js", include_str!("structured_clone.js"))];
+
+/// The vendored WHATWG streams implementation (see `guest-js/vendor/`).
+const STREAMS_POLYFILL: &str = include_str!("../../vendor/web-streams-polyfill/ponyfill.js");
+
+/// Builds the `internal` object the web files share: the Rust natives
+/// under `native` and the streams library under `streams`.
+pub(crate) fn internal<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
+    let internal = Object::new(ctx.clone())?;
+    let native = Object::new(ctx.clone())?;
+    macro_rules! natives {
+        ($($name:literal => $f:expr),* $(,)?) => {
+            $(native.set($name, Function::new(ctx.clone(), $f)?.with_name($name)?)?;)*
+        };
+    }
+    natives! {
+        "urlParse" => url::parse,
+        "urlSet" => url::set,
+        "formDecode" => url::form_decode,
+        "formEncode" => url::form_encode,
+        "encodingName" => encoding::encoding_name,
+        "decodeOnce" => encoding::decode_once,
+        "decoderOpen" => encoding::decoder_open,
+        "decoderDecode" => encoding::decoder_decode,
+        "decoderClose" => encoding::decoder_close,
+        "utf8Encode" => encoding::utf8_encode,
+        "latin1Decode" => encoding::latin1_decode,
+        "latin1Encode" => encoding::latin1_encode,
+        "atob" => encoding::atob,
+        "btoa" => encoding::btoa,
+        "mathRandom" => random::math_random,
+        "getRandomValues" => random::get_random_values,
+        "randomUUID" => random::random_uuid,
+        "now" => random::now,
+        "timeOrigin" => random::time_origin,
+        "armTimers" => crate::timers::arm,
+        "version" => || env!("CARGO_PKG_VERSION"),
+    }
+    crypto::install(ctx, &native)?;
+    internal.set("native", native)?;
+    let load: Function = ctx.eval(format!(
+        "(function (exports, module) {{\n{STREAMS_POLYFILL}\n}})"
+    ))?;
+    let exports = Object::new(ctx.clone())?;
+    let module = Object::new(ctx.clone())?;
+    module.set("exports", exports.clone())?;
+    load.call::<_, ()>((exports.clone(), module))?;
+    internal.set("streams", exports)?;
+    Ok(internal)
+}
+
+/// Evaluates web platform files with `internal`.
+pub(crate) fn evaluate<'js>(
+    ctx: &Ctx<'js>,
+    internal: &Object<'js>,
+    files: &[(&str, &str)],
+) -> std::result::Result<(), String> {
+    for (name, source) in files {
+        let install: Function = ctx
+            .eval(*source)
+            .map_err(|e| format!("{name}: {}", caught(ctx, e)))?;
+        install
+            .call::<_, ()>((internal.clone(),))
+            .map_err(|e| format!("{name}: {}", caught(ctx, e)))?;
+    }
+    Ok(())
+}
+
+/// The message of a QuickJS error, with the pending exception's text.
+fn caught(ctx: &Ctx<'_>, error: javy::quickjs::Error) -> String {
+    if let javy::quickjs::Error::Exception = error {
+        let value = ctx.catch();
+        if let Some(exception) = value.as_exception() {
+            return format!(
+                "{} {}",
+                exception.message().unwrap_or_default(),
+                exception.stack().unwrap_or_default()
+            );
+        }
+        return format!("{value:?}");
+    }
+    error.to_string()
+}

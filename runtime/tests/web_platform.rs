@@ -1,0 +1,211 @@
+//! The web platform inside the guest where web-platform-tests do not reach
+//! (those run in `wpt.rs`): timers against the call's deadline and what a
+//! call's end does to pending timers, entropy per instance, the classes
+//! living in the snapshot, and a val's everyday first lines.
+
+mod common;
+
+use serde_json::{json, Value};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use valbox_runtime::{LogLevel, MemoryWorld, Sandbox, SandboxConfig, SandboxError};
+
+fn run(body: &str) -> Result<Value, SandboxError> {
+    let outcome = common::run(&Arc::new(MemoryWorld::new()), Some("alice"), body);
+    outcome
+        .result
+        .map(|text| serde_json::from_str(&text).unwrap())
+}
+
+/// A sandbox whose calls end after 300 ms.
+fn short_deadline() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        Sandbox::new(SandboxConfig {
+            deadline: Duration::from_millis(300),
+            ..common::config()
+        })
+        .unwrap()
+    })
+}
+
+#[test]
+fn set_timeout_waits_and_timers_run_in_due_order() {
+    let start = Instant::now();
+    let answer = run(r#"
+        const order = [];
+        const t0 = performance.now();
+        await new Promise((resolve) => {
+          setTimeout(() => order.push(30), 30);
+          setTimeout(() => order.push(10), 10);
+          const cancelled = setTimeout(() => order.push("cancelled"), 15);
+          setTimeout(() => { order.push(20); clearTimeout(cancelled); }, 5 + 15 - 5);
+          setTimeout(resolve, 60);
+        });
+        let ticks = 0;
+        await new Promise((resolve) => {
+          const id = setInterval(() => { if (++ticks === 3) { clearInterval(id); resolve(); } }, 5);
+        });
+        return [order, ticks, performance.now() - t0 >= 60];
+    "#)
+    .unwrap();
+    assert_eq!(answer, json!([[10, 20, 30], 3, true]));
+    assert!(start.elapsed() >= Duration::from_millis(60));
+}
+
+#[test]
+fn a_timer_past_the_deadline_ends_the_call_at_once() {
+    let start = Instant::now();
+    let outcome = common::run_with(
+        short_deadline(),
+        &Arc::new(MemoryWorld::new()),
+        Some("alice"),
+        "await new Promise((r) => setTimeout(r, 10000)); return 1;",
+    );
+    assert!(
+        matches!(outcome.result, Err(SandboxError::Timeout(_))),
+        "{:?}",
+        outcome.result
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "slept into the timer: {:?}",
+        start.elapsed()
+    );
+    // Timers that keep being re-armed are still stopped by the deadline.
+    let outcome = common::run_with(
+        short_deadline(),
+        &Arc::new(MemoryWorld::new()),
+        Some("alice"),
+        "await new Promise(() => setInterval(() => {}, 1)); return 1;",
+    );
+    assert!(
+        matches!(outcome.result, Err(SandboxError::Timeout(_))),
+        "{:?}",
+        outcome.result
+    );
+}
+
+#[test]
+fn timers_pending_when_the_result_is_ready_are_dropped_and_logged() {
+    let outcome = common::run(
+        &Arc::new(MemoryWorld::new()),
+        Some("alice"),
+        r#"setTimeout(() => console.log("never"), 50);
+           setInterval(() => console.log("never either"), 10);
+           await new Promise((r) => setTimeout(r, 1));
+           return "done";"#,
+    );
+    assert_eq!(outcome.result.unwrap(), "\"done\"");
+    let logs = &outcome.evaluation.logs;
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0].level, LogLevel::Warn);
+    assert!(
+        logs[0].message.contains("2 timers still pending"),
+        "{}",
+        logs[0].message
+    );
+}
+
+#[test]
+fn an_exception_in_a_timer_is_reported_and_the_call_goes_on() {
+    let outcome = common::run(
+        &Arc::new(MemoryWorld::new()),
+        Some("alice"),
+        r#"await new Promise((r) => { setTimeout(() => { throw new TypeError("in a timer") }, 1); setTimeout(r, 5); });
+           reportError(new RangeError("reported"));
+           return "went on";"#,
+    );
+    assert_eq!(outcome.result.unwrap(), "\"went on\"");
+    let messages: Vec<_> = outcome
+        .evaluation
+        .logs
+        .iter()
+        .map(|l| (l.level, l.message.as_str()))
+        .collect();
+    assert!(
+        messages[0].0 == LogLevel::Error
+            && messages[0].1.starts_with("Uncaught TypeError: in a timer"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].1.starts_with("Uncaught RangeError: reported"),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn entropy_differs_in_every_instance() {
+    let source = r#"return [Math.random(), Math.random(), crypto.randomUUID(), Array.from(crypto.getRandomValues(new Uint8Array(16))).join(",")];"#;
+    let first = run(source).unwrap();
+    let second = run(source).unwrap();
+    for i in 0..4 {
+        assert_ne!(
+            first[i], second[i],
+            "part {i} repeated across instances: {first} {second}"
+        );
+    }
+    assert_ne!(first[0], first[1]);
+    let uuid = first[2].as_str().unwrap();
+    assert!(
+        uuid.len() == 36
+            && uuid.as_bytes()[14] == b'4'
+            && "89ab".contains(uuid.as_bytes()[19] as char),
+        "{uuid} is not a version 4 UUID"
+    );
+}
+
+#[test]
+fn a_vals_first_lines_work() {
+    let answer = run(r#"
+        const url = new URL("/hook?name=Ada%20L&x=1#top", "https://example.com/base/");
+        url.searchParams.append("y", "ä b");
+        const key = await crypto.subtle.importKey("raw", new TextEncoder().encode("secret"), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+        const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode("payload"));
+        const hex = [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
+        const ok = await crypto.subtle.verify("HMAC", key, mac, new TextEncoder().encode("payload"));
+        const digest = new Uint8Array(await crypto.subtle.digest("SHA-1", new TextEncoder().encode("abc")));
+        const form = new FormData();
+        form.append("a", "1");
+        form.append("f", new Blob(["hi"], { type: "text/plain" }), "f.txt");
+        const multipart = await new Response(form).formData();
+        const streamed = await new Response(new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode("str")); c.enqueue(new TextEncoder().encode("eam")); c.close(); } })).text();
+        return [
+          url.href, url.searchParams.get("name"), btoa("user:pass"), atob("dXNlcjpwYXNz"),
+          hex, ok, digest.length, multipart.get("a"), await multipart.get("f").text(), streamed,
+          structuredClone(new Map([[1, { d: new Date(0) }]])).get(1).d.getTime(),
+          typeof navigator.userAgent, new DOMException("m", "AbortError").code,
+          new TextDecoder("utf-16le").decode(new Uint8Array([104, 0, 105, 0])),
+        ];
+    "#)
+    .unwrap();
+    assert_eq!(
+        answer,
+        json!([
+            "https://example.com/hook?name=Ada%20L&x=1&y=%C3%A4+b#top",
+            "Ada L",
+            "dXNlcjpwYXNz",
+            "user:pass",
+            "b82fcb791acec57859b989b430a826488ce2e479fdf92326bd0a2e8375a42ba4",
+            true,
+            20,
+            "1",
+            "hi",
+            "stream",
+            0,
+            "string",
+            20,
+            "hi"
+        ])
+    );
+}
+
+#[test]
+fn structured_clone_refuses_what_cannot_cross() {
+    let answer = run(r#"
+        try { structuredClone({ f() {} }); return "cloned"; }
+        catch (e) { return [e instanceof DOMException, e.name]; }
+    "#)
+    .unwrap();
+    assert_eq!(answer, json!([true, "DataCloneError"]));
+}
