@@ -112,21 +112,27 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// The data files a test may fetch: the JSON files in its `resources/`.
-fn resources(file: &str) -> Map<String, Value> {
-    let mut map = Map::new();
-    let folder = Path::new(file).parent().unwrap_or(Path::new(""));
-    let dir = wpt_dir().join(folder).join("resources");
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for entry in entries {
+/// The data files a test may fetch: every vendored JSON file whose name
+/// its source (with its META scripts) mentions, keyed by its path.
+fn resources(source: &str) -> Map<String, Value> {
+    fn walk(dir: &Path, root: &Path, source: &str, map: &mut Map<String, Value>) {
+        for entry in std::fs::read_dir(dir).expect("reading tests/wpt") {
             let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let key = folder.join("resources").join(path.file_name().unwrap());
+            if path.is_dir() {
+                walk(&path, root, source, map);
+            } else if path.extension().is_some_and(|e| e == "json")
+                && source.contains(&*path.file_name().unwrap().to_string_lossy())
+            {
+                let key = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
                 let text = std::fs::read_to_string(&path).unwrap();
-                map.insert(key.to_string_lossy().into_owned(), Value::String(text));
+                map.insert(key, Value::String(text));
             }
         }
     }
+    let root = wpt_dir();
+    let mut map = Map::new();
+    walk(&root, &root, source, &mut map);
+    map.remove("expectations.json");
     map
 }
 
@@ -151,7 +157,7 @@ fn run_file(sandbox: &Sandbox, runner: &[u8], file: &str) -> BTreeMap<String, (S
     let wpt = json!({
         "path": file,
         "title": title,
-        "resources": resources(file),
+        "resources": resources(&source),
         "timeout_ms": HARNESS_TIMEOUT_MS,
     });
     let args = json!([source, wpt]).to_string();

@@ -2,7 +2,7 @@
 // `timeout` (on the guest's timers) and `any`.
 (function (internal) {
   "use strict";
-  const { DOMException, EventTarget, Event } = internal;
+  const { DOMException, EventTarget } = internal;
   const signals = new WeakMap();
   let constructing = false;
 
@@ -111,7 +111,7 @@
     const algorithms = s.algorithms;
     s.algorithms = [];
     for (const algorithm of algorithms) algorithm();
-    signal.dispatchEvent(new Event("abort"));
+    signal.dispatchEvent(internal.trustedEvent("abort"));
   }
 
   class AbortController {

@@ -1,6 +1,6 @@
 // crypto: getRandomValues, randomUUID (entropy from the host, per call) and
 // crypto.subtle (WebCrypto) — digest; HMAC; AES-GCM and AES-CBC; PBKDF2 and
-// HKDF; ECDSA P-256/P-384; Ed25519; RSASSA-PKCS1-v1_5 and RSA-PSS — with
+// HKDF; ECDSA and ECDH on P-256/P-384; Ed25519; RSASSA-PKCS1-v1_5 and RSA-PSS — with
 // raw, jwk, spki and pkcs8 keys. The arithmetic is in Rust (crypto.rs);
 // this file is the standard's algorithm normalization, key objects,
 // usages and errors.
@@ -52,16 +52,16 @@
 
   // ---- algorithm normalization ------------------------------------------------------
 
-  const names = ["SHA-1", "SHA-256", "SHA-384", "SHA-512", "HMAC", "AES-GCM", "AES-CBC", "PBKDF2", "HKDF", "ECDSA", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"];
+  const names = ["SHA-1", "SHA-256", "SHA-384", "SHA-512", "HMAC", "AES-GCM", "AES-CBC", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"];
   const canonical = new Map(names.map((n) => [n.toUpperCase(), n]));
   // Which algorithm supports which operation.
   const operations = {
     digest: ["SHA-1", "SHA-256", "SHA-384", "SHA-512"],
     sign: ["HMAC", "ECDSA", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
     encrypt: ["AES-GCM", "AES-CBC"],
-    deriveBits: ["PBKDF2", "HKDF"],
-    importKey: ["HMAC", "AES-GCM", "AES-CBC", "PBKDF2", "HKDF", "ECDSA", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
-    generateKey: ["HMAC", "AES-GCM", "AES-CBC", "ECDSA", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
+    deriveBits: ["PBKDF2", "HKDF", "ECDH"],
+    importKey: ["HMAC", "AES-GCM", "AES-CBC", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
+    generateKey: ["HMAC", "AES-GCM", "AES-CBC", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
     get: ["HMAC", "AES-GCM", "AES-CBC", "HKDF", "PBKDF2"],
   };
   function normalize(algorithm, op) {
@@ -109,6 +109,15 @@
           out.hash = hashOf(algorithm.hash);
           out.salt = copy(algorithm.salt, "salt");
           out.info = copy(algorithm.info, "info");
+        }
+        break;
+      case "ECDH":
+        if (op === "deriveBits") {
+          if (!(algorithm.public instanceof CryptoKey)) throw new TypeError("ECDH needs a public CryptoKey");
+          out.public = algorithm.public;
+        } else {
+          if (algorithm.namedCurve === undefined) throw new TypeError("ECDH needs a namedCurve");
+          out.namedCurve = String(algorithm.namedCurve);
         }
         break;
       case "ECDSA":
@@ -184,6 +193,7 @@
     PBKDF2: { secret: ["deriveKey", "deriveBits"] },
     HKDF: { secret: ["deriveKey", "deriveBits"] },
     ECDSA: { private: ["sign"], public: ["verify"] },
+    ECDH: { private: ["deriveKey", "deriveBits"], public: [] },
     Ed25519: { private: ["sign"], public: ["verify"] },
     "RSASSA-PKCS1-v1_5": { private: ["sign"], public: ["verify"] },
     "RSA-PSS": { private: ["sign"], public: ["verify"] },
@@ -256,7 +266,7 @@
       if (!jwk || typeof jwk !== "object" || ArrayBuffer.isView(jwk) || jwk instanceof ArrayBuffer) throw new TypeError("keyData must be a JsonWebKey");
       isPrivate = jwk.d !== undefined;
       jwkUsageCheck(jwk, usages, extractable);
-      if (name === "ECDSA") {
+      if (name === "ECDSA" || name === "ECDH") {
         if (jwk.kty !== "EC") throw fail("DataError", "The JWK kty must be 'EC'");
         if (jwk.crv !== algorithm.namedCurve) throw fail("DataError", "The JWK crv does not match namedCurve");
         jwkParts = [isPrivate ? unb64url(jwk.d, "d") : new Uint8Array(0), unb64url(jwk.x, "x"), unb64url(jwk.y, "y")];
@@ -272,7 +282,7 @@
       }
     } else if (format === "spki" || format === "raw" || format === "raw-public") {
       isPrivate = false;
-      if (format !== "spki" && name !== "ECDSA" && name !== "Ed25519") throw fail("NotSupportedError", name + " keys cannot be imported as raw");
+      if (format !== "spki" && name !== "ECDSA" && name !== "ECDH" && name !== "Ed25519") throw fail("NotSupportedError", name + " keys cannot be imported as raw");
     } else if (format === "pkcs8") {
       isPrivate = true;
     } else {
@@ -283,7 +293,7 @@
     const fmt = format === "raw-public" ? "raw" : format;
     const data = jwkParts || [copy(keyData, "keyData")];
     const alg = { name };
-    if (name === "ECDSA") {
+    if (name === "ECDSA" || name === "ECDH") {
       if (!curves.includes(algorithm.namedCurve)) throw fail("NotSupportedError", "Unsupported namedCurve " + algorithm.namedCurve);
       der = call(native.ecImport, algorithm.namedCurve, fmt, data, isPrivate);
       alg.namedCurve = algorithm.namedCurve;
@@ -323,7 +333,7 @@
       throw fail("NotSupportedError", "Secret keys are exported as raw or jwk");
     }
     const isPrivate = s.type === "private";
-    if (name === "ECDSA") {
+    if (name === "ECDSA" || name === "ECDH") {
       const [d, x, y, spki, raw] = call(native.ecParts, s.algorithm.namedCurve, s.material, isPrivate);
       if (format === "spki" && !isPrivate) return spki.buffer;
       if ((format === "raw" || format === "raw-public") && !isPrivate) return raw.buffer;
@@ -385,7 +395,7 @@
     if (privateUsages.length === 0) throw fail("SyntaxError", "Usages cannot be empty when creating a key.");
     const alg = { name };
     let pair;
-    if (name === "ECDSA") {
+    if (name === "ECDSA" || name === "ECDH") {
       if (!curves.includes(algorithm.namedCurve)) throw fail("NotSupportedError", "Unsupported namedCurve " + algorithm.namedCurve);
       alg.namedCurve = algorithm.namedCurve;
       pair = call(native.ecGenerate, algorithm.namedCurve);
@@ -417,7 +427,7 @@
       case "HMAC": return call(native.hmacSign, s.algorithm.hash.name, s.material, data);
       case "ECDSA": return call(native.ecSign, s.algorithm.namedCurve, algorithm.hash.name, s.material, data);
       case "Ed25519": return call(native.edSign, s.material, data);
-      case "RSASSA-PKCS1-v1_5": return call(native.rsaSign, false, s.algorithm.hash.name, s.material, data);
+      case "RSASSA-PKCS1-v1_5": return call(native.rsaSign, false, s.algorithm.hash.name, s.material, data, undefined);
       case "RSA-PSS": return call(native.rsaSign, true, s.algorithm.hash.name, s.material, data, algorithm.saltLength);
     }
   }
@@ -427,18 +437,16 @@
       case "HMAC": return call(native.hmacVerify, s.algorithm.hash.name, s.material, signature, data);
       case "ECDSA": return call(native.ecVerify, s.algorithm.namedCurve, algorithm.hash.name, s.material, signature, data);
       case "Ed25519": return call(native.edVerify, s.material, signature, data);
-      case "RSASSA-PKCS1-v1_5": return call(native.rsaVerify, false, s.algorithm.hash.name, s.material, signature, data);
+      case "RSASSA-PKCS1-v1_5": return call(native.rsaVerify, false, s.algorithm.hash.name, s.material, signature, data, undefined);
       case "RSA-PSS": return call(native.rsaVerify, true, s.algorithm.hash.name, s.material, signature, data, algorithm.saltLength);
     }
   }
   function cipher(encrypt, algorithm, key, data) {
     const s = useKey(key, algorithm.name, encrypt ? "encrypt" : "decrypt");
     if (algorithm.name === "AES-GCM") {
-      if (algorithm.tagLength !== 128) {
-        throw fail(algorithm.tagLength in { 32: 1, 64: 1, 96: 1, 104: 1, 112: 1, 120: 1 } ? "NotSupportedError" : "OperationError", "AES-GCM tagLength " + algorithm.tagLength + " is not supported (128 is)");
-      }
-      if (!encrypt && data.length < 16) throw fail("OperationError", "The data is shorter than the tag");
-      return call(native.aesGcm, encrypt, s.material, algorithm.iv, data, algorithm.additionalData || new Uint8Array(0));
+      if (![32, 64, 96, 104, 112, 120, 128].includes(algorithm.tagLength)) throw fail("OperationError", "AES-GCM tagLength " + algorithm.tagLength + " is not one of 32, 64, 96, 104, 112, 120, 128");
+      if (!encrypt && data.length < algorithm.tagLength / 8) throw fail("OperationError", "The data is shorter than the tag");
+      return call(native.aesGcm, encrypt, s.material, algorithm.iv, data, algorithm.additionalData || new Uint8Array(0), algorithm.tagLength / 8);
     }
     if (algorithm.iv.length !== 16) throw fail("OperationError", "The AES-CBC iv must be 16 bytes");
     return call(native.aesCbc, encrypt, s.material, algorithm.iv, data);
@@ -447,6 +455,18 @@
     return derive(algorithm, useKey(key, algorithm.name, "deriveBits"), length);
   }
   function derive(algorithm, s, length) {
+    if (algorithm.name === "ECDH") {
+      if (s.type !== "private") throw fail("InvalidAccessError", "ECDH derives from a private key");
+      const p = kslot(algorithm.public);
+      if (p.type !== "public") throw fail("InvalidAccessError", "The ECDH public key is not a public key");
+      if (p.algorithm.name !== "ECDH" || p.algorithm.namedCurve !== s.algorithm.namedCurve) throw fail("InvalidAccessError", "The public key is not an ECDH key on the same curve");
+      const secret = call(native.ecdhDerive, s.algorithm.namedCurve, s.material, p.material);
+      if (length === null) return secret;
+      if (length > secret.length * 8) throw fail("OperationError", "ECDH cannot derive " + length + " bits from this curve");
+      const out = secret.slice(0, Math.ceil(length / 8));
+      if (length % 8) out[out.length - 1] &= 0xff << (8 - (length % 8));
+      return out;
+    }
     if (length === null || length === undefined) throw fail("OperationError", algorithm.name + " needs a length");
     if (length % 8 !== 0) throw fail("OperationError", "The length must be a multiple of 8");
     if (algorithm.name === "PBKDF2") {

@@ -125,6 +125,11 @@ fn hmac_verify<'js>(
     }))
 }
 
+/// `aesGcm(encrypt, key, iv, data, aad, tagBytes)`: AES-GCM with a tag of
+/// `tagBytes` (4 to 16). A shorter tag is the full tag cut short; to check
+/// one, the plaintext is recovered with the key stream and encrypted again,
+/// which gives the full tag of the ciphertext.
+#[allow(clippy::too_many_arguments)]
 fn aes_gcm<'js>(
     ctx: Ctx<'js>,
     encrypt: bool,
@@ -132,23 +137,47 @@ fn aes_gcm<'js>(
     iv: Bytes<'js>,
     data: Bytes<'js>,
     aad: Bytes<'js>,
+    tag_bytes: u32,
 ) -> Result<Bytes<'js>> {
     use aes_gcm::aead::consts::{U12, U16};
-    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
     use aes_gcm::AesGcm;
-    let payload = Payload {
-        msg: bytes(&data),
-        aad: bytes(&aad),
-    };
+    let tag_bytes = tag_bytes as usize;
+    if !(4..=16).contains(&tag_bytes) {
+        return Err(operation(&ctx, "the AES-GCM tag length is not supported"));
+    }
+    let decrypt_failed = || operation(&ctx, "the data could not be decrypted (wrong key, iv, data or tag)");
+    let data = bytes(&data);
+    if !encrypt && data.len() < tag_bytes {
+        return Err(decrypt_failed());
+    }
     macro_rules! run {
         ($cipher:ty, $nonce:ty) => {{
-            let cipher = AesGcm::<$cipher, $nonce>::new_from_slice(bytes(&key))
-                .map_err(|e| data_error(&ctx, e))?;
+            let cipher = AesGcm::<$cipher, $nonce>::new_from_slice(bytes(&key)).map_err(|e| data_error(&ctx, e))?;
             let nonce = aes_gcm::aead::generic_array::GenericArray::from_slice(bytes(&iv));
+            let aad = bytes(&aad);
+            let seal = |buffer: &mut Vec<u8>| {
+                cipher
+                    .encrypt_in_place_detached(nonce, aad, buffer)
+                    .map(|tag| tag.to_vec())
+                    .map_err(|_| operation(&ctx, "AES-GCM failed"))
+            };
             if encrypt {
-                cipher.encrypt(nonce, payload)
+                let mut buffer = data.to_vec();
+                let tag = seal(&mut buffer)?;
+                buffer.extend_from_slice(&tag[..tag_bytes]);
+                buffer
             } else {
-                cipher.decrypt(nonce, payload)
+                let (ciphertext, tag) = data.split_at(data.len() - tag_bytes);
+                let mut plaintext = ciphertext.to_vec();
+                seal(&mut plaintext)?;
+                let mut again = plaintext.clone();
+                let full = seal(&mut again)?;
+                let difference = full[..tag_bytes].iter().zip(tag).fold(0u8, |d, (a, b)| d | (a ^ b));
+                if difference != 0 {
+                    return Err(decrypt_failed());
+                }
+                plaintext
             }
         }};
     }
@@ -173,12 +202,6 @@ fn aes_gcm<'js>(
             ))
         }
     };
-    let result = result.map_err(|_| {
-        operation(
-            &ctx,
-            "the data could not be decrypted (wrong key, iv, data or tag)",
-        )
-    })?;
     out(&ctx, result)
 }
 
@@ -383,6 +406,17 @@ fn ec_parts<'js>(
              public.to_public_key_der().map_err(|e| operation(&ctx, e))?.as_bytes().to_vec(), point.as_bytes().to_vec()]
     });
     parts.into_iter().map(|p| out(&ctx, p)).collect()
+}
+
+/// `ecdhDerive(curve, pkcs8, spki)`: the shared secret (the x coordinate).
+fn ecdh_derive<'js>(ctx: Ctx<'js>, curve: String, pkcs8: Bytes<'js>, spki: Bytes<'js>) -> Result<Bytes<'js>> {
+    use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
+    let secret = with_curve!(&ctx, curve.as_str(), C => {
+        let secret = C::SecretKey::from_pkcs8_der(bytes(&pkcs8)).map_err(|e| data_error(&ctx, e))?;
+        let public = C::PublicKey::from_public_key_der(bytes(&spki)).map_err(|e| data_error(&ctx, e))?;
+        C::ecdh::diffie_hellman(secret.to_nonzero_scalar(), public.as_affine()).raw_secret_bytes().to_vec()
+    });
+    out(&ctx, secret)
 }
 
 // ---- Ed25519 ---------------------------------------------------------------------
@@ -682,6 +716,7 @@ pub(super) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
         "ecVerify" => ec_verify,
         "ecImport" => ec_import,
         "ecParts" => ec_parts,
+        "ecdhDerive" => ecdh_derive,
         "edGenerate" => ed_generate,
         "edSign" => ed_sign,
         "edVerify" => ed_verify,

@@ -59,7 +59,7 @@
 
   class TextDecoder {
     constructor(label = "utf-8", options) {
-      const name = native.encodingName(String(label).trim());
+      const name = native.encodingName(String(label));
       if (name === null || name === undefined) throw new RangeError("The encoding label provided ('" + label + "') is invalid.");
       const opts = options === undefined || options === null ? {} : options;
       decoders.set(this, { name, fatal: !!opts.fatal, ignoreBOM: !!opts.ignoreBOM, handle: -1 });

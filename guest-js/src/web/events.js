@@ -62,7 +62,17 @@
       Object.assign(s, { type: String(type), bubbles: !!bubbles, cancelable: !!cancelable, stop: false, stopImmediate: false, canceled: false, target: null, initialized: true });
     }
   }
-  function isTrusted() { return false; }
+  // Events the platform itself dispatches (an AbortSignal's "abort") are
+  // trusted; events user code constructs are not.
+  function isTrusted() {
+    const s = eventSlots.get(this);
+    return !!(s && s.trusted);
+  }
+  internal.trustedEvent = function trustedEvent(type) {
+    const event = new Event(type);
+    ev(event).trusted = true;
+    return event;
+  };
   function cancel(s) {
     if (s.cancelable && !s.inPassive) s.canceled = true;
   }

@@ -181,6 +181,7 @@
   }
   async function consume(self) {
     const s = bslot(self);
+    if (s.bytes === null && s.stream === null) return new Uint8Array(0);
     if (used(s)) throw new TypeError("Body has already been consumed.");
     if (s.stream && s.stream.locked) throw new TypeError("The body stream is locked.");
     s.used = true;
@@ -242,7 +243,12 @@
     if (s.stream) {
       const [a, b] = s.stream.tee();
       s.stream = a;
-      stream = b;
+      // The clone gets copies of the chunks, not the same buffers.
+      stream = b.pipeThrough(new internal.streams.TransformStream({
+        transform(chunk, controller) {
+          controller.enqueue(chunk instanceof Uint8Array ? chunk.slice() : chunk);
+        },
+      }));
     }
     bodySlots.set(to, { bytes: s.bytes, stream, used: false });
   }
@@ -264,6 +270,15 @@
     if (!s) throw new TypeError("Illegal invocation");
     return s;
   }
+  // The values the Request enums allow.
+  const requestEnums = {
+    redirect: ["follow", "error", "manual"],
+    credentials: ["omit", "same-origin", "include"],
+    mode: ["navigate", "same-origin", "no-cors", "cors"],
+    cache: ["default", "no-store", "reload", "no-cache", "force-cache", "only-if-cached"],
+    referrerPolicy: ["", "no-referrer", "no-referrer-when-downgrade", "same-origin", "origin", "strict-origin", "origin-when-cross-origin", "strict-origin-when-cross-origin", "unsafe-url"],
+    priority: ["high", "low", "auto"],
+  };
   const requestDefaults = {
     redirect: "follow", credentials: "same-origin", mode: "cors", cache: "default", referrer: "about:client",
     referrerPolicy: "", integrity: "", keepalive: false, destination: "", duplex: "half", priority: "auto",
@@ -293,11 +308,26 @@
         s.method = methods.includes(upper) ? upper : method;
       }
       for (const key of ["redirect", "credentials", "mode", "cache", "referrerPolicy", "integrity", "priority"]) {
-        if (init[key] !== undefined) s[key] = String(init[key]);
+        if (init[key] === undefined) continue;
+        const value = String(init[key]);
+        if (requestEnums[key] && !requestEnums[key].includes(value)) {
+          throw new TypeError("Failed to construct 'Request': '" + value + "' is not a valid " + key);
+        }
+        s[key] = value;
+      }
+      if (init.window !== undefined && init.window !== null) throw new TypeError("Failed to construct 'Request': window must be null");
+      if (s.cache === "only-if-cached" && s.mode !== "same-origin") {
+        throw new TypeError("Failed to construct 'Request': cache mode 'only-if-cached' needs mode 'same-origin'");
+      }
+      if (init.referrer !== undefined && init.referrer !== "" && !internal.URL.parse(toUSV(init.referrer), baseUrl())) {
+        throw new TypeError("Failed to construct 'Request': the referrer is not a valid URL");
       }
       if (init.keepalive !== undefined) s.keepalive = !!init.keepalive;
       if (init.referrer !== undefined) s.referrer = init.referrer === "" ? "" : "about:client";
       if (s.mode === "navigate") throw new TypeError("Failed to construct 'Request': mode 'navigate' is not allowed");
+      if (s.mode === "no-cors" && !["GET", "HEAD", "POST"].includes(s.method)) {
+        throw new TypeError("Failed to construct 'Request': mode 'no-cors' allows only GET, HEAD and POST");
+      }
       // The signal follows init's, or the input's.
       const parentSignal = init.signal !== undefined ? init.signal : from ? from.signal : null;
       if (parentSignal !== null && parentSignal !== undefined && !(parentSignal instanceof internal.AbortSignal)) {

@@ -28,6 +28,7 @@ pub(crate) const BEFORE_PRELUDE: &[(&str, &str)] = &[
     ("url.js", include_str!("url.js")),
     ("streams.js", include_str!("streams.js")),
     ("blob.js", include_str!("blob.js")),
+    ("file_reader.js", include_str!("file_reader.js")),
     ("crypto.js", include_str!("crypto.js")),
     ("form_data.js", include_str!("form_data.js")),
     ("fetch.js", include_str!("fetch.js")),
