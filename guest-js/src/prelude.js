@@ -162,6 +162,13 @@
     const proto = getPrototypeOf(v);
     if (proto === Object.prototype || proto === null) return encodeObject(v, seen);
     if (v instanceof Date) return { $: "d", v: encodeValue(v.getTime(), seen) };
+    if (v instanceof Number) return { $: "N", v: encodeValue(v.valueOf(), seen) };
+    if (v instanceof String) return { $: "S", v: v.valueOf() };
+    if (v instanceof Boolean) return { $: "B", v: v.valueOf() };
+    if (v instanceof internal.File) {
+      return { $: "F", name: v.name, lastModified: v.lastModified, type: v.type, v: Array.from(internal.blobBytes(v)) };
+    }
+    if (v instanceof internal.Blob) return { $: "bl", type: v.type, v: Array.from(internal.blobBytes(v)) };
     if (v instanceof RegExp) return { $: "re", source: v.source, flags: v.flags };
     if (v instanceof Map) return { $: "m", v: [...v].map(([k, x]) => [encodeValue(k, seen), encodeValue(x, seen)]) };
     if (v instanceof Set) return { $: "s", v: [...v].map((x) => encodeValue(x, seen)) };
@@ -259,6 +266,23 @@
         refs.push(d);
         d.setTime(decodeValue(t.v, refs));
         return d;
+      }
+      case "N":
+      case "S":
+      case "B": {
+        const wrapper = Object(t.$ === "N" ? decodeValue(t.v, refs) : t.$ === "S" ? String(t.v) : !!t.v);
+        refs.push(wrapper);
+        return wrapper;
+      }
+      case "bl": {
+        const blob = new internal.Blob([new Uint8Array(t.v)], { type: String(t.type) });
+        refs.push(blob);
+        return blob;
+      }
+      case "F": {
+        const file = new internal.File([new Uint8Array(t.v)], String(t.name), { type: String(t.type), lastModified: Number(t.lastModified) });
+        refs.push(file);
+        return file;
       }
       case "re": {
         const re = new RegExp(t.source, t.flags);

@@ -20,6 +20,8 @@ use valbox_runtime::{Sandbox, SandboxConfig};
 
 /// Time a file's harness gets before it is timed out (inside the call).
 const HARNESS_TIMEOUT_MS: u64 = 15_000;
+/// The same for files marked `// META: timeout=long`.
+const LONG_HARNESS_TIMEOUT_MS: u64 = 90_000;
 
 fn wpt_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/wpt")
@@ -71,12 +73,21 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(wpt_dir().join(path)).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
-/// The META lines of a test: its scripts (resolved against the test's
-/// folder or the WPT root) and its title.
-fn meta(file: &str, text: &str) -> (Vec<String>, Option<String>) {
+/// What the META lines of a test say.
+struct Meta {
+    /// Scripts to run first, resolved against the test's folder or the WPT root.
+    scripts: Vec<String>,
+    /// `title=`.
+    title: Option<String>,
+    /// `timeout=long`.
+    long: bool,
+}
+
+fn meta(file: &str, text: &str) -> Meta {
     let folder = Path::new(file).parent().unwrap_or(Path::new(""));
     let mut scripts = Vec::new();
     let mut title = None;
+    let mut long = false;
     for line in text.lines() {
         let Some(rest) = line.trim().strip_prefix("//") else {
             continue;
@@ -93,9 +104,15 @@ fn meta(file: &str, text: &str) -> (Vec<String>, Option<String>) {
             scripts.push(path.to_string_lossy().into_owned());
         } else if let Some(t) = meta.strip_prefix("title=") {
             title = Some(t.to_string());
+        } else if meta == "timeout=long" {
+            long = true;
         }
     }
-    (scripts, title)
+    Meta {
+        scripts,
+        title,
+        long,
+    }
 }
 
 fn normalize(path: &Path) -> PathBuf {
@@ -137,9 +154,18 @@ fn resources(source: &str) -> Map<String, Value> {
 }
 
 /// Runs one file: subtest name → (status, message).
-fn run_file(sandbox: &Sandbox, runner: &[u8], file: &str) -> BTreeMap<String, (String, String)> {
+fn run_file(sandboxes: &Sandboxes, file: &str) -> BTreeMap<String, (String, String)> {
     let text = read(file);
-    let (scripts, title) = meta(file, &text);
+    let Meta {
+        scripts,
+        title,
+        long,
+    } = meta(file, &text);
+    let (sandbox, timeout_ms) = if long {
+        (&sandboxes.long, LONG_HARNESS_TIMEOUT_MS)
+    } else {
+        (&sandboxes.normal, HARNESS_TIMEOUT_MS)
+    };
     let mut source = String::new();
     for part in [
         "valbox-adapter.js",
@@ -158,10 +184,10 @@ fn run_file(sandbox: &Sandbox, runner: &[u8], file: &str) -> BTreeMap<String, (S
         "path": file,
         "title": title,
         "resources": resources(&source),
-        "timeout_ms": HARNESS_TIMEOUT_MS,
+        "timeout_ms": timeout_ms,
     });
     let args = json!([source, wpt]).to_string();
-    let output = sandbox.call(runner, "default", &args);
+    let output = sandbox.call(&sandboxes.runner, "default", &args);
     let mut results = BTreeMap::new();
     let answer: Value = match output.result {
         Ok(text) => serde_json::from_str(&text)
@@ -201,9 +227,17 @@ fn run_file(sandbox: &Sandbox, runner: &[u8], file: &str) -> BTreeMap<String, (S
 
 type Results = BTreeMap<String, BTreeMap<String, (String, String)>>;
 
-fn run_all(files: &[String]) -> Results {
-    let sandbox = Sandbox::new(SandboxConfig {
-        deadline: Duration::from_millis(HARNESS_TIMEOUT_MS + 15_000),
+/// A sandbox for ordinary files, one with a longer deadline for
+/// `timeout=long` files, and the runner module's bytecode.
+struct Sandboxes {
+    normal: Sandbox,
+    long: Sandbox,
+    runner: Vec<u8>,
+}
+
+fn sandbox(harness_timeout_ms: u64) -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        deadline: Duration::from_millis(harness_timeout_ms + 15_000),
         memory_limit: 512 << 20,
         max_args_bytes: 16 << 20,
         max_result_bytes: 16 << 20,
@@ -211,10 +245,19 @@ fn run_all(files: &[String]) -> Results {
         cache_dir: Some(env!("CARGO_TARGET_TMPDIR").into()),
         ..SandboxConfig::default()
     })
-    .expect("the sandbox starts");
-    let runner = sandbox
+    .expect("the sandbox starts")
+}
+
+fn run_all(files: &[String]) -> Results {
+    let normal = sandbox(HARNESS_TIMEOUT_MS);
+    let runner = normal
         .compile("wpt-runner.js", RUNNER)
         .expect("the runner compiles");
+    let sandboxes = Sandboxes {
+        normal,
+        long: sandbox(LONG_HARNESS_TIMEOUT_MS),
+        runner,
+    };
     let next = Mutex::new(0usize);
     let results = Mutex::new(Results::new());
     let threads = std::thread::available_parallelism()
@@ -230,7 +273,7 @@ fn run_all(files: &[String]) -> Results {
                     index
                 };
                 let Some(file) = files.get(index) else { break };
-                let outcome = run_file(&sandbox, &runner, file);
+                let outcome = run_file(&sandboxes, file);
                 results.lock().unwrap().insert(file.clone(), outcome);
             });
         }

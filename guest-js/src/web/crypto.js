@@ -52,17 +52,18 @@
 
   // ---- algorithm normalization ------------------------------------------------------
 
-  const names = ["SHA-1", "SHA-256", "SHA-384", "SHA-512", "HMAC", "AES-GCM", "AES-CBC", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"];
+  const names = ["SHA-1", "SHA-256", "SHA-384", "SHA-512", "HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"];
   const canonical = new Map(names.map((n) => [n.toUpperCase(), n]));
   // Which algorithm supports which operation.
   const operations = {
     digest: ["SHA-1", "SHA-256", "SHA-384", "SHA-512"],
     sign: ["HMAC", "ECDSA", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
-    encrypt: ["AES-GCM", "AES-CBC"],
+    encrypt: ["AES-GCM", "AES-CBC", "AES-CTR"],
+    wrapKey: ["AES-KW", "AES-GCM", "AES-CBC", "AES-CTR"],
     deriveBits: ["PBKDF2", "HKDF", "ECDH"],
-    importKey: ["HMAC", "AES-GCM", "AES-CBC", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
-    generateKey: ["HMAC", "AES-GCM", "AES-CBC", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
-    get: ["HMAC", "AES-GCM", "AES-CBC", "HKDF", "PBKDF2"],
+    importKey: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
+    generateKey: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
+    get: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "HKDF", "PBKDF2"],
   };
   function normalize(algorithm, op) {
     if (typeof algorithm === "string") return normalize({ name: algorithm }, op);
@@ -85,7 +86,13 @@
         break;
       case "AES-GCM":
       case "AES-CBC":
-        if (op === "encrypt") {
+      case "AES-CTR":
+      case "AES-KW":
+        if (op === "encrypt" && name === "AES-CTR") {
+          if (algorithm.counter === undefined || algorithm.length === undefined) throw new TypeError("AES-CTR needs a counter and a length");
+          out.counter = copy(algorithm.counter, "counter");
+          out.length = Number(algorithm.length) & 0xff;
+        } else if (op === "encrypt") {
           if (algorithm.iv === undefined) throw new TypeError(name + " needs an iv");
           out.iv = copy(algorithm.iv, "iv");
           if (name === "AES-GCM") {
@@ -190,6 +197,8 @@
     HMAC: { secret: ["sign", "verify"] },
     "AES-GCM": { secret: ["encrypt", "decrypt", "wrapKey", "unwrapKey"] },
     "AES-CBC": { secret: ["encrypt", "decrypt", "wrapKey", "unwrapKey"] },
+    "AES-CTR": { secret: ["encrypt", "decrypt", "wrapKey", "unwrapKey"] },
+    "AES-KW": { secret: ["wrapKey", "unwrapKey"] },
     PBKDF2: { secret: ["deriveKey", "deriveBits"] },
     HKDF: { secret: ["deriveKey", "deriveBits"] },
     ECDSA: { private: ["sign"], public: ["verify"] },
@@ -198,8 +207,8 @@
     "RSASSA-PKCS1-v1_5": { private: ["sign"], public: ["verify"] },
     "RSA-PSS": { private: ["sign"], public: ["verify"] },
   };
-  const curves = ["P-256", "P-384"];
-  const curveJwk = { "P-256": "ES256", "P-384": "ES384" };
+  const curves = ["P-256", "P-384", "P-521"];
+  const curveJwk = { "P-256": "ES256", "P-384": "ES384", "P-521": "ES512" };
 
   // ---- importKey ---------------------------------------------------------------------
 
@@ -213,6 +222,9 @@
     }
     if (jwk.ext === false && extractable) throw fail("DataError", "The JWK is not extractable");
   }
+  // The JWK "alg" of an AES key: A128GCM, A256KW, ...
+  const aesJwkAlg = (name, bytes) => "A" + bytes * 8 + name.slice(4);
+  const isAes = (name) => name.startsWith("AES-");
   const hmacJwkAlg = { "SHA-1": "HS1", "SHA-256": "HS256", "SHA-384": "HS384", "SHA-512": "HS512" };
   const rsaJwkAlg = {
     "RSASSA-PKCS1-v1_5": { "SHA-1": "RS1", "SHA-256": "RS256", "SHA-384": "RS384", "SHA-512": "RS512" },
@@ -232,7 +244,7 @@
       raw = unb64url(jwk.k, "k");
       jwkUsageCheck(jwk, usages, extractable);
       if (jwk.alg !== undefined) {
-        const expected = name === "HMAC" ? hmacJwkAlg[algorithm.hash.name] : "A" + raw.length * 8 + (name === "AES-GCM" ? "GCM" : "CBC");
+        const expected = name === "HMAC" ? hmacJwkAlg[algorithm.hash.name] : aesJwkAlg(name, raw.length);
         if (jwk.alg !== expected) throw fail("DataError", "The JWK alg does not match the algorithm");
       }
     } else {
@@ -248,7 +260,7 @@
         length = algorithm.length;
       }
       alg.length = length;
-    } else if (name === "AES-GCM" || name === "AES-CBC") {
+    } else if (isAes(name)) {
       if (![16, 24, 32].includes(raw.length)) throw fail("DataError", "AES keys are 128, 192 or 256 bits");
       alg.length = raw.length * 8;
     } else if (extractable) {
@@ -269,6 +281,7 @@
       if (name === "ECDSA" || name === "ECDH") {
         if (jwk.kty !== "EC") throw fail("DataError", "The JWK kty must be 'EC'");
         if (jwk.crv !== algorithm.namedCurve) throw fail("DataError", "The JWK crv does not match namedCurve");
+        if (name === "ECDSA" && jwk.alg !== undefined && jwk.alg !== curveJwk[jwk.crv]) throw fail("DataError", "The JWK alg does not match the curve");
         jwkParts = [isPrivate ? unb64url(jwk.d, "d") : new Uint8Array(0), unb64url(jwk.x, "x"), unb64url(jwk.y, "y")];
       } else if (name === "Ed25519") {
         if (jwk.kty !== "OKP" || jwk.crv !== "Ed25519") throw fail("DataError", "The JWK must be kty 'OKP', crv 'Ed25519'");
@@ -327,7 +340,7 @@
       if (format === "raw" || format === "raw-secret") return s.material.slice().buffer;
       if (format === "jwk") {
         const jwk = { kty: "oct", k: b64url(s.material), key_ops: usagesList, ext: true };
-        jwk.alg = name === "HMAC" ? hmacJwkAlg[s.algorithm.hash.name] : "A" + s.material.length * 8 + (name === "AES-GCM" ? "GCM" : "CBC");
+        jwk.alg = name === "HMAC" ? hmacJwkAlg[s.algorithm.hash.name] : aesJwkAlg(name, s.material.length);
         return jwk;
       }
       throw fail("NotSupportedError", "Secret keys are exported as raw or jwk");
@@ -441,8 +454,17 @@
       case "RSA-PSS": return call(native.rsaVerify, true, s.algorithm.hash.name, s.material, signature, data, algorithm.saltLength);
     }
   }
-  function cipher(encrypt, algorithm, key, data) {
-    const s = useKey(key, algorithm.name, encrypt ? "encrypt" : "decrypt");
+  function cipher(encrypt, algorithm, key, data, usage) {
+    const s = useKey(key, algorithm.name, usage || (encrypt ? "encrypt" : "decrypt"));
+    if (algorithm.name === "AES-KW") {
+      if (encrypt && data.length % 8 !== 0) throw fail("OperationError", "AES-KW wraps data in multiples of 8 bytes");
+      return call(native.aesKw, encrypt, s.material, data);
+    }
+    if (algorithm.name === "AES-CTR") {
+      if (algorithm.counter.length !== 16) throw fail("OperationError", "The AES-CTR counter must be 16 bytes");
+      if (algorithm.length < 1 || algorithm.length > 128) throw fail("OperationError", "The AES-CTR length must be 1 to 128");
+      return call(native.aesCtr, s.material, algorithm.counter, algorithm.length, data);
+    }
     if (algorithm.name === "AES-GCM") {
       if (![32, 64, 96, 104, 112, 120, 128].includes(algorithm.tagLength)) throw fail("OperationError", "AES-GCM tagLength " + algorithm.tagLength + " is not one of 32, 64, 96, 104, 112, 120, 128");
       if (!encrypt && data.length < algorithm.tagLength / 8) throw fail("OperationError", "The data is shorter than the tag");
@@ -478,11 +500,17 @@
   // The length of the key deriveKey makes for `algorithm`.
   function keyLength(algorithm) {
     if (algorithm.name === "HMAC") return algorithm.length === undefined ? hashBlock[algorithm.hash.name] : algorithm.length;
-    if (algorithm.name === "AES-GCM" || algorithm.name === "AES-CBC") {
+    if (isAes(algorithm.name)) {
       if (![128, 192, 256].includes(algorithm.length)) throw fail("OperationError", "AES keys are 128, 192 or 256 bits");
       return algorithm.length;
     }
     return null;
+  }
+
+  // AES-KW is normalized for wrapKey; the other ciphers as for encrypt.
+  function normalizedWrapOp(algorithm) {
+    const name = typeof algorithm === "string" ? algorithm : algorithm && algorithm.name;
+    return String(name).toUpperCase() === "AES-KW" ? "wrapKey" : "encrypt";
   }
 
   // ---- SubtleCrypto ---------------------------------------------------------------------
@@ -577,6 +605,38 @@
         const alg = normalize(algorithm, "deriveBits");
         kslot(baseKey);
         return buffer(deriveBits(alg, baseKey, length === null ? null : internal.toUnsignedLong(length)));
+      });
+    }
+    wrapKey(format, key, wrappingKey, wrapAlgorithm) {
+      const args = arguments;
+      return promised(() => {
+        need(args, 4, "wrapKey");
+        const alg = normalize(wrapAlgorithm, normalizedWrapOp(wrapAlgorithm));
+        kslot(key);
+        kslot(wrappingKey);
+        const exported = exportKey(String(format), key);
+        const bytes = String(format) === "jwk" ? native.utf8Encode(JSON.stringify(exported)) : new Uint8Array(exported);
+        return buffer(cipher(true, alg, wrappingKey, bytes, "wrapKey"));
+      });
+    }
+    unwrapKey(format, wrappedKey, unwrappingKey, unwrapAlgorithm, unwrappedKeyAlgorithm, extractable, usages) {
+      const args = arguments;
+      return promised(() => {
+        need(args, 7, "unwrapKey");
+        const alg = normalize(unwrapAlgorithm, normalizedWrapOp(unwrapAlgorithm));
+        const target = normalize(unwrappedKeyAlgorithm, "importKey");
+        kslot(unwrappingKey);
+        const bytes = cipher(false, alg, unwrappingKey, copy(wrappedKey, "wrappedKey"), "unwrapKey");
+        format = String(format);
+        let keyData = bytes;
+        if (format === "jwk") {
+          try {
+            keyData = JSON.parse(new internal.TextDecoder().decode(bytes));
+          } catch (e) {
+            throw fail("DataError", "The unwrapped key is not a JWK");
+          }
+        }
+        return usagesFor[target.name].secret ? importSecret(format, keyData, target, !!extractable, [...usages].map(String)) : importAsymmetric(format, keyData, target, !!extractable, [...usages].map(String));
       });
     }
     deriveKey(algorithm, baseKey, derivedKeyType, extractable, usages) {

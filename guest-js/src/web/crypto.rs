@@ -240,6 +240,67 @@ fn aes_cbc<'js>(
     out(&ctx, result)
 }
 
+/// `aesCtr(key, counter, length, data)`: AES-CTR where the rightmost
+/// `length` bits of the 16-byte counter block count (and wrap); the same
+/// for encryption and decryption. Data that would reuse a counter value is
+/// refused, as the standard says.
+fn aes_ctr<'js>(ctx: Ctx<'js>, key: Bytes<'js>, counter: Bytes<'js>, length: u32, data: Bytes<'js>) -> Result<Bytes<'js>> {
+    use aes::cipher::{BlockEncrypt, KeyInit};
+    let counter: [u8; 16] = bytes(&counter)
+        .try_into()
+        .map_err(|_| operation(&ctx, "the AES-CTR counter must be 16 bytes"))?;
+    if !(1..=128).contains(&length) {
+        return Err(operation(&ctx, "the AES-CTR length must be 1 to 128 bits"));
+    }
+    let data = bytes(&data);
+    let blocks = data.len().div_ceil(16) as u128;
+    if length < 128 && blocks > 1u128 << length {
+        return Err(operation(&ctx, "the data is too long for the AES-CTR counter length"));
+    }
+    let mask = if length == 128 { u128::MAX } else { (1u128 << length) - 1 };
+    let mut block = u128::from_be_bytes(counter);
+    let mut output = Vec::with_capacity(data.len());
+    macro_rules! run {
+        ($cipher:ty) => {{
+            let cipher = <$cipher>::new_from_slice(bytes(&key)).map_err(|e| data_error(&ctx, e))?;
+            for chunk in data.chunks(16) {
+                let mut stream = aes::Block::from(block.to_be_bytes());
+                cipher.encrypt_block(&mut stream);
+                output.extend(chunk.iter().zip(stream.iter()).map(|(a, b)| a ^ b));
+                block = (block & !mask) | (block.wrapping_add(1) & mask);
+            }
+        }};
+    }
+    match bytes(&key).len() {
+        16 => run!(aes::Aes128),
+        24 => run!(aes::Aes192),
+        32 => run!(aes::Aes256),
+        _ => return Err(data_error(&ctx, "AES keys are 128, 192 or 256 bits")),
+    }
+    out(&ctx, output)
+}
+
+/// `aesKw(wrap, key, data)`: AES Key Wrap (RFC 3394).
+fn aes_kw<'js>(ctx: Ctx<'js>, wrap: bool, key: Bytes<'js>, data: Bytes<'js>) -> Result<Bytes<'js>> {
+    macro_rules! run {
+        ($kek:ty) => {{
+            let kek = <$kek>::try_from(bytes(&key)).map_err(|e| data_error(&ctx, e))?;
+            if wrap {
+                kek.wrap_vec(bytes(&data))
+            } else {
+                kek.unwrap_vec(bytes(&data))
+            }
+        }};
+    }
+    let result = match bytes(&key).len() {
+        16 => run!(aes_kw::KekAes128),
+        24 => run!(aes_kw::KekAes192),
+        32 => run!(aes_kw::KekAes256),
+        _ => return Err(data_error(&ctx, "AES keys are 128, 192 or 256 bits")),
+    };
+    out(&ctx, result.map_err(|e| operation(&ctx, format!("AES-KW: {e}")))?)
+}
+
 fn pbkdf2<'js>(
     ctx: Ctx<'js>,
     hash: String,
@@ -282,6 +343,10 @@ macro_rules! with_curve {
                 use p384 as $C;
                 $body
             }
+            "P-521" => {
+                use p521 as $C;
+                $body
+            }
             other => {
                 return Err(fail(
                     $ctx,
@@ -314,7 +379,8 @@ fn ec_sign<'js>(
     use p256::pkcs8::DecodePrivateKey;
     let prehash = hash(&ctx, &hash_name, bytes(&data))?;
     let signature = with_curve!(&ctx, curve.as_str(), C => {
-        let key = C::ecdsa::SigningKey::from_pkcs8_der(bytes(&pkcs8)).map_err(|e| data_error(&ctx, e))?;
+        let secret = C::SecretKey::from_pkcs8_der(bytes(&pkcs8)).map_err(|e| data_error(&ctx, e))?;
+        let key = C::ecdsa::SigningKey::from_slice(&secret.to_bytes()).map_err(|e| data_error(&ctx, e))?;
         let sig: C::ecdsa::Signature = key.sign_prehash(&prehash).map_err(|e| operation(&ctx, e))?;
         sig.to_bytes().to_vec()
     });
@@ -330,10 +396,12 @@ fn ec_verify<'js>(
     data: Bytes<'js>,
 ) -> Result<bool> {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
     use p256::pkcs8::DecodePublicKey;
     let prehash = hash(&ctx, &hash_name, bytes(&data))?;
     Ok(with_curve!(&ctx, curve.as_str(), C => {
-        let key = C::ecdsa::VerifyingKey::from_public_key_der(bytes(&spki)).map_err(|e| data_error(&ctx, e))?;
+        let public = C::PublicKey::from_public_key_der(bytes(&spki)).map_err(|e| data_error(&ctx, e))?;
+        let key = C::ecdsa::VerifyingKey::from_sec1_bytes(public.to_encoded_point(false).as_bytes()).map_err(|e| data_error(&ctx, e))?;
         match C::ecdsa::Signature::from_slice(bytes(&signature)) {
             Ok(sig) => key.verify_prehash(&prehash, &sig).is_ok(),
             Err(_) => false,
@@ -709,6 +777,8 @@ pub(super) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
         "hmacVerify" => hmac_verify,
         "aesGcm" => aes_gcm,
         "aesCbc" => aes_cbc,
+        "aesCtr" => aes_ctr,
+        "aesKw" => aes_kw,
         "pbkdf2" => pbkdf2,
         "hkdf" => hkdf,
         "ecGenerate" => ec_generate,
