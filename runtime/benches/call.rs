@@ -106,6 +106,10 @@ fn main() {
     let new_sandbox = || {
         Sandbox::new(SandboxConfig {
             cache_dir: Some(cache.clone()),
+            keep_resident_bytes: std::env::var("VALBOX_BENCH_KEEP_RESIDENT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(SandboxConfig::default().keep_resident_bytes),
             ..SandboxConfig::default()
         })
         .unwrap()
@@ -148,6 +152,12 @@ fn main() {
         let out = single_sandbox.call(&bytecode, "add", "[1,2]");
         assert_eq!(out.result.unwrap(), "3");
     };
+    if let Ok(n) = std::env::var("VALBOX_BENCH_SINGLE_LOOP") {
+        for _ in 0..n.parse::<usize>().unwrap() {
+            single();
+        }
+        return;
+    }
     let mut library = || round_trip(&library_driver);
     let mut api = || round_trip(&api_driver);
 
@@ -187,4 +197,41 @@ fn main() {
         micros(library_p50) - micros(call_p50),
         (micros(library_p50) - micros(call_p50)) / micros(call_p50)
     );
+
+    // The web platform: a val's everyday first lines, on a sandbox of its own.
+    let web_sandbox = new_sandbox();
+    let web = web_sandbox.compile("web.js", WEB_SOURCE).unwrap();
+    let mut web_samples = Samples::new("web call: new URL + crypto.randomUUID + HMAC-SHA256");
+    let mut web_call = || {
+        let out = web_sandbox.call(&web, "web", "[]");
+        assert!(out.result.unwrap().starts_with("[\"https://example.com/x"));
+    };
+    web_samples.take(WARMUP, &mut web_call);
+    web_samples.times.clear();
+    web_samples.take(SAMPLES, &mut web_call);
+    web_samples.report();
+
+    for (label, sandbox, bytecode, export) in [
+        ("add(1,2)", &single_sandbox, &bytecode, "add"),
+        ("web call", &web_sandbox, &web, "web"),
+    ] {
+        let pages = sandbox.memory_pages(bytecode, export, "[1,2]").unwrap();
+        let written = match pages.written {
+            Some((written, runs)) => format!("writes {written} in {runs} runs"),
+            None => "wrote pages not measurable here".into(),
+        };
+        println!(
+            "memory of one instance, {label}: starts with {} pages of 4 KiB, ends with {}; the call changes {}, {written}",
+            pages.initial, pages.after, pages.dirtied
+        );
+    }
 }
+
+/// What `new URL` + `crypto.randomUUID()` + one HMAC-SHA256 costs.
+const WEB_SOURCE: &str = r#"export async function web() {
+  const url = new URL("/x?user=ada", "https://example.com");
+  const id = crypto.randomUUID();
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode("secret"), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(url.href + id));
+  return [url.href, id.length, mac.byteLength];
+}"#;

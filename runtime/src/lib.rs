@@ -33,7 +33,9 @@ pub use error::{CompileError, JsError, SandboxError};
 pub use evaluation::Evaluation;
 pub use frame::{Frame, Mode};
 pub use image::{GUEST_SHA256, GUEST_WASM};
-pub use sandbox::{Arguments, CallOutput, Invocation, Outcome, Sandbox, HOST_THREAD_STACK};
+pub use sandbox::{
+    Arguments, CallOutput, Invocation, MemoryPages, Outcome, Sandbox, HOST_THREAD_STACK,
+};
 pub use state::{LogLevel, LogLine};
 pub use stats::SandboxStats;
 pub use world::{Email, MemoryWorld, StoredVal, World};

@@ -228,6 +228,104 @@ impl Sandbox {
     }
 }
 
+/// What one call does to its instance's linear memory (see
+/// [`Sandbox::memory_pages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPages {
+    /// 4 KiB pages of linear memory the fresh instance starts with.
+    pub initial: usize,
+    /// 4 KiB pages of linear memory after the call (more when it grew).
+    pub after: usize,
+    /// 4 KiB pages whose content the call changed (pages it grew count
+    /// when they hold anything).
+    pub dirtied: usize,
+    /// Pages of the instance's memory that hold a private copy after the
+    /// call (written by this call or an earlier one in the same pooled slot,
+    /// also when written back to the same value, such as reference counts
+    /// going up and down), and in how many separate runs they lie, from
+    /// `/proc/self/pagemap`; `None` where that is not readable. These are
+    /// the pages wasmtime copies back when it resets the slot, and its reset
+    /// scan stops after 32 runs and unmaps the rest (to be faulted in again
+    /// by the next call), so both are a call's memory cost.
+    pub written: Option<(usize, usize)>,
+}
+
+impl Sandbox {
+    /// Runs `export` of `bytecode` like [`Sandbox::call`] and reports the
+    /// linear-memory pages the fresh instance started with and the pages
+    /// the call changed (measured by comparing memory before and after; for
+    /// benchmarks and docs/perf.md, not for serving).
+    pub fn memory_pages(
+        &self,
+        bytecode: &[u8],
+        export: &str,
+        args_json: &str,
+    ) -> Result<MemoryPages, SandboxError> {
+        const PAGE: usize = 4096;
+        let shared = &self.shared;
+        let frame = Frame::own(None, Instant::now() + shared.config.deadline);
+        let mut store = Store::new(
+            &shared.engine,
+            CallState::new(frame, shared.clone(), Arc::new(NoWorld)),
+        );
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1 << 40);
+        let trap = |e: wasmtime::Error| abi::classify_trap(e, shared.config.deadline);
+        let instance = shared.runtime.instantiate(&mut store).map_err(trap)?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| SandboxError::Trap("the guest exports no memory".into()))?;
+        let before = memory.data(&store).to_vec();
+        let request = abi::run_request(bytecode, export, RunMode::Json, args_json);
+        abi::call_export(&mut store, &instance, "run", &request, usize::MAX)
+            .map_err(trap)??
+            .map_err(SandboxError::Thrown)?;
+        let written = private_pages(memory.data_ptr(&store) as usize, before.len());
+        let after = memory.data(&store);
+        let dirtied = after
+            .chunks(PAGE)
+            .enumerate()
+            .filter(|(i, page)| match before.get(i * PAGE..(i + 1) * PAGE) {
+                Some(old) => old != *page,
+                None => page.iter().any(|b| *b != 0),
+            })
+            .count();
+        Ok(MemoryPages {
+            initial: before.len() / PAGE,
+            after: after.len() / PAGE,
+            dirtied,
+            written,
+        })
+    }
+}
+
+/// Pages in `[start, start + len)` that are present and private (not a
+/// file or shared page), and the number of runs they form (Linux
+/// `/proc/self/pagemap`: bit 63 present, bit 61 file or shared).
+fn private_pages(start: usize, len: usize) -> Option<(usize, usize)> {
+    use std::io::{Read, Seek, SeekFrom};
+    const PAGE: usize = 4096;
+    let mut pagemap = std::fs::File::open("/proc/self/pagemap").ok()?;
+    pagemap
+        .seek(SeekFrom::Start((start / PAGE * 8) as u64))
+        .ok()?;
+    let mut entries = vec![0u8; len / PAGE * 8];
+    pagemap.read_exact(&mut entries).ok()?;
+    let (mut pages, mut runs, mut previous) = (0, 0, false);
+    for entry in entries.chunks(8) {
+        let bits = u64::from_le_bytes(entry.try_into().ok()?);
+        let dirty = bits >> 63 & 1 == 1 && bits >> 61 & 1 == 0;
+        if dirty {
+            pages += 1;
+            if !previous {
+                runs += 1;
+            }
+        }
+        previous = dirty;
+    }
+    Some((pages, runs))
+}
+
 fn into_text(response: abi::GuestResponse) -> Result<String, SandboxError> {
     let payload = response.map_err(SandboxError::Thrown)?;
     String::from_utf8(payload)

@@ -140,7 +140,11 @@ fn resources(source: &str) -> Map<String, Value> {
             } else if path.extension().is_some_and(|e| e == "json")
                 && source.contains(&*path.file_name().unwrap().to_string_lossy())
             {
-                let key = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+                let key = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 let text = std::fs::read_to_string(&path).unwrap();
                 map.insert(key, Value::String(text));
             }

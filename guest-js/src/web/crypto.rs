@@ -146,14 +146,20 @@ fn aes_gcm<'js>(
     if !(4..=16).contains(&tag_bytes) {
         return Err(operation(&ctx, "the AES-GCM tag length is not supported"));
     }
-    let decrypt_failed = || operation(&ctx, "the data could not be decrypted (wrong key, iv, data or tag)");
+    let decrypt_failed = || {
+        operation(
+            &ctx,
+            "the data could not be decrypted (wrong key, iv, data or tag)",
+        )
+    };
     let data = bytes(&data);
     if !encrypt && data.len() < tag_bytes {
         return Err(decrypt_failed());
     }
     macro_rules! run {
         ($cipher:ty, $nonce:ty) => {{
-            let cipher = AesGcm::<$cipher, $nonce>::new_from_slice(bytes(&key)).map_err(|e| data_error(&ctx, e))?;
+            let cipher = AesGcm::<$cipher, $nonce>::new_from_slice(bytes(&key))
+                .map_err(|e| data_error(&ctx, e))?;
             let nonce = aes_gcm::aead::generic_array::GenericArray::from_slice(bytes(&iv));
             let aad = bytes(&aad);
             let seal = |buffer: &mut Vec<u8>| {
@@ -173,7 +179,10 @@ fn aes_gcm<'js>(
                 seal(&mut plaintext)?;
                 let mut again = plaintext.clone();
                 let full = seal(&mut again)?;
-                let difference = full[..tag_bytes].iter().zip(tag).fold(0u8, |d, (a, b)| d | (a ^ b));
+                let difference = full[..tag_bytes]
+                    .iter()
+                    .zip(tag)
+                    .fold(0u8, |d, (a, b)| d | (a ^ b));
                 if difference != 0 {
                     return Err(decrypt_failed());
                 }
@@ -244,7 +253,13 @@ fn aes_cbc<'js>(
 /// `length` bits of the 16-byte counter block count (and wrap); the same
 /// for encryption and decryption. Data that would reuse a counter value is
 /// refused, as the standard says.
-fn aes_ctr<'js>(ctx: Ctx<'js>, key: Bytes<'js>, counter: Bytes<'js>, length: u32, data: Bytes<'js>) -> Result<Bytes<'js>> {
+fn aes_ctr<'js>(
+    ctx: Ctx<'js>,
+    key: Bytes<'js>,
+    counter: Bytes<'js>,
+    length: u32,
+    data: Bytes<'js>,
+) -> Result<Bytes<'js>> {
     use aes::cipher::{BlockEncrypt, KeyInit};
     let counter: [u8; 16] = bytes(&counter)
         .try_into()
@@ -255,9 +270,16 @@ fn aes_ctr<'js>(ctx: Ctx<'js>, key: Bytes<'js>, counter: Bytes<'js>, length: u32
     let data = bytes(&data);
     let blocks = data.len().div_ceil(16) as u128;
     if length < 128 && blocks > 1u128 << length {
-        return Err(operation(&ctx, "the data is too long for the AES-CTR counter length"));
+        return Err(operation(
+            &ctx,
+            "the data is too long for the AES-CTR counter length",
+        ));
     }
-    let mask = if length == 128 { u128::MAX } else { (1u128 << length) - 1 };
+    let mask = if length == 128 {
+        u128::MAX
+    } else {
+        (1u128 << length) - 1
+    };
     let mut block = u128::from_be_bytes(counter);
     let mut output = Vec::with_capacity(data.len());
     macro_rules! run {
@@ -298,7 +320,10 @@ fn aes_kw<'js>(ctx: Ctx<'js>, wrap: bool, key: Bytes<'js>, data: Bytes<'js>) -> 
         32 => run!(aes_kw::KekAes256),
         _ => return Err(data_error(&ctx, "AES keys are 128, 192 or 256 bits")),
     };
-    out(&ctx, result.map_err(|e| operation(&ctx, format!("AES-KW: {e}")))?)
+    out(
+        &ctx,
+        result.map_err(|e| operation(&ctx, format!("AES-KW: {e}")))?,
+    )
 }
 
 fn pbkdf2<'js>(
@@ -477,7 +502,12 @@ fn ec_parts<'js>(
 }
 
 /// `ecdhDerive(curve, pkcs8, spki)`: the shared secret (the x coordinate).
-fn ecdh_derive<'js>(ctx: Ctx<'js>, curve: String, pkcs8: Bytes<'js>, spki: Bytes<'js>) -> Result<Bytes<'js>> {
+fn ecdh_derive<'js>(
+    ctx: Ctx<'js>,
+    curve: String,
+    pkcs8: Bytes<'js>,
+    spki: Bytes<'js>,
+) -> Result<Bytes<'js>> {
     use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
     let secret = with_curve!(&ctx, curve.as_str(), C => {
         let secret = C::SecretKey::from_pkcs8_der(bytes(&pkcs8)).map_err(|e| data_error(&ctx, e))?;

@@ -10,13 +10,15 @@ mod encoding;
 mod random;
 mod url;
 
-use javy::quickjs::{Ctx, Function, Object, Result};
+use javy::quickjs::{Ctx, Function, Module, Object, Result, WriteOptions};
 
 /// The web platform's JavaScript files, in the order they are evaluated
-/// (each may use what the earlier ones left in `internal`). `prelude.js`
-/// (console, vals, the codec) runs between [`BEFORE_PRELUDE`] and
-/// [`AFTER_PRELUDE`].
-pub(crate) const BEFORE_PRELUDE: &[(&str, &str)] = &[
+/// (each may use what the earlier ones left in `internal`). They run after
+/// `prelude.js` (console, vals, the codec), so the objects every call
+/// touches (the prelude's) sit together at the start of the heap and the
+/// web platform's objects after them: a call that uses none of the web
+/// platform writes to few, clustered pages (see docs/perf.md).
+const FILES: &[(&str, &str)] = &[
     ("base.js", include_str!("base.js")),
     ("dom_exception.js", include_str!("dom_exception.js")),
     ("events.js", include_str!("events.js")),
@@ -32,17 +34,14 @@ pub(crate) const BEFORE_PRELUDE: &[(&str, &str)] = &[
     ("crypto.js", include_str!("crypto.js")),
     ("form_data.js", include_str!("form_data.js")),
     ("fetch.js", include_str!("fetch.js")),
+    ("structured_clone.js", include_str!("structured_clone.js")),
 ];
-
-/// Files that need the prelude's codec.
-pub(crate) const AFTER_PRELUDE: &[(&str, &str)] =
-    &[("structured_clone.js", include_str!("structured_clone.js"))];
 
 /// The vendored WHATWG streams implementation (see `guest-js/vendor/`).
 const STREAMS_POLYFILL: &str = include_str!("../../vendor/web-streams-polyfill/ponyfill.js");
 
-/// Builds the `internal` object the web files share: the Rust natives
-/// under `native` and the streams library under `streams`.
+/// Builds the `internal` object the prelude and the web files share, with
+/// the Rust natives under `native`.
 pub(crate) fn internal<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     let internal = Object::new(ctx.clone())?;
     let native = Object::new(ctx.clone())?;
@@ -76,32 +75,64 @@ pub(crate) fn internal<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
     }
     crypto::install(ctx, &native)?;
     internal.set("native", native)?;
-    let load: Function = ctx.eval(format!(
-        "(function (exports, module) {{\n{STREAMS_POLYFILL}\n}})"
-    ))?;
-    let exports = Object::new(ctx.clone())?;
-    let module = Object::new(ctx.clone())?;
-    module.set("exports", exports.clone())?;
-    load.call::<_, ()>((exports.clone(), module))?;
-    internal.set("streams", exports)?;
     Ok(internal)
 }
 
-/// Evaluates web platform files with `internal`.
-pub(crate) fn evaluate<'js>(
+/// Evaluates the web platform: the streams library into `internal.streams`,
+/// then every file of [`FILES`], each called with `internal`.
+///
+/// Each file is compiled as a module exporting its function, written as
+/// bytecode without source text or debug information and loaded back, so
+/// the heap every instance maps (and every call's memory reset walks, see
+/// docs/perf.md) holds no source text, and stack traces show user code only.
+pub(crate) fn install<'js>(
     ctx: &Ctx<'js>,
     internal: &Object<'js>,
-    files: &[(&str, &str)],
 ) -> std::result::Result<(), String> {
-    for (name, source) in files {
-        let install: Function = ctx
-            .eval(*source)
-            .map_err(|e| format!("{name}: {}", caught(ctx, e)))?;
-        install
+    let streams = format!("(function (exports, module) {{\n{STREAMS_POLYFILL}\n}})");
+    let load = |name: &str, source: &str| -> std::result::Result<Function<'js>, String> {
+        stripped(ctx, name, source).map_err(|e| format!("{name}: {}", caught(ctx, e)))
+    };
+    let streams_loader = load("web-streams-polyfill.js", &streams)?;
+    load_streams(ctx, internal, streams_loader)
+        .map_err(|e| format!("the streams library: {}", caught(ctx, e)))?;
+    for (name, source) in FILES {
+        load(name, source)?
             .call::<_, ()>((internal.clone(),))
             .map_err(|e| format!("{name}: {}", caught(ctx, e)))?;
     }
     Ok(())
+}
+
+/// Compiles `source` (a function expression) as a module exporting it,
+/// writes it as stripped bytecode, loads that and returns the function.
+fn stripped<'js>(ctx: &Ctx<'js>, name: &str, source: &str) -> Result<Function<'js>> {
+    let bytecode = Module::declare(ctx.clone(), name, format!("export default {source}"))?.write(
+        WriteOptions {
+            strip_source: true,
+            strip_debug: true,
+            ..WriteOptions::default()
+        },
+    )?;
+    load_default(ctx, &bytecode)
+}
+
+/// Loads bytecode written by [`stripped`] and returns its default export.
+fn load_default<'js>(ctx: &Ctx<'js>, bytecode: &[u8]) -> Result<Function<'js>> {
+    // SAFETY: the bytecode was written by this guest's own QuickJS, just now.
+    let module = unsafe { Module::load(ctx.clone(), bytecode) }?;
+    let (module, done) = module.eval()?;
+    done.finish::<()>()?;
+    module.namespace()?.get("default")
+}
+
+/// Runs the vendored streams library's loader into `internal.streams`.
+fn load_streams<'js>(ctx: &Ctx<'js>, internal: &Object<'js>, load: Function<'js>) -> Result<()> {
+    let exports = Object::new(ctx.clone())?;
+    let module = Object::new(ctx.clone())?;
+    module.set("exports", exports.clone())?;
+    load.call::<_, ()>((exports.clone(), module))?;
+    internal.set("streams", exports)
 }
 
 /// The message of a QuickJS error, with the pending exception's text.
