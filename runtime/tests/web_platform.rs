@@ -55,9 +55,10 @@ fn set_timeout_waits_and_timers_run_in_due_order() {
 
 #[test]
 fn a_timer_past_the_deadline_ends_the_call_at_once() {
+    let sandbox = short_deadline();
     let start = Instant::now();
     let outcome = common::run_with(
-        short_deadline(),
+        sandbox,
         &Arc::new(MemoryWorld::new()),
         Some("alice"),
         "await new Promise((r) => setTimeout(r, 10000)); return 1;",
@@ -208,4 +209,39 @@ fn structured_clone_refuses_what_cannot_cross() {
     "#)
     .unwrap();
     assert_eq!(answer, json!([true, "DataCloneError"]));
+}
+
+#[test]
+fn intl_formats_en_us_dates_in_iana_time_zones_and_numbers() {
+    let answer = run(r#"
+        const d = new Date(Date.UTC(2026, 10, 29, 19, 42, 40));
+        return [
+          d.toLocaleString("en-US", { timeZone: "UTC" }),
+          d.toLocaleString("en-US", { timeZone: "Europe/Paris" }),
+          new Date(Date.UTC(2026, 6, 1, 12)).toLocaleTimeString("en-US", { timeZone: "Europe/Paris" }),
+          new Intl.DateTimeFormat("en-US", { dateStyle: "full", timeStyle: "long", timeZone: "America/Los_Angeles" }).format(d),
+          new Intl.DateTimeFormat("en-US", { month: "short", day: "numeric", timeZone: "Asia/Kolkata", timeZoneName: "short" }).format(d),
+          (1234567.891).toLocaleString(),
+          new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" }).format(-1234.5),
+          new Intl.NumberFormat("en-US", { notation: "compact" }).format(1234567),
+          new Intl.PluralRules("en-US", { type: "ordinal" }).select(23),
+        ];
+    "#)
+    .unwrap();
+    assert_eq!(
+        answer,
+        json!([
+            "11/29/2026, 7:42:40 PM",
+            "11/29/2026, 8:42:40 PM",
+            "2:00:00 PM",
+            "Sunday, November 29, 2026 at 11:42:40 AM PST",
+            "Nov 30, GMT+5:30",
+            "1,234,567.891",
+            "-$1,234.50",
+            "1.2M",
+            "few"
+        ])
+    );
+    let refused = run(r#"try { new Intl.DateTimeFormat("en-US", { timeZone: "Mars/Olympus" }); return "accepted"; } catch (e) { return e.name; }"#).unwrap();
+    assert_eq!(refused, json!("RangeError"));
 }

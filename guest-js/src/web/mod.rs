@@ -7,6 +7,7 @@
 
 mod crypto;
 mod encoding;
+mod intl;
 mod random;
 mod url;
 
@@ -34,6 +35,7 @@ const FILES: &[(&str, &str)] = &[
     ("crypto.js", include_str!("crypto.js")),
     ("form_data.js", include_str!("form_data.js")),
     ("fetch.js", include_str!("fetch.js")),
+    ("intl.js", include_str!("intl.js")),
     ("structured_clone.js", include_str!("structured_clone.js")),
 ];
 
@@ -71,6 +73,9 @@ pub(crate) fn internal<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
         "now" => random::now,
         "timeOrigin" => random::time_origin,
         "armTimers" => crate::timers::arm,
+        "tzResolve" => intl::resolve,
+        "tzOffset" => intl::offset,
+        "tzAbbreviation" => intl::abbreviation,
         "version" => || env!("CARGO_PKG_VERSION"),
     }
     crypto::install(ctx, &native)?;
