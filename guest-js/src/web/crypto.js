@@ -493,6 +493,7 @@
     if (length % 8 !== 0) throw fail("OperationError", "The length must be a multiple of 8");
     if (algorithm.name === "PBKDF2") {
       if (algorithm.iterations === 0) throw fail("OperationError", "PBKDF2 iterations cannot be 0");
+      if (length === 0) throw fail("OperationError", "PBKDF2 cannot derive 0 bits");
       return call(native.pbkdf2, algorithm.hash.name, s.material, algorithm.salt, algorithm.iterations, length);
     }
     return call(native.hkdf, algorithm.hash.name, s.material, algorithm.salt, algorithm.info, length);

@@ -383,6 +383,18 @@ macro_rules! with_curve {
     };
 }
 
+/// A digest shorter than the curve's field, left-padded with zeros: the
+/// same integer (as ECDSA reads it), which the ecdsa crate only accepts
+/// when it is at least half the field's size.
+fn field_sized(digest: Vec<u8>, field: usize) -> Vec<u8> {
+    if digest.len() >= field {
+        return digest;
+    }
+    let mut padded = vec![0u8; field - digest.len()];
+    padded.extend_from_slice(&digest);
+    padded
+}
+
 fn ec_generate<'js>(ctx: Ctx<'js>, curve: String) -> Result<Vec<Bytes<'js>>> {
     use p256::pkcs8::{EncodePrivateKey, EncodePublicKey};
     let (private, public) = with_curve!(&ctx, curve.as_str(), C => {
@@ -402,8 +414,9 @@ fn ec_sign<'js>(
 ) -> Result<Bytes<'js>> {
     use p256::ecdsa::signature::hazmat::PrehashSigner;
     use p256::pkcs8::DecodePrivateKey;
-    let prehash = hash(&ctx, &hash_name, bytes(&data))?;
+    let digest = hash(&ctx, &hash_name, bytes(&data))?;
     let signature = with_curve!(&ctx, curve.as_str(), C => {
+        let prehash = field_sized(digest, C::FieldBytes::default().len());
         let secret = C::SecretKey::from_pkcs8_der(bytes(&pkcs8)).map_err(|e| data_error(&ctx, e))?;
         let key = C::ecdsa::SigningKey::from_slice(&secret.to_bytes()).map_err(|e| data_error(&ctx, e))?;
         let sig: C::ecdsa::Signature = key.sign_prehash(&prehash).map_err(|e| operation(&ctx, e))?;
@@ -423,8 +436,9 @@ fn ec_verify<'js>(
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     use p256::elliptic_curve::sec1::ToEncodedPoint;
     use p256::pkcs8::DecodePublicKey;
-    let prehash = hash(&ctx, &hash_name, bytes(&data))?;
+    let digest = hash(&ctx, &hash_name, bytes(&data))?;
     Ok(with_curve!(&ctx, curve.as_str(), C => {
+        let prehash = field_sized(digest.clone(), C::FieldBytes::default().len());
         let public = C::PublicKey::from_public_key_der(bytes(&spki)).map_err(|e| data_error(&ctx, e))?;
         let key = C::ecdsa::VerifyingKey::from_sec1_bytes(public.to_encoded_point(false).as_bytes()).map_err(|e| data_error(&ctx, e))?;
         match C::ecdsa::Signature::from_slice(bytes(&signature)) {

@@ -234,6 +234,13 @@
     bodySlots.set(self, { bytes: extracted.bytes || null, stream: extracted.stream || null, used: false });
     if (extracted.type && !headers.has("content-type")) headers.append("content-type", extracted.type);
   }
+  // A copy of a stream chunk that shares no buffer with it.
+  function copyChunk(chunk) {
+    if (chunk instanceof ArrayBuffer) return chunk.slice(0);
+    if (chunk instanceof DataView) return new DataView(chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength));
+    if (ArrayBuffer.isView(chunk)) return chunk.slice();
+    return chunk;
+  }
   // A copy of a body for clone(): bytes are shared (never written), a stream is teed.
   function cloneBody(from, to) {
     const s = bslot(from);
@@ -246,7 +253,7 @@
       // The clone gets copies of the chunks, not the same buffers.
       stream = b.pipeThrough(new internal.streams.TransformStream({
         transform(chunk, controller) {
-          controller.enqueue(chunk instanceof Uint8Array ? chunk.slice() : chunk);
+          controller.enqueue(copyChunk(chunk));
         },
       }));
     }
