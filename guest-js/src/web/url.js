@@ -125,11 +125,14 @@
             list.push([toUSV(items[0]), toUSV(items[1])]);
           }
         } else {
+          // A record: keys that are the same USVString keep the last value.
+          const record = new Map();
           for (const key of Reflect.ownKeys(init)) {
             if (typeof key !== "string") continue;
             const desc = Reflect.getOwnPropertyDescriptor(init, key);
-            if (desc && desc.enumerable) list.push([toUSV(key), toUSV(init[key])]);
+            if (desc && desc.enumerable) record.set(toUSV(key), toUSV(init[key]));
           }
+          list = [...record];
         }
       } else {
         list = parseQuery(toUSV(init));
