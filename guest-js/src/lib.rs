@@ -66,6 +66,8 @@ extern "C" {
     fn host_api_call(ptr: *const u8, len: usize) -> u32;
     #[link_name = "fetch"]
     fn host_fetch(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "time-zone"]
+    fn host_time_zone(ptr: *const u8, len: usize) -> u32;
 }
 
 /// A host import taking one JSON request and answering with a JSON response
@@ -143,11 +145,12 @@ pub extern "C" fn initialize_runtime() {
         })
         .expect("log function");
         let host = Object::new(ctx.clone()).expect("host object");
-        let json_imports: [(&str, HostImport); 4] = [
+        let json_imports: [(&str, HostImport); 5] = [
             ("writeVal", host_write_val),
             ("readSecret", host_read_secret),
             ("sendEmail", host_send_email),
             ("fetch", host_fetch),
+            ("timeZone", host_time_zone),
         ];
         for (name, import) in json_imports {
             let function = Function::new(ctx.clone(), move |request: String| {

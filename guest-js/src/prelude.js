@@ -592,6 +592,10 @@
 
   internal.hostFetch = (request) => hostCall(host.fetch, request).ok;
 
+  // An IANA time zone at an instant, for Intl: {name, offset, abbreviation}
+  // or undefined (web/intl.js).
+  internal.timeZone = (name, ms) => hostCall(host.timeZone, { name, ms }).ok;
+
   const vt = Object.freeze({
     ref(owner, name, version) {
       return new Ref(owner, name, version);

@@ -1,11 +1,11 @@
 // Intl for en-US (QuickJS has none): DateTimeFormat with IANA time zones
-// (the bundled database, intl.rs), NumberFormat (decimal, percent,
+// (asked of the host's bundled database through the `time-zone` import, so
+// the database is not in every instance's memory), NumberFormat (decimal, percent,
 // currency, compact), PluralRules, Collator, and the toLocaleString family
 // of Date, Number and BigInt on top of them. Every locale resolves to
 // "en-US"; other locales' conventions are not carried.
 (function (internal) {
   "use strict";
-  const { native } = internal;
   const LOCALE = "en-US";
   const defaultTimeZone = "UTC";
 
@@ -53,8 +53,9 @@
       const o = options(opts);
       let timeZone = defaultTimeZone;
       if (o.timeZone !== undefined) {
-        timeZone = native.tzResolve(String(o.timeZone));
-        if (!timeZone) throw new RangeError("Invalid time zone specified: " + o.timeZone);
+        const zone = internal.timeZone(String(o.timeZone), 0);
+        if (!zone) throw new RangeError("Invalid time zone specified: " + o.timeZone);
+        timeZone = zone.name;
       }
       const r = {
         locale: LOCALE, calendar: "gregory", numberingSystem: "latn", timeZone,
@@ -102,13 +103,15 @@
   }
   internal.brand(DateTimeFormat, "Intl.DateTimeFormat");
 
-  // The wall-clock fields of `ms` in `timeZone`.
+  // The wall-clock fields of `ms` in `timeZone`, with its abbreviation.
   function wall(ms, timeZone) {
-    const offset = native.tzOffset(timeZone, ms);
+    const zone = timeZone === "UTC" ? { offset: 0, abbreviation: "UTC" } : internal.timeZone(timeZone, ms);
+    const offset = zone.offset;
     const d = new Date(ms + offset * 60000);
     return {
       year: d.getUTCFullYear(), month: d.getUTCMonth(), day: d.getUTCDate(), weekday: d.getUTCDay(),
       hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds(), ms: d.getUTCMilliseconds(), offset,
+      abbreviation: zone.abbreviation,
     };
   }
   function offsetName(offset, long) {
@@ -185,8 +188,7 @@
       else if (r.timeZone === "UTC") value = name === "long" ? "Coordinated Universal Time" : "UTC";
       else {
         // en-US names only the US zones by abbreviation (as CLDR does).
-        const abbreviation = native.tzAbbreviation(r.timeZone, ms);
-        value = usAbbreviations.includes(abbreviation) ? abbreviation : offsetName(w.offset, false);
+        value = usAbbreviations.includes(w.abbreviation) ? w.abbreviation : offsetName(w.offset, false);
       }
       push("timeZoneName", value);
     }

@@ -7,7 +7,6 @@
 
 mod crypto;
 mod encoding;
-mod intl;
 mod random;
 mod url;
 
@@ -73,9 +72,6 @@ pub(crate) fn internal<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
         "now" => random::now,
         "timeOrigin" => random::time_origin,
         "armTimers" => crate::timers::arm,
-        "tzResolve" => intl::resolve,
-        "tzOffset" => intl::offset,
-        "tzAbbreviation" => intl::abbreviation,
         "version" => || env!("CARGO_PKG_VERSION"),
     }
     crypto::install(ctx, &native)?;

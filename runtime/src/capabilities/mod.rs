@@ -9,6 +9,7 @@ mod email;
 mod fetch;
 mod log;
 mod secrets;
+mod time_zone;
 mod vals;
 
 use crate::abi;
@@ -32,6 +33,7 @@ pub(crate) fn define(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     val_import(linker, "library-call", calls::library)?;
     val_import(linker, "api-call", calls::api)?;
     json_import(linker, "fetch", fetch::fetch)?;
+    json_import(linker, "time-zone", time_zone::lookup)?;
     Ok(())
 }
 
