@@ -34,6 +34,32 @@
     Object.defineProperty(Class.prototype, Symbol.toStringTag, { value: tag || Class.name, configurable: true });
   };
 
+  // Web IDL pair iterators (Headers, URLSearchParams): `pairIterator(tag,
+  // pairs)` returns `iterate(owner, pick)`, an iterator over `pairs(owner)`
+  // read afresh at every step, as the standards' live lists are.
+  const IteratorPrototype = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()));
+  internal.pairIterator = function pairIterator(tag, pairs) {
+    const prototype = Object.create(IteratorPrototype, {
+      next: {
+        value: function next() {
+          const state = this.__state;
+          if (!state) throw new TypeError("Illegal invocation");
+          const list = pairs(state.owner);
+          if (state.index >= list.length) return { value: undefined, done: true };
+          return { value: state.pick(list[state.index++]), done: false };
+        },
+        writable: true, enumerable: true, configurable: true,
+      },
+      [Symbol.toStringTag]: { value: tag, configurable: true },
+    });
+    return function iterate(owner, pick) {
+      pairs(owner);
+      const it = Object.create(prototype);
+      Object.defineProperty(it, "__state", { value: { owner, index: 0, pick } });
+      return it;
+    };
+  };
+
   // Web IDL `long long` / `unsigned long` conversions used by several files.
   internal.toUnsignedLong = function toUnsignedLong(value) {
     const n = Number(value);

@@ -51,6 +51,10 @@ fn operation(ctx: &Ctx<'_>, message: impl std::fmt::Display) -> javy::quickjs::E
     fail(ctx, "OperationError", message)
 }
 
+fn not_supported(ctx: &Ctx<'_>, message: impl std::fmt::Display) -> javy::quickjs::Error {
+    fail(ctx, "NotSupportedError", message)
+}
+
 fn data_error(ctx: &Ctx<'_>, message: impl std::fmt::Display) -> javy::quickjs::Error {
     fail(ctx, "DataError", message)
 }
@@ -75,13 +79,7 @@ macro_rules! with_hash {
                 type $D = sha2::Sha512;
                 $body
             }
-            other => {
-                return Err(fail(
-                    $ctx,
-                    "NotSupportedError",
-                    format!("unknown hash {other}"),
-                ))
-            }
+            other => return Err(not_supported($ctx, format!("unknown hash {other}"))),
         }
     };
 }
@@ -204,9 +202,8 @@ fn aes_gcm<'js>(
         12 => by_key!(U12),
         16 => by_key!(U16),
         n => {
-            return Err(fail(
+            return Err(not_supported(
                 &ctx,
-                "NotSupportedError",
                 format!("AES-GCM with a {n}-byte iv (12 or 16 are supported)"),
             ))
         }
@@ -372,13 +369,7 @@ macro_rules! with_curve {
                 use p521 as $C;
                 $body
             }
-            other => {
-                return Err(fail(
-                    $ctx,
-                    "NotSupportedError",
-                    format!("unsupported curve {other}"),
-                ))
-            }
+            other => return Err(not_supported($ctx, format!("unsupported curve {other}"))),
         }
     };
 }
@@ -486,7 +477,7 @@ fn ec_import<'js>(
                     public.to_public_key_der().map_err(|e| bad(&e))?.as_bytes().to_vec()
                 }
             }
-            _ => return Err(fail(&ctx, "NotSupportedError", format!("cannot import an EC key as {format}"))),
+            _ => return Err(not_supported(&ctx, format!("cannot import an EC key as {format}"))),
         }
     });
     out(&ctx, der)
@@ -621,9 +612,8 @@ fn ed_import<'js>(
             key.to_pkcs8_der().map_err(|e| bad(&e))?.as_bytes().to_vec()
         }
         _ => {
-            return Err(fail(
+            return Err(not_supported(
                 &ctx,
-                "NotSupportedError",
                 format!("cannot import an Ed25519 key as {format}"),
             ))
         }
@@ -756,9 +746,8 @@ fn rsa_import<'js>(
             key.to_pkcs8_der().map_err(|e| bad(&e))?.as_bytes().to_vec()
         }
         _ => {
-            return Err(fail(
+            return Err(not_supported(
                 &ctx,
-                "NotSupportedError",
                 format!("cannot import an RSA key as {format}"),
             ))
         }

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 thread_local! {
     /// Streaming decoders (`decode(…, {stream: true})`) by handle, until flushed.
-    static DECODERS: RefCell<Vec<Option<(Decoder, bool)>>> = const { RefCell::new(Vec::new()) };
+    static DECODERS: RefCell<Vec<Option<Decoder>>> = const { RefCell::new(Vec::new()) };
 }
 
 fn encoding(name: &str) -> Option<&'static Encoding> {
@@ -69,7 +69,7 @@ pub(super) fn decoder_open(name: String, ignore_bom: bool) -> i32 {
     };
     DECODERS.with(|decoders| {
         let mut decoders = decoders.borrow_mut();
-        let decoder = Some((new_decoder(encoding, ignore_bom), ignore_bom));
+        let decoder = Some(new_decoder(encoding, ignore_bom));
         match decoders.iter().position(Option::is_none) {
             Some(free) => {
                 decoders[free] = decoder;
@@ -92,7 +92,7 @@ pub(super) fn decoder_decode(
 ) -> Option<String> {
     DECODERS.with(|decoders| {
         let mut decoders = decoders.borrow_mut();
-        let (decoder, _) = decoders.get_mut(usize::try_from(handle).ok()?)?.as_mut()?;
+        let decoder = decoders.get_mut(usize::try_from(handle).ok()?)?.as_mut()?;
         run(decoder, bytes.as_bytes().unwrap_or_default(), last, fatal)
     })
 }
@@ -100,11 +100,12 @@ pub(super) fn decoder_decode(
 /// `decoderClose(handle)`: forgets a streaming decoder.
 pub(super) fn decoder_close(handle: i32) {
     DECODERS.with(|decoders| {
+        let mut decoders = decoders.borrow_mut();
         if let Some(slot) = usize::try_from(handle)
             .ok()
-            .and_then(|h| decoders.borrow_mut().get_mut(h).map(Option::take))
+            .and_then(|h| decoders.get_mut(h))
         {
-            drop(slot);
+            *slot = None;
         }
     })
 }
@@ -147,7 +148,7 @@ pub(super) fn atob(data: String) -> Option<String> {
         .bytes()
         .filter(|b| !matches!(b, b'\t' | b'\n' | 0x0c | b'\r' | b' '))
         .collect();
-    if cleaned.len() % 4 == 0 {
+    if cleaned.len().is_multiple_of(4) {
         for _ in 0..2 {
             if cleaned.last() == Some(&b'=') {
                 cleaned.pop();

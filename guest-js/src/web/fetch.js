@@ -127,26 +127,7 @@
     }
     return out;
   }
-  const IteratorPrototype = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()));
-  const HeadersIteratorPrototype = Object.create(IteratorPrototype, {
-    next: {
-      value: function next() {
-        const state = this.__state;
-        if (!state) throw new TypeError("Illegal invocation");
-        const pairs = sortedPairs(hslot(state.headers).list);
-        if (state.index >= pairs.length) return { value: undefined, done: true };
-        return { value: state.pick(pairs[state.index++]), done: false };
-      },
-      writable: true, enumerable: true, configurable: true,
-    },
-    [Symbol.toStringTag]: { value: "Headers Iterator", configurable: true },
-  });
-  function iterate(headers, pick) {
-    hslot(headers);
-    const it = Object.create(HeadersIteratorPrototype);
-    Object.defineProperty(it, "__state", { value: { headers, index: 0, pick } });
-    return it;
-  }
+  const iterate = internal.pairIterator("Headers Iterator", (headers) => sortedPairs(hslot(headers).list));
   internal.brand(Headers);
   function headersWithGuard(init, guard) {
     const headers = new Headers(init);

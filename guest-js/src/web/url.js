@@ -205,26 +205,7 @@
     [Symbol.iterator]() { return this.entries(); }
     toString() { return native.formEncode(paramSlot(this).list); }
   }
-  const IteratorPrototype = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()));
-  const ParamsIteratorPrototype = Object.create(IteratorPrototype, {
-    next: {
-      value: function next() {
-        const state = this.__state;
-        if (!state) throw new TypeError("Illegal invocation");
-        const list = paramSlot(state.params).list;
-        if (state.index >= list.length) return { value: undefined, done: true };
-        return { value: state.pick(list[state.index++]), done: false };
-      },
-      writable: true, enumerable: true, configurable: true,
-    },
-    [Symbol.toStringTag]: { value: "URLSearchParams Iterator", configurable: true },
-  });
-  function iterate(searchParams, pick) {
-    paramSlot(searchParams);
-    const it = Object.create(ParamsIteratorPrototype);
-    Object.defineProperty(it, "__state", { value: { params: searchParams, index: 0, pick } });
-    return it;
-  }
+  const iterate = internal.pairIterator("URLSearchParams Iterator", (searchParams) => paramSlot(searchParams).list);
   internal.brand(URLSearchParams);
 
   Object.assign(internal, { URL, URLSearchParams });
