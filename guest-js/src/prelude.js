@@ -583,9 +583,41 @@
         return res;
       },
     };
-    const returned = await handler(req, res);
+    // A handler of one parameter is a web-standard handler: it gets a
+    // Request (the Express-style object's fields stay readable on it).
+    const returned = await (handler.length < 2 ? handler(webRequest(data, req), res) : handler(req, res));
+    if (returned instanceof internal.Response) return webResponse(returned);
     if (!state.done && returned !== undefined) res.send(returned);
     return { status: state.status, headers: state.headers, body: state.body };
+  }
+
+  // The web `Request` of a request the host described, with the Express
+  // fields (`query`, `params`, `path`, …) as own properties too.
+  function webRequest(data, expressReq) {
+    const host = (expressReq.headers.host || "localhost").replace(/[^\w.:\-\[\]]/g, "");
+    const method = String(data.method || "GET").toUpperCase();
+    const body = method === "GET" || method === "HEAD" || !data.body ? undefined : data.body;
+    // The val is the whole site: its URL's path is the path inside the val.
+    const search = String(data.originalUrl || "").replace(/^[^?]*/, "");
+    const request = new internal.Request(data.protocol + "://" + host + (data.path || "/") + search, {
+      method, headers: expressReq.headers, body,
+    });
+    for (const key of ["query", "params", "path", "originalUrl", "baseUrl", "protocol", "hostname", "ip"]) {
+      defineProperty(request, key, { value: expressReq[key], enumerable: false, configurable: true, writable: true });
+    }
+    return request;
+  }
+
+  // What a returned Response becomes: status, header pairs (Set-Cookie kept
+  // apart) and the body as one character per byte.
+  async function webResponse(response) {
+    const bytes = await internal.bodyBytesOf(response);
+    return {
+      status: response.status,
+      headers: Array.from(response.headers),
+      body: internal.native.latin1Decode(bytes),
+      latin1: true,
+    };
   }
 
   // ---- fetch (the classes are in web/fetch.js) ---------------------------------

@@ -149,14 +149,21 @@ pub fn router(state: Arc<AppState>) -> Router {
     .add(
         ANY,
         "/v1/express/{target}",
-        "Call user.val as an Express handler in API mode",
+        "Call user.val as an Express or web-standard handler in API mode",
+        "optional",
+        express,
+    )
+    .add(
+        ANY,
+        "/v1/express/{target}/",
+        "Call user.val as an Express or web-standard handler in API mode, at path /",
         "optional",
         express,
     )
     .add(
         ANY,
         "/v1/express/{target}/{*rest}",
-        "Call user.val as an Express handler in API mode, with a path",
+        "Call user.val as an Express or web-standard handler in API mode, with a path",
         "optional",
         express,
     )
@@ -615,10 +622,10 @@ fn express_response(built: crate::service::ExpressResponse) -> Response {
         .ok()
         .filter(|s| s.as_u16() >= 100)
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = Response::new(Body::from(built.body));
+    let mut response = Response::new(Body::from(built.body_bytes()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    for (name, value) in built.headers {
+    for (name, value) in built.headers.into_pairs() {
         let skip = [
             "content-length",
             "transfer-encoding",
@@ -629,7 +636,7 @@ fn express_response(built: crate::service::ExpressResponse) -> Response {
             continue;
         }
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            headers.insert(name, value);
+            headers.append(name, value);
         }
     }
     headers.insert(

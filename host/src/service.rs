@@ -136,15 +136,51 @@ pub struct ValView {
     pub created_at: i64,
 }
 
-/// The response an Express handler built.
+/// The response an HTTP handler built: Express-style (`res.status(…)`,
+/// headers as an object) or a returned web `Response` (header pairs, so
+/// several `Set-Cookie`s survive, and a body of bytes).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ExpressResponse {
     /// HTTP status.
     pub status: u16,
     /// Lower-case header names and values.
-    pub headers: std::collections::BTreeMap<String, String>,
-    /// Body text.
+    pub headers: ResponseHeaders,
+    /// Body text, or with `latin1` one character per byte.
     pub body: String,
+    /// The body's characters are bytes (U+0000–U+00FF).
+    #[serde(default)]
+    pub latin1: bool,
+}
+
+/// Headers as the two kinds of handler give them.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ResponseHeaders {
+    /// One value per name (Express-style `res.set`).
+    Map(std::collections::BTreeMap<String, String>),
+    /// Name/value pairs, names repeated where a header is (a `Response`).
+    Pairs(Vec<(String, String)>),
+}
+
+impl ResponseHeaders {
+    /// Every name/value pair.
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        match self {
+            ResponseHeaders::Map(map) => map.into_iter().collect(),
+            ResponseHeaders::Pairs(pairs) => pairs,
+        }
+    }
+}
+
+impl ExpressResponse {
+    /// The body's bytes.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        if self.latin1 {
+            self.body.chars().map(|c| c as u32 as u8).collect()
+        } else {
+            self.body.clone().into_bytes()
+        }
+    }
 }
 
 /// Whose frame an Express handler runs in.

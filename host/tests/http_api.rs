@@ -696,6 +696,64 @@ fn express_handlers_build_the_response_and_get_a_sandbox_csp() {
     assert_eq!((v0.status, v0.body.as_str()), (200, "<h1>hi</h1>"));
 }
 
+#[test]
+fn web_standard_handlers_answer_with_their_response() {
+    let server = start(&fresh_dir("http-web-handler"), &[]);
+    let carol = server.user("carol");
+    server.save(
+        &carol,
+        "site",
+        "public",
+        r#"export default async function (req) {
+        const url = new URL(req.url);
+        if (url.pathname === "/bytes") {
+            return new Response(new Uint8Array([0, 255, 10]), { headers: { "content-type": "application/octet-stream" } });
+        }
+        const headers = new Headers({ "x-val": "web" });
+        headers.append("set-cookie", "a=1");
+        headers.append("set-cookie", "b=2");
+        return Response.json({
+            method: req.method, path: url.pathname, q: url.searchParams.get("q"),
+            body: req.method === "POST" ? await req.json() : null, query: req.query,
+        }, { status: 201, headers });
+    }"#,
+    );
+    let reply = server.raw(
+        "POST",
+        "/v1/express/carol.site/items/7?q=ok",
+        None,
+        "application/json",
+        br#"{"name":"x"}"#,
+    );
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.header("x-val"), Some("web"));
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.header("content-security-policy"), Some("sandbox"));
+    let cookies: Vec<_> = reply
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    assert_eq!(
+        reply.json(),
+        json!({"method": "POST", "path": "/items/7", "q": "ok", "body": {"name": "x"}, "query": {"q": "ok"}})
+    );
+    // The val's root, with and without the trailing slash.
+    for path in ["/v1/express/carol.site/", "/v1/express/carol.site"] {
+        let root = server.call("GET", path, None, None);
+        assert_eq!(root.status, 201, "{path}");
+        assert_eq!(root.json()["path"], "/", "{path}");
+    }
+    let bytes = server.call("GET", "/v1/express/carol.site/bytes", None, None);
+    assert_eq!(bytes.header("content-length"), Some("3"));
+    assert_eq!(
+        bytes.header("content-type"),
+        Some("application/octet-stream")
+    );
+}
+
 /// The seed post's upgrade story, end to end.
 #[test]
 fn a_gpt3_like_library_reads_its_key_only_as_an_api_or_when_passed_the_key() {
