@@ -19,7 +19,8 @@
 //!   latest) and `args` (JSON or tagged JSON text, passed on untouched; empty
 //!   for `read-val`). Their answer is one tag byte and a payload: `v` value
 //!   (the text the called val's `run` produced), `p` the value a returned
-//!   Promise settled to, `f` the val is a function (`read-val`), `u`
+//!   Promise settled to, `r` a returned Promise rejected (a JSON
+//!   `js-error`), `f` the val is a function (`read-val`), `u`
 //!   undefined, `t` the val threw (a JSON `js-error`), `e` refused (a JSON
 //!   `{"name", "message"}`).
 //! * The other imports take their parameters as a JSON object named like the
@@ -39,7 +40,8 @@
 //! host runs it once under Wizer so no call pays for it.
 
 use javy::quickjs::{
-    Ctx, Error as JsError, Function, Module, Object, Persistent, Promise, String as JsString, Value,
+    promise::PromiseState, Ctx, Error as JsError, Function, Module, Object, Persistent, Promise,
+    String as JsString, Value,
 };
 use javy::{Config, Runtime};
 use std::cell::RefCell;
@@ -288,7 +290,8 @@ const RUN_EXPRESS: u8 = 3;
 /// Promise is awaited) and the result is JSON; anything else is the val's
 /// value. `tagged`: the same with the tagged codec of library calls, the
 /// answer being `p` (a Promise was returned) or `v`, then the tagged JSON
-/// text of the value. `read`: the val's value the same way, or `f` for a
+/// text of the value, or `r` and a JSON `js-error` when the returned
+/// Promise rejected (a synchronous throw stays an error). `read`: the val's value the same way, or `f` for a
 /// function. `express`:
 /// the function is an Express-style handler; `args` is the request as JSON and
 /// the result is the response it built (`{status, headers, body}`).
@@ -341,8 +344,21 @@ pub extern "C" fn run(len: u32) -> u64 {
                 value = function.call_arg(call_args).map_err(fail)?;
             }
             let was_promise = value.is_promise();
-            if let Some(promise) = value.as_promise() {
-                value = settle(&ctx, helpers, promise.clone())?;
+            if let Some(promise) = value.as_promise().cloned() {
+                match settle(&ctx, helpers, promise.clone()) {
+                    Ok(settled) => value = settled,
+                    // A library call's Promise that rejected is an answer
+                    // (`r`), so the caller gets a rejected Promise.
+                    Err(error)
+                        if mode == RUN_TAGGED && promise.state() == PromiseState::Rejected =>
+                    {
+                        report_dropped_timers(&ctx, helpers);
+                        let mut answer = b"r".to_vec();
+                        answer.extend_from_slice(&error);
+                        return Ok(answer);
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             report_dropped_timers(&ctx, helpers);
             let text: JsString = if mode == RUN_JSON {

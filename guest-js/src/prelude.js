@@ -362,8 +362,9 @@
 
   // The val imports (read-val, library-call, api-call) answer with one tag
   // character and a payload: `v` value, `p` value of a settled Promise,
-  // `f` the val is a function, `u` undefined, `t` the val threw (a
-  // described error), `e` refused (a described error).
+  // `r` a returned Promise rejected (a described error), `f` the val is a
+  // function, `u` undefined, `t` the val threw (a described error), `e`
+  // refused (a described error).
   function answerError(answer) {
     return reviveError(parse(answer.slice(1)));
   }
@@ -380,6 +381,8 @@
     switch (answer[0]) {
       case "v": return decodeText(answer.slice(1));
       case "p": return Promise.resolve(decodeText(answer.slice(1)));
+      // The callee returned a Promise that rejected: so does the call.
+      case "r": return Promise.reject(answerError(answer));
       case "u": throw new TypeError(refName(owner, name, version) + " is not a function");
       default: throw answerError(answer);
     }

@@ -176,6 +176,59 @@ fn a_plain_result_is_synchronous_and_a_promise_result_is_a_promise() {
 }
 
 #[test]
+fn an_async_callees_rejection_is_a_rejected_promise_and_a_sync_throw_stays_sync() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "jon",
+        "failAsync",
+        true,
+        "export async function failAsync() { throw new RangeError('boom') }",
+    );
+    put(
+        &world,
+        "jon",
+        "failNow",
+        true,
+        "export function failNow() { throw new TypeError('now') }",
+    );
+    put(
+        &world,
+        "jon",
+        "slowAdd",
+        true,
+        "export async function slowAdd(a, b) { await new Promise((r) => setTimeout(r, 5)); return a + b }",
+    );
+    let body = r#"
+        const caught = await @jon.failAsync().catch((e) => "caught " + e.name + ": " + e.message);
+        const settled = await Promise.allSettled([@jon.failAsync(), @jon.slowAdd(1, 1)]);
+        let awaited;
+        try { await @jon.failAsync(); } catch (e) { awaited = e instanceof RangeError; }
+        let sync;
+        try { @jon.failNow(); sync = "no throw"; } catch (e) { sync = "threw " + e.name; }
+        return [caught, settled.map((s) => s.status), settled[1].value, awaited, sync];
+    "#;
+    let outcome = run(&world, Some("alice"), body);
+    let failed_traces = outcome
+        .evaluation
+        .calls
+        .iter()
+        .filter(|call| !call.ok && call.error.as_deref().is_some_and(|e| e.contains("boom")))
+        .count();
+    assert_eq!(
+        result(outcome),
+        json!([
+            "caught RangeError: boom",
+            ["rejected", "fulfilled"],
+            2,
+            true,
+            "threw TypeError"
+        ])
+    );
+    assert_eq!(failed_traces, 3, "each rejected call is a failed trace");
+}
+
+#[test]
 fn a_value_val_is_read_as_a_copy_and_pinned_versions_work() {
     let world = Arc::new(MemoryWorld::new());
     put(

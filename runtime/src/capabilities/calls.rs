@@ -147,7 +147,18 @@ fn run_nested(
     let world = state.world.clone();
     let request = abi::run_request(&stored.bytecode, &stored.name, mode, args);
     let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
-    let (result, evaluation) = shared.run_in_frame(world, frame, target, "run", &request);
+    let (result, mut evaluation) = shared.run_in_frame(world, frame, target, "run", &request);
+    if let Ok(Ok(payload)) = &result {
+        // A library call whose Promise rejected answers `r` and the error:
+        // the callee's trace records it as failed.
+        if mode == RunMode::Tagged && payload.first() == Some(&b'r') {
+            let error = serde_json::from_slice::<JsError>(&payload[1..])
+                .map(|e| e.to_string())
+                .unwrap_or_else(|_| "the returned Promise rejected".into());
+            evaluation.ok = false;
+            evaluation.error = Some(error);
+        }
+    }
     caller.data_mut().calls.push(evaluation);
     match result {
         Ok(Ok(payload)) => match String::from_utf8(payload) {
