@@ -169,6 +169,8 @@
       return { $: "F", name: v.name, lastModified: v.lastModified, type: v.type, v: Array.from(internal.blobBytes(v)) };
     }
     if (v instanceof internal.Blob) return { $: "bl", type: v.type, v: Array.from(internal.blobBytes(v)) };
+    const web = encodeWebValue(v, seen);
+    if (web !== undefined) return web;
     if (v instanceof RegExp) return { $: "re", source: v.source, flags: v.flags };
     if (v instanceof Map) return { $: "m", v: [...v].map(([k, x]) => [encodeValue(k, seen), encodeValue(x, seen)]) };
     if (v instanceof Set) return { $: "s", v: [...v].map((x) => encodeValue(x, seen)) };
@@ -187,6 +189,32 @@
       throw new Uncloneable("a weak collection");
     }
     return encodeObject(v, seen);
+  }
+
+  // Whether the web platform's classes that structuredClone refuses (URL,
+  // Headers, Request, …) are copied: yes between vals, no for structuredClone.
+  let copyingPlatformObjects = true;
+
+  // URL, URLSearchParams, Headers, FormData, Request and Response as data
+  // (a Request or Response with its body's bytes), or undefined for
+  // anything else.
+  function encodeWebValue(v, seen) {
+    const kind = v instanceof internal.URL ? "URL" : v instanceof internal.URLSearchParams ? "URLSearchParams"
+      : v instanceof internal.Headers ? "Headers" : v instanceof internal.FormData ? "FormData"
+      : v instanceof internal.Request ? "Request" : v instanceof internal.Response ? "Response" : undefined;
+    if (kind === undefined) return undefined;
+    if (!copyingPlatformObjects) throw new Uncloneable("a " + kind);
+    switch (kind) {
+      case "URL": return { $: "U", v: v.href };
+      case "URLSearchParams": return { $: "Q", v: v.toString() };
+      case "Headers": return { $: "H", v: Array.from(v) };
+      case "FormData": return { $: "FD", v: Array.from(v, ([name, value]) => [name, encodeValue(value, seen)]) };
+    }
+    const body = internal.bodySnapshot(v);
+    if (body === false) throw new Uncloneable("a " + kind + " whose body is a stream or was already read (read it with arrayBuffer() and pass a new one)");
+    const bytes = body === null ? null : Array.from(body);
+    if (kind === "Request") return { $: "Rq", url: v.url, method: v.method, headers: Array.from(v.headers), body: bytes };
+    return { $: "Rs", status: v.status, statusText: v.statusText, headers: Array.from(v.headers), body: bytes, url: v.url, redirected: v.redirected, type: v.type };
   }
 
   // Any other object travels as its own enumerable properties.
@@ -279,6 +307,22 @@
         refs.push(blob);
         return blob;
       }
+      case "FD": {
+        // The form is numbered before the values inside it, as encoded.
+        const form = new internal.FormData();
+        refs.push(form);
+        for (const [name, value] of t.v) form.append(String(name), decodeValue(value, refs));
+        return form;
+      }
+      case "U":
+      case "Q":
+      case "H":
+      case "Rq":
+      case "Rs": {
+        const value = decodeWebValue(t);
+        refs.push(value);
+        return value;
+      }
       case "F": {
         const file = new internal.File([new Uint8Array(t.v)], String(t.name), { type: String(t.type), lastModified: Number(t.lastModified) });
         refs.push(file);
@@ -330,11 +374,39 @@
     }
   }
 
+  // What encodeWebValue made (but FormData), rebuilt.
+  function decodeWebValue(t) {
+    switch (t.$) {
+      case "U": return new internal.URL(String(t.v));
+      case "Q": return new internal.URLSearchParams(String(t.v));
+      case "H": return new internal.Headers(t.v);
+      case "Rq": {
+        const method = String(t.method);
+        const body = t.body === null || method === "GET" || method === "HEAD" ? undefined : new Uint8Array(t.body);
+        return new internal.Request(String(t.url), { method, headers: t.headers, body });
+      }
+      default: {
+        if (t.type === "error") return internal.Response.error();
+        const status = Number(t.status);
+        const response = new internal.Response(t.body === null ? null : new Uint8Array(t.body), {
+          status: status >= 200 && status <= 599 ? status : 200, statusText: String(t.statusText), headers: t.headers,
+        });
+        internal.setResponseMeta(response, { status, url: String(t.url), redirected: !!t.redirected, type: String(t.type) });
+        return response;
+      }
+    }
+  }
+
   internal.codec = {
     // A copy of `value` by the codec's rules (structuredClone).
     clone(value) {
       if (plainPrimitive(value)) return value;
-      return decodeValue(parse(encodeTagged(value, () => "to structuredClone")), []);
+      copyingPlatformObjects = false;
+      try {
+        return decodeValue(parse(encodeTagged(value, () => "to structuredClone")), []);
+      } finally {
+        copyingPlatformObjects = true;
+      }
     },
   };
 

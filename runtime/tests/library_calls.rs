@@ -229,6 +229,89 @@ fn an_async_callees_rejection_is_a_rejected_promise_and_a_sync_throw_stays_sync(
 }
 
 #[test]
+fn web_platform_values_cross_a_library_call_as_copies() {
+    let world = Arc::new(MemoryWorld::new());
+    put(
+        &world,
+        "erin",
+        "mk",
+        true,
+        r#"export function mk(form) {
+            const headers = new Headers({ "x-one": "1" });
+            headers.append("set-cookie", "a=1");
+            headers.append("set-cookie", "b=2");
+            return {
+                response: new Response("created " + form.get("name"), { status: 201, statusText: "Made", headers }),
+                request: new Request("https://example.com/api?q=1", { method: "POST", body: "payload" }),
+                url: new URL("https://example.com/a?b=c#d"),
+                params: new URLSearchParams("x=1&x=2"),
+                file: form.get("upload"),
+                echo: form,
+            };
+        }"#,
+    );
+    let body = r#"
+        const form = new FormData();
+        form.append("name", "ada");
+        form.append("upload", new File(["hello"], "h.txt", { type: "text/plain" }));
+        const got = @erin.mk(form);
+        const r = got.response;
+        return [
+          r instanceof Response, r.status, r.statusText, r.headers.get("x-one"), r.headers.getSetCookie(), await r.text(),
+          got.request instanceof Request, got.request.method, got.request.url, await got.request.text(),
+          got.url instanceof URL, got.url.searchParams.get("b"), got.url.hash,
+          got.params.getAll("x"),
+          got.file instanceof File, got.file.name, await got.file.text(),
+          got.echo instanceof FormData, got.echo.get("upload") === got.file,
+        ];
+    "#;
+    assert_eq!(
+        result(run(&world, Some("alice"), body)),
+        json!([
+            true,
+            201,
+            "Made",
+            "1",
+            ["a=1", "b=2"],
+            "created ada",
+            true,
+            "POST",
+            "https://example.com/api?q=1",
+            "payload",
+            true,
+            "c",
+            "#d",
+            ["1", "2"],
+            true,
+            "h.txt",
+            "hello",
+            true,
+            true
+        ])
+    );
+    // A body that is a stream, or was read, cannot be copied.
+    put(
+        &world,
+        "erin",
+        "streamed",
+        true,
+        "export function streamed() { return new Response(new ReadableStream({ start(c) { c.close() } })) }",
+    );
+    let refused = result(run(
+        &world,
+        Some("alice"),
+        "try { @erin.streamed(); return 'copied' } catch (e) { return e.name + ': ' + e.message }",
+    ));
+    assert!(
+        refused
+            .as_str()
+            .unwrap()
+            .starts_with("DataCloneError: a Response whose body is a stream"),
+        "{refused}"
+    );
+}
+
+#[test]
 fn a_value_val_is_read_as_a_copy_and_pinned_versions_work() {
     let world = Arc::new(MemoryWorld::new());
     put(

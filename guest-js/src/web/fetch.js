@@ -474,7 +474,20 @@
     return response;
   }
 
-  Object.assign(internal, { Headers, Request, Response, bodyBytesOf: consume });
+  // A body's bytes without reading it (null: no body), or false when it is
+  // a stream or was already read (for copying between vals).
+  function bodySnapshot(self) {
+    const s = bslot(self);
+    if (used(s) || s.stream) return false;
+    return s.bytes;
+  }
+  // Sets what a Response made by the platform carries (status outside
+  // 200–599, url, redirected, type), for copies between vals.
+  function setResponseMeta(response, meta) {
+    Object.assign(pslot(response), meta);
+  }
+
+  Object.assign(internal, { Headers, Request, Response, bodyBytesOf: consume, bodySnapshot, setResponseMeta });
   internal.expose("Headers", Headers);
   internal.expose("Request", Request);
   internal.expose("Response", Response);
