@@ -8,7 +8,13 @@
 //! has dirtied are reset on every later use, so sharing slots with the
 //! bigger round trips would slow single calls down and flatter the ratio).
 //!
+//! Then a web-platform call (`new URL`, `crypto.randomUUID()`, one
+//! HMAC-SHA256) and the memory pages of one instance (`Sandbox::memory_pages`).
+//!
 //! Run: `cargo bench -p valbox-runtime --bench call` (numbers go to docs/perf.md).
+//! `VALBOX_BENCH_KEEP_RESIDENT=<bytes>` overrides the slots' kept-resident
+//! memory; `VALBOX_BENCH_SINGLE_LOOP=<n>` only runs n single calls (for
+//! `perf record`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
