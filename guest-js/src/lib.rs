@@ -117,6 +117,8 @@ struct Helpers {
     decode_args: Persistent<Function<'static>>,
     describe_error: Persistent<Function<'static>>,
     express: Persistent<Function<'static>>,
+    /// A returned `Response` described for the host (a Promise), or undefined.
+    response_of: Persistent<Function<'static>>,
     /// `web/timers.js`: milliseconds to the next timer (-1: none).
     next_timer: Persistent<Function<'static>>,
     /// `web/timers.js`: runs the earliest timer if it is due.
@@ -193,6 +195,7 @@ pub extern "C" fn initialize_runtime() {
             decode_args: helper(&ctx, &helpers, "decodeArgs"),
             describe_error: helper(&ctx, &helpers, "describeError"),
             express: helper(&ctx, &helpers, "express"),
+            response_of: helper(&ctx, &helpers, "responseOf"),
             next_timer: helper(&ctx, &timers, "next"),
             run_timer: helper(&ctx, &timers, "runDue"),
             pending_timers: helper(&ctx, &timers, "pending"),
@@ -277,6 +280,10 @@ pub extern "C" fn compile(len: u32) -> u64 {
     })
 }
 
+/// First byte of a `json` answer that is a returned `Response`'s
+/// description rather than the value (JSON text never starts with it).
+const RESPONSE_MARK: u8 = 1;
+
 /// How `run` passes arguments and results.
 const RUN_JSON: u8 = 0;
 const RUN_TAGGED: u8 = 1;
@@ -288,7 +295,8 @@ const RUN_EXPRESS: u8 = 3;
 /// The export named `export` is used, or `default` when there is none.
 /// `json`: a function is called with the JSON array `args` (a returned
 /// Promise is awaited) and the result is JSON; anything else is the val's
-/// value. `tagged`: the same with the tagged codec of library calls, the
+/// value. A returned `Response` answers with byte 1 and its description
+/// `{status, headers, body, latin1}` instead. `tagged`: the same with the tagged codec of library calls, the
 /// answer being `p` (a Promise was returned) or `v`, then the tagged JSON
 /// text of the value, or `r` and a JSON `js-error` when the returned
 /// Promise rejected (a synchronous throw stays an error). `read`: the val's value the same way, or `f` for a
@@ -361,6 +369,20 @@ pub extern "C" fn run(len: u32) -> u64 {
                 }
             }
             report_dropped_timers(&ctx, helpers);
+            if mode == RUN_JSON && value.is_object() {
+                // A returned Response: the answer is RESPONSE_MARK and its
+                // description (status, header pairs, body bytes).
+                let response_of = helpers.response_of.clone().restore(&ctx).map_err(fail)?;
+                let described: Value = response_of.call((value.clone(),)).map_err(fail)?;
+                if let Some(promise) = described.as_promise().cloned() {
+                    let described = settle(&ctx, helpers, promise)?;
+                    let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
+                    let text: JsString = encode.call((described,)).map_err(fail)?;
+                    let mut answer = vec![RESPONSE_MARK];
+                    answer.extend_from_slice(text.to_string().map_err(fail)?.as_bytes());
+                    return Ok(answer);
+                }
+            }
             let text: JsString = if mode == RUN_JSON {
                 let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
                 encode.call((value,)).map_err(fail)?

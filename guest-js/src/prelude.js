@@ -743,5 +743,9 @@
       return stringify(errorRecord(e));
     },
     express,
+    // The description of a returned Response (a Promise), or undefined.
+    responseOf(value) {
+      return value instanceof internal.Response ? webResponse(value) : undefined;
+    },
   };
 });

@@ -4,7 +4,7 @@
 //! "message", ...}}` with its status chosen in [`ApiError::into_response`].
 
 use crate::request_args;
-use crate::service::{ExpressMode, Service, ServiceError};
+use crate::service::{ExpressMode, RunAnswer, Service, ServiceError};
 use crate::store::{Privacy, User};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
@@ -566,11 +566,15 @@ async fn run(
     let work = async {
         let args = args.map_err(bad_request)?;
         let (user, name) = split_target(&target)?;
-        let result = as_caller(&state, &headers, move |service, viewer| {
+        let answer = as_caller(&state, &headers, move |service, viewer| {
             service.run(viewer, &user, &name, &args)
         })
         .await?;
-        Ok::<_, ApiError>(ok(result))
+        Ok::<_, ApiError>(match answer {
+            RunAnswer::Json(value) => ok(value),
+            // A val that returns a Response answers with it, as a handler would.
+            RunAnswer::Response(built) => express_response(built),
+        })
     };
     work.await.unwrap_or_else(IntoResponse::into_response)
 }

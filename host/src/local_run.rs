@@ -71,11 +71,16 @@ pub fn run_file(
         };
         eprintln!("{prefix}{}", line.message);
     }
-    output.result.map_err(|e| match e {
+    let result = output.result.map_err(|e| match e {
         SandboxError::Thrown(error) if !error.stack.is_empty() => {
             RunError::Failed(format!("Uncaught {error}\n{}", error.stack.trim_end()))
         }
         SandboxError::Thrown(error) => RunError::Failed(format!("Uncaught {error}")),
         other => RunError::Failed(other.to_string()),
+    })?;
+    // A returned Response prints as its description.
+    Ok(match valbox_runtime::returned_response(&result) {
+        Some(described) => described.to_string(),
+        None => result,
     })
 }

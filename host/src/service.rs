@@ -152,6 +152,30 @@ pub struct ExpressResponse {
     pub latin1: bool,
 }
 
+/// What `/v1/run` answers with.
+#[derive(Debug)]
+pub enum RunAnswer {
+    /// The JSON value the val returned.
+    Json(Value),
+    /// A `Response` the val returned: the HTTP answer.
+    Response(ExpressResponse),
+}
+
+impl RunAnswer {
+    /// As JSON (jobs): a Response as `{status, headers, body}` with the
+    /// body as text.
+    pub fn into_json(self) -> Value {
+        match self {
+            RunAnswer::Json(value) => value,
+            RunAnswer::Response(response) => serde_json::json!({
+                "status": response.status,
+                "headers": response.headers.clone().into_pairs(),
+                "body": String::from_utf8_lossy(&response.body_bytes()),
+            }),
+        }
+    }
+}
+
 /// Headers as the two kinds of handler give them.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(untagged)]
@@ -526,7 +550,9 @@ impl Service {
             .user(&job.owner)?
             .ok_or_else(|| ServiceError::NotFound(format!("no user {}", job.owner)))?;
         match JobWork::parse(&job.request).map_err(ServiceError::BadRequest)? {
-            JobWork::Run { owner, name, args } => self.run(Some(&user), &owner, &name, &args),
+            JobWork::Run { owner, name, args } => self
+                .run(Some(&user), &owner, &name, &args)
+                .map(RunAnswer::into_json),
             JobWork::Eval { code, args } => self.eval(Some(&user), &code, &args),
         }
     }
@@ -748,17 +774,27 @@ impl Service {
         owner: &str,
         name: &str,
         args_json: &str,
-    ) -> ServiceResult<Value> {
+    ) -> ServiceResult<RunAnswer> {
         let _slot = self.slots.take(viewer)?;
         let (stored, frame) = self.api_target(viewer, owner, name)?;
         let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
-        self.run_bytecode(
+        let text = self.run_text(
             frame,
             target,
             &stored.bytecode,
             &stored.name,
             Arguments::Json(args_json),
-        )
+        )?;
+        let malformed =
+            |e: serde_json::Error| ServiceError::Internal(format!("the result is not JSON: {e}"));
+        match valbox_runtime::returned_response(&text) {
+            Some(described) => Ok(RunAnswer::Response(
+                serde_json::from_str(described).map_err(malformed)?,
+            )),
+            None => Ok(RunAnswer::Json(
+                serde_json::from_str(&text).map_err(malformed)?,
+            )),
+        }
     }
 
     /// Calls `owner`'s Express-style handler with `request`: as its author
@@ -825,6 +861,22 @@ impl Service {
         export: &str,
         args: Arguments<'_>,
     ) -> ServiceResult<Value> {
+        let text = self.run_text(frame, target, bytecode, export, args)?;
+        let text = valbox_runtime::returned_response(&text).unwrap_or(&text);
+        serde_json::from_str(text)
+            .map_err(|e| ServiceError::Internal(format!("the result is not JSON: {e}")))
+    }
+
+    /// Runs `export` of `bytecode` in `frame`, records the traces and the
+    /// metrics, and returns the result's text.
+    fn run_text(
+        &self,
+        frame: Frame,
+        target: String,
+        bytecode: &[u8],
+        export: &str,
+        args: Arguments<'_>,
+    ) -> ServiceResult<String> {
         let mode = frame.mode;
         let outcome = self.sandbox.run(
             self.world.clone(),
@@ -847,9 +899,7 @@ impl Service {
                 self.store.add_evaluation(viewer, json)?;
             }
         }
-        let text = result?;
-        serde_json::from_str(&text)
-            .map_err(|e| ServiceError::Internal(format!("the result is not JSON: {e}")))
+        result
     }
 
     /// `user`'s evaluation records, newest first.

@@ -746,6 +746,35 @@ fn web_standard_handlers_answer_with_their_response() {
         assert_eq!(root.status, 201, "{path}");
         assert_eq!(root.json()["path"], "/", "{path}");
     }
+    // /v1/run of a val that returns a Response answers with it; api() and
+    // /v1/eval get its description as JSON.
+    server.save(
+        &carol,
+        "made",
+        "public",
+        r#"export function made(name) {
+            return new Response("hello " + name, { status: 202, headers: { "x-made": "yes", "content-type": "text/plain" } });
+        }"#,
+    );
+    let made = server.call("GET", "/v1/run/carol.made?args=[%22ada%22]", None, None);
+    assert_eq!(made.status, 202);
+    assert_eq!(made.header("x-made"), Some("yes"));
+    assert_eq!(made.header("content-security-policy"), Some("sandbox"));
+    assert_eq!(made.body, "hello ada");
+    let described = server.call(
+        "POST",
+        "/v1/eval",
+        None,
+        Some(json!({"code": "const r = await api(@carol.made, 'bo'); return [r.status, r.body, r.headers]"})),
+    );
+    assert_eq!(
+        described.json(),
+        json!([
+            202,
+            "hello bo",
+            [["content-type", "text/plain"], ["x-made", "yes"]]
+        ])
+    );
     let bytes = server.call("GET", "/v1/express/carol.site/bytes", None, None);
     assert_eq!(bytes.header("content-length"), Some("3"));
     assert_eq!(

@@ -34,7 +34,8 @@ pub use evaluation::Evaluation;
 pub use frame::{Frame, Mode};
 pub use image::{GUEST_SHA256, GUEST_WASM};
 pub use sandbox::{
-    Arguments, CallOutput, Invocation, MemoryPages, Outcome, Sandbox, HOST_THREAD_STACK,
+    returned_response, Arguments, CallOutput, Invocation, MemoryPages, Outcome, Sandbox,
+    HOST_THREAD_STACK,
 };
 pub use state::{LogLevel, LogLine};
 pub use stats::SandboxStats;

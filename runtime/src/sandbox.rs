@@ -326,6 +326,14 @@ fn private_pages(start: usize, len: usize) -> Option<(usize, usize)> {
     Some((pages, runs))
 }
 
+/// The description `{status, headers, body, latin1}` of a `Response` the
+/// called export returned, when `result` (a JSON-mode result) is one rather
+/// than a JSON value: `/v1/run` answers with that Response, `api()` and the
+/// other JSON paths pass the description on as JSON.
+pub fn returned_response(result: &str) -> Option<&str> {
+    result.strip_prefix('\u{1}')
+}
+
 fn into_text(response: abi::GuestResponse) -> Result<String, SandboxError> {
     let payload = response.map_err(SandboxError::Thrown)?;
     String::from_utf8(payload)

@@ -163,7 +163,10 @@ fn run_nested(
     match result {
         Ok(Ok(payload)) => match String::from_utf8(payload) {
             // JSON mode answers with the value alone.
-            Ok(json) if mode == RunMode::Json => Ok(Answer::Ok(json)),
+            Ok(json) if mode == RunMode::Json => match crate::sandbox::returned_response(&json) {
+                Some(described) => Ok(Answer::Ok(described.to_string())),
+                None => Ok(Answer::Ok(json)),
+            },
             Ok(answer) => Ok(Answer::Ran(answer)),
             Err(_) => Err(Answer::type_error(
                 "the called val answered with text that is not UTF-8",
