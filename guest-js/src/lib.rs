@@ -117,8 +117,6 @@ struct Helpers {
     decode_args: Persistent<Function<'static>>,
     describe_error: Persistent<Function<'static>>,
     express: Persistent<Function<'static>>,
-    /// A returned `Response` described for the host (a Promise), or undefined.
-    response_of: Persistent<Function<'static>>,
     /// `web/timers.js`: milliseconds to the next timer (-1: none).
     next_timer: Persistent<Function<'static>>,
     /// `web/timers.js`: runs the earliest timer if it is due.
@@ -195,7 +193,6 @@ pub extern "C" fn initialize_runtime() {
             decode_args: helper(&ctx, &helpers, "decodeArgs"),
             describe_error: helper(&ctx, &helpers, "describeError"),
             express: helper(&ctx, &helpers, "express"),
-            response_of: helper(&ctx, &helpers, "responseOf"),
             next_timer: helper(&ctx, &timers, "next"),
             run_timer: helper(&ctx, &timers, "runDue"),
             pending_timers: helper(&ctx, &timers, "pending"),
@@ -369,23 +366,22 @@ pub extern "C" fn run(len: u32) -> u64 {
                 }
             }
             report_dropped_timers(&ctx, helpers);
-            if mode == RUN_JSON && value.is_object() {
-                // A returned Response: the answer is RESPONSE_MARK and its
-                // description (status, header pairs, body bytes).
-                let response_of = helpers.response_of.clone().restore(&ctx).map_err(fail)?;
-                let described: Value = response_of.call((value.clone(),)).map_err(fail)?;
-                if let Some(promise) = described.as_promise().cloned() {
+            let text: JsString = if mode == RUN_JSON {
+                let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
+                let encoded: Value = encode.call((value,)).map_err(fail)?;
+                if let Some(promise) = encoded.as_promise().cloned() {
+                    // A returned Response: `encodeResult` gave the Promise of
+                    // its description, and the answer is RESPONSE_MARK and
+                    // that description (status, header pairs, body bytes).
                     let described = settle(&ctx, helpers, promise)?;
-                    let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
                     let text: JsString = encode.call((described,)).map_err(fail)?;
                     let mut answer = vec![RESPONSE_MARK];
                     answer.extend_from_slice(text.to_string().map_err(fail)?.as_bytes());
                     return Ok(answer);
                 }
-            }
-            let text: JsString = if mode == RUN_JSON {
-                let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
-                encode.call((value,)).map_err(fail)?
+                encoded
+                    .into_string()
+                    .ok_or_else(|| js_error("InternalError", "the result was not encoded"))?
             } else {
                 let encode = helpers
                     .encode_tagged_result

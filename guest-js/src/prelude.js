@@ -725,7 +725,9 @@
 
   return {
     // JSON result of a call; `undefined` (which JSON cannot carry) becomes null.
+    // A returned Response gives instead the Promise of its description.
     encodeResult(value) {
+      if (value instanceof internal.Response) return webResponse(value);
       const text = stringify(value);
       return text === undefined ? "null" : text;
     },
@@ -743,9 +745,5 @@
       return stringify(errorRecord(e));
     },
     express,
-    // The description of a returned Response (a Promise), or undefined.
-    responseOf(value) {
-      return value instanceof internal.Response ? webResponse(value) : undefined;
-    },
   };
 });

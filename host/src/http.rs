@@ -622,14 +622,15 @@ fn express_request(
 /// Turns what the handler built into the HTTP response. User content never
 /// runs with the API's origin: `Content-Security-Policy: sandbox`.
 fn express_response(built: crate::service::ExpressResponse) -> Response {
-    let status = StatusCode::from_u16(built.status)
+    let (status, pairs, body) = built.into_parts();
+    let status = StatusCode::from_u16(status)
         .ok()
         .filter(|s| s.as_u16() >= 100)
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = Response::new(Body::from(built.body_bytes()));
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    for (name, value) in built.headers.into_pairs() {
+    for (name, value) in pairs {
         let skip = [
             "content-length",
             "transfer-encoding",

@@ -167,11 +167,14 @@ impl RunAnswer {
     pub fn into_json(self) -> Value {
         match self {
             RunAnswer::Json(value) => value,
-            RunAnswer::Response(response) => serde_json::json!({
-                "status": response.status,
-                "headers": response.headers.clone().into_pairs(),
-                "body": String::from_utf8_lossy(&response.body_bytes()),
-            }),
+            RunAnswer::Response(response) => {
+                let (status, headers, body) = response.into_parts();
+                serde_json::json!({
+                    "status": status,
+                    "headers": headers,
+                    "body": String::from_utf8_lossy(&body),
+                })
+            }
         }
     }
 }
@@ -197,13 +200,14 @@ impl ResponseHeaders {
 }
 
 impl ExpressResponse {
-    /// The body's bytes.
-    pub fn body_bytes(&self) -> Vec<u8> {
-        if self.latin1 {
+    /// The status, every header pair and the body's bytes.
+    pub fn into_parts(self) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let body = if self.latin1 {
             self.body.chars().map(|c| c as u32 as u8).collect()
         } else {
-            self.body.clone().into_bytes()
-        }
+            self.body.into_bytes()
+        };
+        (self.status, self.headers.into_pairs(), body)
     }
 }
 

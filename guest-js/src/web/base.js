@@ -23,13 +23,8 @@
     throw new TypeError((what || "The value") + " is not an ArrayBuffer or an ArrayBuffer view");
   };
 
-  // A copy of a BufferSource's bytes.
-  internal.copyBytes = function copyBytes(value, what) {
-    return internal.toBytes(value, what).slice();
-  };
-
-  // Makes methods and accessors of a class non-enumerable... except that Web
-  // IDL makes them enumerable; this sets the class's @@toStringTag.
+  // Gives a class's instances the @@toStringTag Web IDL gives interfaces
+  // (`[object URL]`).
   internal.brand = function brand(Class, tag) {
     Object.defineProperty(Class.prototype, Symbol.toStringTag, { value: tag || Class.name, configurable: true });
   };
