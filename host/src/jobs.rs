@@ -120,10 +120,10 @@ impl JobQueue {
         let _ = self.sender.send(id);
     }
 
-    /// The next job id, waiting for one; shared by every worker.
-    pub fn next(&self) -> Option<String> {
+    /// The next job id, waiting up to `wait` for one; shared by every worker.
+    pub fn next(&self, wait: std::time::Duration) -> Option<String> {
         let receiver = self.receiver.lock().unwrap_or_else(|e| e.into_inner());
-        receiver.recv().ok()
+        receiver.recv_timeout(wait).ok()
     }
 }
 

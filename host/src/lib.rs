@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod pg_store;
 pub mod redis_queue;
 pub mod request_args;
+pub mod request_id;
 mod schema;
 pub mod sealing;
 pub mod service;

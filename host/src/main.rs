@@ -9,7 +9,7 @@ use valbox::local_run::run_file;
 use valbox::pg_store::PgStore;
 use valbox::sealing::SecretSealer;
 use valbox::service::Service;
-use valbox::settings::{Settings, SettingsArgs};
+use valbox::settings::{LogFormat, Settings, SettingsArgs};
 use valbox::store::{SqliteStore, Store};
 use valbox_runtime::Sandbox;
 
@@ -60,14 +60,79 @@ enum UserCommand {
 
 fn main() {
     let cli = Cli::parse();
-    let code = match run(cli) {
+    let settings = match cli.settings.resolve() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("valbox: {error}");
+            std::process::exit(2);
+        }
+    };
+    let logs = match start_logging(&settings) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("valbox: {error:#}");
+            std::process::exit(2);
+        }
+    };
+    let code = match run(cli.command, settings) {
         Ok(code) => code,
         Err(error) => {
+            tracing::error!("{error:#}");
             eprintln!("valbox: {error:#}");
             2
         }
     };
+    // Writes the log lines still buffered.
+    drop(logs);
     std::process::exit(code);
+}
+
+/// Logs go to stderr through a writer thread, so a request never waits on
+/// the terminal or the journal; the guard flushes it when dropped.
+fn start_logging(
+    settings: &Settings,
+) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .with_context(|| format!("the log filter {:?} is invalid", settings.log))?;
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false);
+    match settings.log_format {
+        LogFormat::Text => builder.with_ansi(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+    Ok(guard)
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("stop signals cannot be caught; SIGTERM will exit at once");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "stop signal received");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
+        }
+        eprintln!("valbox: second stop signal: exiting at once");
+        std::process::exit(130);
+    });
 }
 
 fn open_service(settings: &Settings) -> anyhow::Result<Service> {
@@ -99,9 +164,8 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
-    let settings = cli.settings.resolve()?;
-    match cli.command {
+fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
+    match command {
         Command::Run { file, export, args } => {
             let sandbox =
                 Sandbox::new(settings.sandbox_config()).context("starting the sandbox")?;
@@ -136,13 +200,19 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             service
                 .start_job_workers(settings.job_workers)
                 .context("starting the job workers")?;
-            eprintln!(
-                "valbox: {} job workers reading the Redis queue",
+            tracing::info!(settings = %settings.describe(), "valbox worker started");
+            tracing::info!(
+                "{} job workers reading the Redis queue",
                 settings.job_workers
             );
-            loop {
-                std::thread::park();
-            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting tokio")?;
+            runtime.block_on(stop_signal());
+            let finished = service.shut_down(settings.shutdown_grace);
+            tracing::info!(finished, "valbox worker stopped");
+            Ok(0)
         }
         Command::Serve => {
             if settings.job_workers == 0 && settings.redis_url.is_none() {
@@ -152,10 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             service
                 .start_job_workers(settings.job_workers)
                 .context("starting the job workers")?;
-            let state = Arc::new(AppState {
-                service,
-                max_body_bytes: settings.max_body_bytes,
-            });
+            let state = Arc::new(AppState::new(service.clone(), settings.max_body_bytes));
             // Sandbox calls (and their nested calls) run on these threads.
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(settings.http_threads)
@@ -163,14 +230,28 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 .thread_stack_size(valbox_runtime::HOST_THREAD_STACK)
                 .build()
                 .context("starting tokio")?;
+            let grace = settings.shutdown_grace;
+            let started = std::time::Instant::now();
             runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind(settings.listen)
                     .await
                     .with_context(|| format!("listening on {}", settings.listen))?;
+                tracing::info!(settings = %settings.describe(), "valbox serve started");
+                // Tests and scripts wait for this line.
                 eprintln!("valbox: listening on http://{}", listener.local_addr()?);
-                serve(listener, state).await.context("serving HTTP")?;
-                Ok(0)
-            })
+                serve(listener, state, stop_signal(), grace)
+                    .await
+                    .context("serving HTTP")?;
+                anyhow::Ok(())
+            })?;
+            // Requests are done (or the grace is over); the job workers get what is left of it.
+            let left = grace.saturating_sub(started.elapsed().min(grace));
+            let finished = tokio::task::block_in_place(|| {
+                service.shut_down(left.max(std::time::Duration::from_millis(100)))
+            });
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            tracing::info!(finished, "valbox serve stopped");
+            Ok(0)
         }
     }
 }

@@ -24,6 +24,7 @@ pub struct Metrics {
     evaluations: IntCounterVec,
     evaluation_seconds: HistogramVec,
     http_requests: IntCounterVec,
+    http_request_seconds: HistogramVec,
     /// Jobs waiting for a worker.
     pub queue_depth: IntGauge,
     /// Seconds from a job's submission to a worker starting it.
@@ -88,6 +89,18 @@ impl Metrics {
                 "valbox_http_requests_total",
                 "HTTP requests by route and status",
                 &["route", "status"],
+            ),
+            http_request_seconds: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "valbox_http_request_duration_seconds",
+                        "Time from a request's routing to its response's head, by route template",
+                    )
+                    .buckets(CALL_BUCKETS.to_vec()),
+                    &["route"],
+                )
+                .unwrap(),
             ),
             queue_depth: register(
                 &r,
@@ -165,10 +178,13 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Counts one HTTP request; `route` is the route's template (`/v1/run/{target}`),
-    /// `status` the status code's digits.
-    pub fn http_request(&self, route: &str, status: &str) {
+    /// Counts one HTTP request that took `took`; `route` is the route's
+    /// template (`/v1/run/{target}`), `status` the status code's digits.
+    pub fn http_request(&self, route: &str, status: &str, took: Duration) {
         self.http_requests.with_label_values(&[route, status]).inc();
+        self.http_request_seconds
+            .with_label_values(&[route])
+            .observe(took.as_secs_f64());
     }
 
     /// The Prometheus text exposition of everything, with the sandbox's
@@ -229,7 +245,7 @@ mod tests {
         metrics.evaluation(Mode::Api, Ok(()), Duration::from_micros(40));
         let threw = ServiceError::Timeout("late".into());
         metrics.evaluation(Mode::Own, Err(&threw), Duration::from_secs(1));
-        metrics.http_request("/v1/run/{target}", "200");
+        metrics.http_request("/v1/run/{target}", "200", Duration::from_micros(300));
         let text = metrics.render(&stats(0, 0));
         assert!(
             text.contains("valbox_evaluations_total{mode=\"api\",outcome=\"ok\"} 2"),
@@ -239,5 +255,11 @@ mod tests {
         assert!(text.contains("valbox_evaluation_duration_seconds_count{mode=\"api\"} 2"));
         assert!(text
             .contains("valbox_http_requests_total{route=\"/v1/run/{target}\",status=\"200\"} 1"));
+        assert!(text.contains(
+            "valbox_http_request_duration_seconds_bucket{route=\"/v1/run/{target}\",le=\"0.0005\"} 1"
+        ));
+        assert!(text.contains(
+            "valbox_http_request_duration_seconds_bucket{route=\"/v1/run/{target}\",le=\"0.00025\"} 0"
+        ));
     }
 }

@@ -77,6 +77,7 @@ fn evaluation(row: &Row) -> StoredEvaluation {
         id: row.get(0),
         record: json(row.get(1)).unwrap_or_default(),
         created_at: row.get(2),
+        request_id: row.get(3),
     }
 }
 
@@ -319,10 +320,15 @@ impl Store for PgStore {
         Ok(deleted > 0)
     }
 
-    fn add_evaluation(&self, viewer: &str, record: String) -> StoreResult<()> {
+    fn add_evaluation(
+        &self,
+        viewer: &str,
+        request_id: Option<&str>,
+        record: String,
+    ) -> StoreResult<()> {
         self.client().execute(
-            "INSERT INTO evaluations (viewer, record, created_at) VALUES ($1, $2, $3)",
-            &[&viewer, &record, &now()],
+            "INSERT INTO evaluations (viewer, record, created_at, request_id) VALUES ($1, $2, $3, $4)",
+            &[&viewer, &record, &now(), &request_id],
         )?;
         Ok(())
     }
@@ -332,18 +338,25 @@ impl Store for PgStore {
         viewer: &str,
         limit: u32,
         before: Option<i64>,
+        request_id: Option<&str>,
     ) -> StoreResult<Vec<StoredEvaluation>> {
         let rows = self.client().query(
-            "SELECT id, record, created_at FROM evaluations WHERE viewer = $1 AND id < COALESCE($2, 9223372036854775807)
+            "SELECT id, record, created_at, request_id FROM evaluations WHERE viewer = $1
+             AND ($4::TEXT IS NULL OR request_id = $4) AND id < COALESCE($2, 9223372036854775807)
              ORDER BY id DESC LIMIT $3",
-            &[&viewer, &before, &(limit as i64)],
+            &[&viewer, &before, &(limit as i64), &request_id],
         )?;
         Ok(rows.iter().map(evaluation).collect())
     }
 
+    fn flush(&self) -> StoreResult<()> {
+        // Records are written as they come.
+        Ok(())
+    }
+
     fn evaluation(&self, viewer: &str, id: i64) -> StoreResult<Option<StoredEvaluation>> {
         let row = self.client().query_opt(
-            "SELECT id, record, created_at FROM evaluations WHERE viewer = $1 AND id = $2",
+            "SELECT id, record, created_at, request_id FROM evaluations WHERE viewer = $1 AND id = $2",
             &[&viewer, &id],
         )?;
         Ok(row.as_ref().map(evaluation))

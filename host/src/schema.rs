@@ -79,6 +79,10 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_unfinished ON jobs (status, seq);
 "#,
+    r#"
+ALTER TABLE evaluations ADD COLUMN request_id TEXT;
+CREATE INDEX evaluations_by_request ON evaluations (viewer, request_id, id);
+"#,
 ];
 
 /// The migrations for `dialect`, in order; a store applies those it has not yet.

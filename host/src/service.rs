@@ -6,6 +6,7 @@
 use crate::jobs::{JobEnd, JobQueue, JobWork, Queue, MAX_ATTEMPTS};
 use crate::metrics::Metrics;
 use crate::redis_queue::{JobEntry, RedisQueue};
+use crate::request_id;
 use crate::sealing::SecretSealer;
 use crate::store::{
     now as store_now, JobStatus, Privacy, Store, StoreError, StoredEmail, StoredEvaluation,
@@ -13,8 +14,9 @@ use crate::store::{
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use valbox_runtime::policy::{
     decide, Capability, Decision, Owner, PolicySettings, Request, ValState,
 };
@@ -59,31 +61,63 @@ pub enum ServiceError {
     Internal(String),
 }
 
+/// The kinds of error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    /// Malformed or invalid input (400).
+    BadRequest,
+    /// Code that does not compile (400).
+    CompileError,
+    /// A missing or unknown API key (401).
+    Unauthorized,
+    /// Not there, or not visible to the caller (404).
+    NotFound,
+    /// Already exists, or reserved (409).
+    Conflict,
+    /// The call tree ran past its deadline (408).
+    Timeout,
+    /// The body is over the size limit (413).
+    TooLarge,
+    /// Too many calls running (429).
+    TooBusy,
+    /// The val threw (500).
+    ValError,
+    /// A sandbox limit other than time (500).
+    LimitExceeded,
+    /// Something on valbox's side failed (500).
+    Internal,
+}
+
 impl ServiceError {
+    /// The kind the API names it by.
+    pub fn kind(&self) -> ErrorType {
+        use ServiceError::*;
+        match self {
+            BadRequest(_) => ErrorType::BadRequest,
+            Compile(_) => ErrorType::CompileError,
+            Unauthorized(_) => ErrorType::Unauthorized,
+            NotFound(_) => ErrorType::NotFound,
+            Conflict(_) => ErrorType::Conflict,
+            Timeout(_) => ErrorType::Timeout,
+            Limit(_) => ErrorType::LimitExceeded,
+            Threw(_) => ErrorType::ValError,
+            TooBusy(_) => ErrorType::TooBusy,
+            Internal(_) => ErrorType::Internal,
+        }
+    }
+
     /// The error as the API shows it: `{"type", "message", ...}`, with the
     /// compiler's position or the JavaScript error's name and stack.
     pub fn to_json(&self) -> Value {
-        use ServiceError::*;
-        let kind = match self {
-            BadRequest(_) => "bad_request",
-            Compile(_) => "compile_error",
-            Unauthorized(_) => "unauthorized",
-            NotFound(_) => "not_found",
-            Conflict(_) => "conflict",
-            Timeout(_) => "timeout",
-            Limit(_) => "limit_exceeded",
-            Threw(_) => "val_error",
-            TooBusy(_) => "too_busy",
-            Internal(_) => "internal",
-        };
-        let mut body = serde_json::json!({"type": kind, "message": self.to_string()});
+        let mut body = serde_json::json!({"type": self.kind(), "message": self.to_string()});
         match self {
-            Compile(error) => {
+            ServiceError::Compile(error) => {
                 body["message"] = error.message.clone().into();
                 body["line"] = error.line.into();
                 body["column"] = error.column.into();
             }
-            Threw(error) => {
+            ServiceError::Threw(error) => {
                 body["name"] = error.name.clone().into();
                 body["stack"] = error.stack.clone().into();
             }
@@ -118,7 +152,7 @@ impl From<SandboxError> for ServiceError {
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
 /// A version of a val as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ValView {
     /// Owner.
     pub user: String,
@@ -300,6 +334,10 @@ pub struct Service {
     slots: CallSlots,
     metrics: Metrics,
     jobs: Queue,
+    /// Set by [`Service::shut_down`]: job workers take no new job.
+    stopping: AtomicBool,
+    /// The job worker threads, joined on shutdown.
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// A name for this process's Redis consumer `role`, unique per host and process.
@@ -380,6 +418,8 @@ impl Service {
             },
             metrics: Metrics::new(),
             jobs: Queue::InProcess(JobQueue::default()),
+            stopping: AtomicBool::new(false),
+            workers: Mutex::new(Vec::new()),
         }
     }
 
@@ -448,25 +488,62 @@ impl Service {
                 queue.push(id);
             }
         }
+        let mut handles = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         for n in 0..workers {
             let service = self.clone();
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name(format!("valbox-jobs-{n}"))
                 .stack_size(valbox_runtime::HOST_THREAD_STACK)
                 .spawn(move || service.work(n))
                 .map_err(|e| ServiceError::Internal(format!("starting a job worker: {e}")))?;
+            handles.push(handle);
         }
         Ok(())
     }
 
-    /// One worker thread: takes jobs from the queue and runs them, forever.
+    /// Stops for a clean exit: job workers finish the job they hold (within
+    /// `grace`) and take no other (jobs still queued stay stored as queued,
+    /// or unacknowledged in Redis, and run after the restart); then queued
+    /// evaluation records are committed. True when every worker finished in time.
+    pub fn shut_down(&self, grace: Duration) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        let end = Instant::now() + grace;
+        let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut finished = true;
+        for handle in handles {
+            while !handle.is_finished() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if handle.is_finished() {
+                let _ = handle.join();
+            } else {
+                finished = false;
+            }
+        }
+        if let Err(error) = self.store.flush() {
+            tracing::error!(%error, "evaluation records could not be saved at shutdown");
+        }
+        finished
+    }
+
+    /// Whether [`Service::shut_down`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// One worker thread: takes jobs from the queue and runs them until shutdown.
     fn work(&self, n: usize) {
+        // How long a worker waits for a job before checking for shutdown.
+        const POLL: Duration = Duration::from_millis(200);
         match &self.jobs {
             Queue::InProcess(queue) => {
-                while let Some(id) = queue.next() {
+                while !self.is_stopping() {
+                    let Some(id) = queue.next(POLL) else {
+                        continue;
+                    };
                     self.metrics.queue_depth.dec();
-                    if let Err(e) = self.run_job(&id) {
-                        eprintln!("valbox: job {id}: {e}");
+                    if let Err(error) = self.run_job(&id) {
+                        tracing::error!(job = %id, %error, "job could not be recorded");
                     }
                 }
             }
@@ -474,13 +551,13 @@ impl Service {
                 let consumer = consumer_name(&format!("worker-{n}"));
                 // Connects on first use, and again after a failure.
                 let queue = producer.for_consumer(&consumer);
-                loop {
-                    let delivery = match queue.next(std::time::Duration::from_secs(1)) {
+                while !self.is_stopping() {
+                    let delivery = match queue.next(POLL) {
                         Ok(Some(delivery)) => delivery,
                         Ok(None) => continue,
-                        Err(e) => {
-                            eprintln!("valbox: job worker {consumer}: {e}");
-                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        Err(error) => {
+                            tracing::warn!(%consumer, %error, "job queue unavailable; retrying in 1 s");
+                            std::thread::sleep(Duration::from_secs(1));
                             continue;
                         }
                     };
@@ -491,8 +568,8 @@ impl Service {
                         Ok(_) => queue.ack(&delivery),
                         Err(e) => Err(format!("job {}: {e}", delivery.job_id)),
                     };
-                    if let Err(e) = acknowledged {
-                        eprintln!("valbox: job worker {consumer}: {e}");
+                    if let Err(error) = acknowledged {
+                        tracing::error!(%consumer, %error, "job delivery could not be acknowledged");
                     }
                 }
             }
@@ -521,10 +598,13 @@ impl Service {
             )});
             self.store.finish_job(id, JobStatus::Failed, &error)?;
             self.metrics.jobs.with_label_values(&["dead_letter"]).inc();
+            tracing::warn!(job = %id, owner = %job.owner, attempts = job.attempts - 1, "job dead-lettered");
             return Ok(JobEnd::DeadLetter);
         }
+        tracing::info!(job = %id, owner = %job.owner, attempt = job.attempts, lag_s = lag, "job started");
+        let started = Instant::now();
         let outcome = loop {
-            match self.job_outcome(&job) {
+            match request_id::scope(Some(id.to_string()), || self.job_outcome(&job)) {
                 // All the owner's call slots are busy: wait, do not fail.
                 Err(ServiceError::TooBusy(_)) => {
                     self.metrics.job_retries.inc();
@@ -537,13 +617,20 @@ impl Service {
             Ok(result) => (JobStatus::Done, result),
             Err(error) => (JobStatus::Failed, error.to_json()),
         };
+        let label = if status == JobStatus::Done {
+            "done"
+        } else {
+            "failed"
+        };
+        let took_ms = started.elapsed().as_secs_f64() * 1e3;
         if self.store.finish_job(id, status, &value)? {
-            let label = if status == JobStatus::Done {
-                "done"
-            } else {
-                "failed"
-            };
             self.metrics.jobs.with_label_values(&[label]).inc();
+            match status {
+                JobStatus::Done => tracing::info!(job = %id, took_ms, "job done"),
+                _ => tracing::info!(job = %id, took_ms, error = %value["message"], "job failed"),
+            }
+        } else {
+            tracing::info!(job = %id, "job had already finished (duplicate delivery)");
         }
         Ok(JobEnd::Finished)
     }
@@ -592,6 +679,12 @@ impl Service {
         handle: &str,
         email: &str,
     ) -> ServiceResult<(String, String)> {
+        self.check_admin(admin_key)?;
+        self.add_user(handle, email)
+    }
+
+    /// Whether `admin_key` is the operator's admin key (401 when not).
+    pub fn check_admin(&self, admin_key: Option<&str>) -> ServiceResult<()> {
         match (&self.admin_key, admin_key) {
             (None, _) => return Err(ServiceError::Unauthorized(
                 "user creation over HTTP is off: set VALBOX_ADMIN_KEY (or use `valbox user add`)"
@@ -605,14 +698,15 @@ impl Service {
                 ))
             }
         }
-        self.add_user(handle, email)
+        Ok(())
     }
 
     /// Creates a user without the admin check (the CLI's `valbox user add`).
     pub fn add_user(&self, handle: &str, email: &str) -> ServiceResult<(String, String)> {
         let handle = normalize_handle(handle)?;
         if handle == "me" || handle == "secrets" {
-            return Err(ServiceError::BadRequest(format!("`{handle}` is reserved")));
+            // Taken by the system, as if by another user.
+            return Err(ServiceError::Conflict(format!("`{handle}` is reserved")));
         }
         let email = email.trim();
         if email.len() > 254 || !email.contains('@') || email.contains(char::is_whitespace) {
@@ -896,26 +990,29 @@ impl Service {
         let took = std::time::Duration::from_micros(outcome.evaluation.duration_us);
         self.metrics
             .evaluation(mode, result.as_ref().map(drop), took);
+        let request_id = request_id::current();
         for record in outcome.evaluation.split_by_viewer() {
             if let Some(viewer) = &record.visible_to {
                 let json = serde_json::to_string(&record)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                self.store.add_evaluation(viewer, json)?;
+                self.store
+                    .add_evaluation(viewer, request_id.as_deref(), json)?;
             }
         }
         result
     }
 
-    /// `user`'s evaluation records, newest first.
+    /// `user`'s evaluation records, newest first (only those of `request_id` when given).
     pub fn evaluations(
         &self,
         user: &User,
         limit: u32,
         before: Option<i64>,
+        request_id: Option<&str>,
     ) -> ServiceResult<Vec<StoredEvaluation>> {
         Ok(self
             .store
-            .evaluations(&user.handle, limit.clamp(1, 100), before)?)
+            .evaluations(&user.handle, limit.clamp(1, 100), before, request_id)?)
     }
 
     /// One of `user`'s evaluation records.

@@ -87,6 +87,25 @@ pub struct SettingsArgs {
     /// Master key for secrets at rest, 64 hex digits [default: generated into <data-dir>/master.key].
     #[arg(long, env = "VALBOX_MASTER_KEY", global = true, hide_env_values = true)]
     pub master_key: Option<String>,
+    /// Which log lines to write, as `RUST_LOG` spells it (`info`, `valbox=debug,warn`, ...) [default: $RUST_LOG, else info].
+    #[arg(long, env = "VALBOX_LOG", global = true)]
+    pub log: Option<String>,
+    /// Log lines as `text` or `json` (one object per line), on stderr [default: text].
+    #[arg(long, env = "VALBOX_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+    /// After SIGTERM or SIGINT, how long requests and jobs in flight may take to finish, in milliseconds [default: the deadline + 1000].
+    #[arg(long, env = "VALBOX_SHUTDOWN_GRACE_MS", global = true)]
+    pub shutdown_grace_ms: Option<u64>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line (fields, span fields, timestamp, level).
+    Json,
 }
 
 /// Whether restricted code may write its caller's vals (`@A.foo = x` from B's library).
@@ -123,6 +142,9 @@ struct SettingsFile {
     fetch_max_bytes: Option<usize>,
     admin_key: Option<String>,
     master_key: Option<String>,
+    log: Option<String>,
+    log_format: Option<LogFormat>,
+    shutdown_grace_ms: Option<u64>,
 }
 
 /// Every setting resolved to a value.
@@ -158,6 +180,12 @@ pub struct Settings {
     pub admin_key: Option<String>,
     /// Master key for secrets (hex), when not kept in the data dir.
     pub master_key: Option<String>,
+    /// The log filter (`RUST_LOG` syntax).
+    pub log: String,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// How long work in flight may take to finish after a stop signal.
+    pub shutdown_grace: Duration,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -278,7 +306,43 @@ impl SettingsArgs {
             },
             admin_key: self.admin_key.clone().or(file.admin_key),
             master_key: self.master_key.clone().or(file.master_key),
+            log: self
+                .log
+                .clone()
+                .or(file.log)
+                .or_else(|| std::env::var("RUST_LOG").ok())
+                .unwrap_or_else(|| "info".into()),
+            log_format: self
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            shutdown_grace: self.shutdown_grace_ms.or(file.shutdown_grace_ms).map_or(
+                Duration::from_millis(deadline_ms + 1_000),
+                Duration::from_millis,
+            ),
         })
+    }
+}
+
+/// A URL with any password replaced by `***`.
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // The userinfo ends at the last `@` before the path.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
     }
 }
 
@@ -294,6 +358,34 @@ fn read_file(path: &Path) -> Result<SettingsFile, SettingsError> {
 }
 
 impl Settings {
+    /// The settings as the start-up log line shows them: keys are never
+    /// shown (only whether they are set), URLs without their passwords.
+    pub fn describe(&self) -> String {
+        let set = |value: &Option<String>| if value.is_some() { "set" } else { "unset" };
+        format!(
+            "listen={} data_dir={} database={} redis={} deadline_ms={} memory_limit_mb={} max_body_bytes={} \
+             library_writes={:?} max_concurrent_calls={} max_calls_per_user={} http_threads={} job_workers={} \
+             cpu_turns={} fetch_allow_private={} admin_key={} master_key={} shutdown_grace_ms={}",
+            self.listen,
+            self.data_dir.display(),
+            self.database_url.as_deref().map_or("sqlite".into(), mask_password),
+            self.redis_url.as_deref().map_or("in-process".into(), mask_password),
+            self.deadline.as_millis(),
+            self.memory_limit >> 20,
+            self.max_body_bytes,
+            self.library_writes,
+            self.call_limits.total,
+            self.call_limits.per_caller,
+            self.http_threads,
+            self.job_workers,
+            self.cpu_turns,
+            self.fetch.allow_private_addresses,
+            set(&self.admin_key),
+            if self.master_key.is_some() { "set" } else { "file" },
+            self.shutdown_grace.as_millis(),
+        )
+    }
+
     /// The sandbox configuration these settings describe.
     pub fn sandbox_config(&self) -> SandboxConfig {
         SandboxConfig {
@@ -315,6 +407,32 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_masked_in_the_start_up_line() {
+        assert_eq!(
+            mask_password("postgres://valbox:hunter2@db:5432/valbox"),
+            "postgres://valbox:***@db:5432/valbox"
+        );
+        assert_eq!(
+            mask_password("redis://:pw@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(mask_password("redis://127.0.0.1/0"), "redis://127.0.0.1/0");
+        let settings = SettingsArgs {
+            admin_key: Some("admin-secret".into()),
+            database_url: Some("postgres://u:pw@h/db".into()),
+            ..SettingsArgs::default()
+        }
+        .resolve()
+        .unwrap();
+        let line = settings.describe();
+        assert!(
+            !line.contains("admin-secret") && !line.contains("pw@"),
+            "{line}"
+        );
+        assert!(line.contains("admin_key=set"), "{line}");
+    }
 
     #[test]
     fn defaults_match_the_spec() {

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Who may see a val.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Privacy {
     /// Anyone may read and call it.
@@ -39,7 +39,7 @@ impl Privacy {
 }
 
 /// A user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// Lower-case handle.
     pub handle: String,
@@ -48,7 +48,7 @@ pub struct User {
 }
 
 /// A val as listed: its latest version and privacy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ValMeta {
     /// Owner's handle.
     pub user: String,
@@ -78,7 +78,7 @@ pub struct ValVersion {
 }
 
 /// An email `console.email` sent, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StoredEmail {
     /// Row id.
     pub id: i64,
@@ -95,7 +95,7 @@ pub struct StoredEmail {
 }
 
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Waiting for a worker.
@@ -129,7 +129,7 @@ impl JobStatus {
 }
 
 /// A job as stored: what was asked, by whom, and how it ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoredJob {
     /// Random id (hex).
     pub id: String,
@@ -152,12 +152,14 @@ pub struct StoredJob {
 }
 
 /// A stored evaluation record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StoredEvaluation {
     /// Row id.
     pub id: i64,
     /// The record (JSON of `valbox_runtime::Evaluation`).
     pub record: serde_json::Value,
+    /// The HTTP request (`x-request-id`) or job id it ran for.
+    pub request_id: Option<String>,
     /// When (Unix seconds).
     pub created_at: i64,
 }
@@ -237,16 +239,26 @@ pub trait Store: Send + Sync {
     fn secret_names(&self, owner: &str) -> StoreResult<Vec<String>>;
     /// Deletes a secret; false when there was none.
     fn delete_secret(&self, owner: &str, key: &str) -> StoreResult<bool>;
-    /// Stores an evaluation record (JSON text) visible to `viewer`. It may be
-    /// committed a moment later (in a batch), but every read after this call sees it.
-    fn add_evaluation(&self, viewer: &str, record: String) -> StoreResult<()>;
-    /// `viewer`'s records, newest first, with ids below `before`.
+    /// Stores an evaluation record (JSON text) visible to `viewer`, made
+    /// for `request_id`. It may be committed a moment later (in a batch),
+    /// but every read after this call sees it.
+    fn add_evaluation(
+        &self,
+        viewer: &str,
+        request_id: Option<&str>,
+        record: String,
+    ) -> StoreResult<()>;
+    /// `viewer`'s records, newest first, with ids below `before` (and only
+    /// those of `request_id` when given).
     fn evaluations(
         &self,
         viewer: &str,
         limit: u32,
         before: Option<i64>,
+        request_id: Option<&str>,
     ) -> StoreResult<Vec<StoredEvaluation>>;
+    /// Commits whatever is queued (evaluation records), before the process exits.
+    fn flush(&self) -> StoreResult<()>;
     /// One of `viewer`'s records.
     fn evaluation(&self, viewer: &str, id: i64) -> StoreResult<Option<StoredEvaluation>>;
     /// Stores a sent email.
@@ -377,6 +389,7 @@ struct TraceQueue {
 /// An evaluation record not yet in the database.
 struct NewEvaluation {
     viewer: String,
+    request_id: Option<String>,
     record: String,
     created_at: i64,
 }
@@ -521,10 +534,15 @@ fn commit_pending_traces(shared: &Shared, connection: &mut Connection) -> rusqli
         let t = connection.transaction()?;
         {
             let mut insert = t.prepare_cached(
-                "INSERT INTO evaluations (viewer, record, created_at) VALUES (?1, ?2, ?3)",
+                "INSERT INTO evaluations (viewer, record, created_at, request_id) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for record in &batch {
-                insert.execute(params![record.viewer, record.record, record.created_at])?;
+                insert.execute(params![
+                    record.viewer,
+                    record.record,
+                    record.created_at,
+                    record.request_id
+                ])?;
             }
         }
         t.commit()
@@ -769,11 +787,17 @@ impl Store for SqliteStore {
         })
     }
 
-    fn add_evaluation(&self, viewer: &str, record: String) -> StoreResult<()> {
+    fn add_evaluation(
+        &self,
+        viewer: &str,
+        request_id: Option<&str>,
+        record: String,
+    ) -> StoreResult<()> {
         let queued = {
             let mut queue = lock(&self.shared.traces);
             queue.pending.push(NewEvaluation {
                 viewer: viewer.to_string(),
+                request_id: request_id.map(str::to_string),
                 record,
                 created_at: now(),
             });
@@ -790,21 +814,37 @@ impl Store for SqliteStore {
         viewer: &str,
         limit: u32,
         before: Option<i64>,
+        request_id: Option<&str>,
     ) -> StoreResult<Vec<StoredEvaluation>> {
         self.with_traces(|c| {
-            let mut statement = c.prepare_cached(
-                "SELECT id, record, created_at FROM evaluations WHERE viewer = ?1 AND id < COALESCE(?2, 9223372036854775807)
-                 ORDER BY id DESC LIMIT ?3",
-            )?;
-            let rows = statement.query_map(params![viewer, before, limit], evaluation_row)?;
-            rows.collect()
+            let rows = match request_id {
+                None => c
+                    .prepare_cached(
+                        "SELECT id, record, created_at, request_id FROM evaluations WHERE viewer = ?1 AND id < COALESCE(?2, 9223372036854775807)
+                         ORDER BY id DESC LIMIT ?3",
+                    )?
+                    .query_map(params![viewer, before, limit], evaluation_row)?
+                    .collect(),
+                Some(request_id) => c
+                    .prepare_cached(
+                        "SELECT id, record, created_at, request_id FROM evaluations WHERE viewer = ?1 AND request_id = ?4
+                         AND id < COALESCE(?2, 9223372036854775807) ORDER BY id DESC LIMIT ?3",
+                    )?
+                    .query_map(params![viewer, before, limit, request_id], evaluation_row)?
+                    .collect(),
+            };
+            rows
         })
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.with_traces(|_| Ok(()))
     }
 
     fn evaluation(&self, viewer: &str, id: i64) -> StoreResult<Option<StoredEvaluation>> {
         self.with_traces(|c| {
             c.prepare_cached(
-                "SELECT id, record, created_at FROM evaluations WHERE viewer = ?1 AND id = ?2",
+                "SELECT id, record, created_at, request_id FROM evaluations WHERE viewer = ?1 AND id = ?2",
             )?
             .query_row(params![viewer, id], evaluation_row)
             .optional()
@@ -936,6 +976,7 @@ fn evaluation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvaluation>
         id: row.get(0)?,
         record: serde_json::from_str(&record).unwrap_or(serde_json::Value::Null),
         created_at: row.get(2)?,
+        request_id: row.get(3)?,
     })
 }
 
@@ -1045,11 +1086,16 @@ mod tests {
     fn queued_traces_are_read_back_in_order_and_survive_closing() {
         let (path, store) = fresh("traces");
         for n in 0..50 {
+            let request = format!("req-{}", n % 2);
             store
-                .add_evaluation("alice", serde_json::json!({ "n": n }).to_string())
+                .add_evaluation(
+                    "alice",
+                    Some(&request),
+                    serde_json::json!({ "n": n }).to_string(),
+                )
                 .unwrap();
         }
-        let read = store.evaluations("alice", 100, None).unwrap();
+        let read = store.evaluations("alice", 100, None, None).unwrap();
         let order: Vec<_> = read
             .iter()
             .map(|e| e.record["n"].as_i64().unwrap())
@@ -1059,11 +1105,23 @@ mod tests {
             (0..50).rev().collect::<Vec<_>>(),
             "newest first, none missing"
         );
+        let odd = store
+            .evaluations("alice", 100, None, Some("req-1"))
+            .unwrap();
+        assert_eq!(odd.len(), 25);
+        assert!(odd.iter().all(|e| e.request_id.as_deref() == Some("req-1")
+            && e.record["n"].as_i64().unwrap() % 2 == 1));
         store
-            .add_evaluation("alice", serde_json::json!({ "n": 50 }).to_string())
+            .add_evaluation("alice", None, serde_json::json!({ "n": 50 }).to_string())
             .unwrap();
         drop(store);
         let reopened = SqliteStore::open(&path).unwrap();
-        assert_eq!(reopened.evaluations("alice", 100, None).unwrap().len(), 51);
+        assert_eq!(
+            reopened
+                .evaluations("alice", 100, None, None)
+                .unwrap()
+                .len(),
+            51
+        );
     }
 }

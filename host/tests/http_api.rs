@@ -931,12 +931,36 @@ fn the_openapi_document_lists_every_route() {
         ("get", "/v1/evaluations/{id}"),
         ("get", "/v1/emails"),
         ("get", "/openapi.json"),
+        ("post", "/v1/jobs"),
+        ("get", "/v1/jobs/{id}"),
+        ("get", "/metrics"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
             "{method} {path} is not documented"
         );
     }
+    // A route that needs a key answers 401 before it looks at the body.
+    for (method, path) in [
+        ("POST", "/v1/jobs"),
+        ("PUT", "/v1/vals/x"),
+        ("PUT", "/v1/secrets/x"),
+        ("POST", "/v1/users"),
+    ] {
+        let reply = server.raw(method, path, None, "application/json", b"{not json");
+        assert_eq!(reply.status, 401, "{method} {path}: {}", reply.body);
+        assert_eq!(reply.error_type(), "unauthorized");
+    }
+    // With a key, a body without a required field is a 400 naming it.
+    let key = server.user("oa");
+    let reply = server.call("POST", "/v1/eval", Some(&key), Some(json!({"args": []})));
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("code"), "{}", reply.body);
+    let reply = server.raw("POST", "/v1/eval", Some(&key), "application/json", b"");
+    assert_eq!(
+        (reply.status, reply.error_type().as_str()),
+        (400, "bad_request")
+    );
 }
 
 #[test]

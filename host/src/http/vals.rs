@@ -1,0 +1,146 @@
+//! Saving, reading, listing and deleting vals.
+
+use super::code::split_target;
+use super::errors::{ApiError, ApiResult};
+use super::extract::{as_caller, blocking, Authed, JsonBody, QueryArgs};
+use super::openapi::{
+    BadInput, BodyErrors, Deleted, Missing, NeedsKey, OptionalKey, PrivacyRequest, SaveValRequest,
+    ValList, VersionInfo, VersionList, TAG_VALS,
+};
+use super::AppState;
+use crate::service::ValView;
+use crate::store::ValMeta;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use std::sync::Arc;
+
+type Shared = State<Arc<AppState>>;
+
+/// Create, or save a new version of, my val `name`.
+#[utoipa::path(put, path = "/v1/vals/{target}", tag = TAG_VALS,
+    params(("target" = String, Path, description = "My val's name", pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
+    request_body(content = SaveValRequest, description = "The code, and the privacy to set"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Saved: the val's latest version", body = ValMeta),
+        NeedsKey, BodyErrors))]
+pub async fn put_val(
+    State(state): Shared,
+    Path(name): Path<String>,
+    Authed(user): Authed,
+    JsonBody(body): JsonBody<SaveValRequest>,
+) -> ApiResult<Json<ValMeta>> {
+    let meta = blocking(&state, move |service| {
+        service.save_val(&user, &name, &body.code, body.privacy)
+    })
+    .await?;
+    Ok(Json(meta))
+}
+
+/// `GET /v1/vals/{target}`'s query.
+#[derive(serde::Deserialize)]
+pub struct VersionQuery {
+    version: Option<u32>,
+}
+
+/// A val `user.name`: metadata and code (of `?version=N`, else the latest).
+#[utoipa::path(get, path = "/v1/vals/{target}", tag = TAG_VALS,
+    params(
+        ("target" = String, Path, description = "`user.name`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$"),
+        ("version" = Option<u32>, Query, description = "A version number", minimum = 1)),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "The version", body = ValView), OptionalKey, Missing, BadInput))]
+pub async fn get_val(
+    State(state): Shared,
+    Path(target): Path<String>,
+    QueryArgs(query): QueryArgs<VersionQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<ValView>> {
+    let (user, name) = split_target(&target)?;
+    if query.version == Some(0) {
+        return Err(ApiError::bad_request(
+            "`version` must be a positive integer",
+        ));
+    }
+    let view = as_caller(&state, &headers, move |service, viewer| {
+        service.val(viewer, &user, &name, query.version)
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+/// Change my val's privacy.
+#[utoipa::path(patch, path = "/v1/vals/{target}", tag = TAG_VALS,
+    params(("target" = String, Path, description = "My val's name", pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
+    request_body(content = PrivacyRequest),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Changed", body = ValMeta), NeedsKey, Missing, BodyErrors))]
+pub async fn patch_val(
+    State(state): Shared,
+    Path(name): Path<String>,
+    Authed(user): Authed,
+    JsonBody(body): JsonBody<PrivacyRequest>,
+) -> ApiResult<Json<ValMeta>> {
+    let meta = blocking(&state, move |service| {
+        service.set_privacy(&user, &name, body.privacy)
+    })
+    .await?;
+    Ok(Json(meta))
+}
+
+/// Delete my val and all its versions.
+#[utoipa::path(delete, path = "/v1/vals/{target}", tag = TAG_VALS,
+    params(("target" = String, Path, description = "My val's name", pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Deleted", body = Deleted), NeedsKey, Missing, BadInput))]
+pub async fn delete_val(
+    State(state): Shared,
+    Path(name): Path<String>,
+    Authed(user): Authed,
+) -> ApiResult<Json<Deleted>> {
+    blocking(&state, move |service| service.delete_val(&user, &name)).await?;
+    Ok(Json(Deleted { deleted: true }))
+}
+
+/// The versions of `user.name`.
+#[utoipa::path(get, path = "/v1/vals/{target}/versions", tag = TAG_VALS,
+    params(("target" = String, Path, description = "`user.name`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "Oldest first", body = VersionList), OptionalKey, Missing, BadInput))]
+pub async fn val_versions(
+    State(state): Shared,
+    Path(target): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<VersionList>> {
+    let (user, name) = split_target(&target)?;
+    let versions = as_caller(&state, &headers, move |service, viewer| {
+        service.versions(viewer, &user, &name)
+    })
+    .await?;
+    let versions = versions
+        .into_iter()
+        .map(|(version, created_at)| VersionInfo {
+            version,
+            created_at,
+        })
+        .collect();
+    Ok(Json(VersionList { versions }))
+}
+
+/// A user's vals (private ones to their owner only).
+#[utoipa::path(get, path = "/v1/users/{user}/vals", tag = TAG_VALS,
+    params(("user" = String, Path, description = "A handle", pattern = r"^[A-Za-z][A-Za-z0-9_]{0,31}$")),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "Their vals", body = ValList), OptionalKey, Missing, BadInput))]
+pub async fn user_vals(
+    State(state): Shared,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<ValList>> {
+    let vals = as_caller(&state, &headers, move |service, viewer| {
+        service.list_vals(viewer, &user)
+    })
+    .await?;
+    Ok(Json(ValList { vals }))
+}
