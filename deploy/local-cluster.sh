@@ -62,9 +62,9 @@ start() {
     for n in 0 1; do
         mkdir -p "$dir/node$n"
         VALBOX_DATA_DIR="$dir/node$n" "$binary" serve --listen "127.0.0.1:${ports[$n]}" \
-            --job-workers 0 2>"$dir/node$n.log" &
+            --job-workers 0 >"$dir/node$n.log" 2>&1 &
         echo $! >"$dir/pids/node$n"
-        VALBOX_DATA_DIR="$dir/node$n" "$binary" worker 2>"$dir/worker$n.log" &
+        VALBOX_DATA_DIR="$dir/node$n" "$binary" worker >"$dir/worker$n.log" 2>&1 &
         echo $! >"$dir/pids/worker$n"
     done
     for port in "${ports[@]}"; do wait_port "$port"; done
@@ -72,17 +72,25 @@ start() {
     echo "local-cluster: admin key $VALBOX_ADMIN_KEY (also in $dir/admin.key); logs in $dir/*.log"
 }
 
-stop() {
-    for pidfile in "$dir"/pids/node* "$dir"/pids/worker* "$dir"/pids/redis; do
+# SIGTERM to the processes named by pid files matching $1, then wait for them.
+stop_processes() {
+    for pidfile in "$dir"/pids/$1; do
         [ -f "$pidfile" ] || continue
         kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
     done
-    for pidfile in "$dir"/pids/*; do
+    for pidfile in "$dir"/pids/$1; do
         [ -f "$pidfile" ] || continue
         pid=$(cat "$pidfile")
         for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         rm -f "$pidfile"
     done
+}
+
+stop() {
+    # Nodes and workers first (they finish what they hold), then their stores.
+    stop_processes "node*"
+    stop_processes "worker*"
+    stop_processes "redis"
     if [ -d "$dir/pg/data" ]; then
         as_postgres "$pg_bin/pg_ctl" stop -w -D "$dir/pg/data" >/dev/null 2>&1 || true
     fi
