@@ -25,16 +25,21 @@ pub fn from_client(value: &[u8]) -> Option<String> {
     valid.then(|| String::from_utf8_lossy(value).into_owned())
 }
 
-/// A new request id: 24 random hex digits.
+/// A new request id: 24 hex digits, the time in milliseconds (48 bits)
+/// then 48 random bits. Ids made later sort later, so the index of
+/// evaluation records by request id grows at its end, as cheaply as the
+/// one by record id, instead of at random places.
 pub fn generate() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut bytes = [0u8; 12];
-    // Without entropy the id is still unique enough from the clock.
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes.copy_from_slice(&nanos.to_le_bytes()[..12]);
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    // Without entropy, a per-process counter keeps ids of one millisecond apart.
+    if getrandom::fill(&mut bytes[6..]).is_err() {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes[6..].copy_from_slice(&n.to_be_bytes()[2..]);
     }
     hex::encode(bytes)
 }
@@ -79,6 +84,8 @@ mod tests {
         let (a, b) = (generate(), generate());
         assert_ne!(a, b);
         assert_eq!(a.len(), 24);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(generate() > a, "later ids sort later");
         assert_eq!(current(), None);
         scope(Some(a.clone()), || {
             assert_eq!(current().as_deref(), Some(a.as_str()));
