@@ -354,12 +354,12 @@ fn a_rolling_restart_loses_no_request_it_did_not_refuse() {
 fn an_oversized_body_is_a_413_even_for_clients_that_write_it_all_first() {
     let dir = fresh_dir("ops-413");
     let port = free_port();
-    let _server = start_on(&dir, port, &["--max-body-bytes", "100000"]);
+    let _server = start_on(&dir, port, &["--max-body-bytes", "1000000"]);
     // Python's urllib writes the whole body before it reads the answer.
     let script = format!(
         r#"
 import json, urllib.request, urllib.error
-body = b'[' + b'1,' * 200000 + b'1]'
+body = b'[' + b'1,' * 2500000 + b'1]'
 request = urllib.request.Request('http://127.0.0.1:{port}/v1/eval', data=body, method='POST',
                                  headers={{'Content-Type': 'application/json'}})
 try:
@@ -381,7 +381,7 @@ except urllib.error.HTTPError as e:
     );
     // curl, with and without `Expect: 100-continue`.
     let body = dir.join("body.json");
-    std::fs::write(&body, format!("[{}1]", "1,".repeat(200_000))).unwrap();
+    std::fs::write(&body, format!("[{}1]", "1,".repeat(2_500_000))).unwrap();
     let body = format!("@{}", body.display());
     for expect in ["Expect: 100-continue", "Expect:"] {
         let output = Command::new("curl")
