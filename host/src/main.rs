@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use valbox::http::{serve, AppState};
 use valbox::local_run::run_file;
-use valbox::pg_store::PgStore;
+
 use valbox::sealing::SecretSealer;
 use valbox::service::Service;
 use valbox::settings::{LogFormat, Settings, SettingsArgs};
-use valbox::store::{SqliteStore, Store};
+use valbox::store::{PgStore, SqliteStore, Store};
 use valbox_runtime::Sandbox;
 
 /// valbox: store JavaScript vals and run them in WebAssembly sandboxes.

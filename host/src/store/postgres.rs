@@ -3,8 +3,8 @@
 //! ones counted in `schema_version`), no rows cached in memory (another node
 //! may change them), and evaluation records written as they come.
 
-use crate::schema::{self, Dialect};
-use crate::store::{
+use super::schema::{self, Dialect};
+use super::{
     JobStatus, Privacy, Store, StoreError, StoreResult, StoredEmail, StoredEvaluation, StoredJob,
     User, ValMeta, ValVersion,
 };
@@ -32,7 +32,7 @@ impl From<postgres::Error> for StoreError {
 }
 
 fn now() -> i64 {
-    crate::store::now()
+    super::now()
 }
 
 fn meta(row: &Row) -> ValMeta {

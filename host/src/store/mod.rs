@@ -1,0 +1,306 @@
+//! Durable state: users, API keys (as hashes), vals and their immutable
+//! versions (with bytecode), encrypted secrets, evaluation records, emails
+//! and jobs. [`Store`] is the trait callers use; [`SqliteStore`]
+//! (`sqlite.rs`) is the embedded default, [`PgStore`] (`postgres.rs`) the
+//! one several nodes share; both apply the migrations of `schema.rs`.
+
+mod cache;
+mod postgres;
+mod schema;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Who may see a val.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Privacy {
+    /// Anyone may read and call it.
+    Public,
+    /// Only its owner (and API calls running as the owner).
+    Private,
+}
+
+impl Privacy {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Privacy::Public => "public",
+            Privacy::Private => "private",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Privacy {
+        if text == "public" {
+            Privacy::Public
+        } else {
+            Privacy::Private
+        }
+    }
+}
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct User {
+    /// Lower-case handle.
+    pub handle: String,
+    /// Where `console.email` goes.
+    pub email: String,
+}
+
+/// A val as listed: its latest version and privacy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ValMeta {
+    /// Owner's handle.
+    pub user: String,
+    /// The val's name.
+    pub name: String,
+    /// Latest version.
+    pub version: u32,
+    /// Who may see it.
+    pub privacy: Privacy,
+}
+
+/// One immutable version of a val.
+#[derive(Debug, Clone)]
+pub struct ValVersion {
+    /// The val's metadata (privacy is the val's current privacy).
+    pub meta: ValMeta,
+    /// This version's number.
+    pub version: u32,
+    /// The source code.
+    pub code: Arc<str>,
+    /// QuickJS bytecode of `code`.
+    pub bytecode: Arc<[u8]>,
+    /// Hash of the guest that compiled `bytecode`.
+    pub guest_hash: String,
+    /// When it was saved (Unix seconds).
+    pub created_at: i64,
+}
+
+/// An email `console.email` sent, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct StoredEmail {
+    /// Row id.
+    pub id: i64,
+    /// Recipient handle.
+    pub to: String,
+    /// Whose code sent it.
+    pub from_author: Option<String>,
+    /// Subject.
+    pub subject: String,
+    /// Body.
+    pub body: String,
+    /// When (Unix seconds).
+    pub created_at: i64,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker has it.
+    Running,
+    /// Finished with a result.
+    Done,
+    /// Finished with an error.
+    Failed,
+}
+
+impl JobStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> JobStatus {
+        match text {
+            "running" => JobStatus::Running,
+            "done" => JobStatus::Done,
+            "failed" => JobStatus::Failed,
+            _ => JobStatus::Queued,
+        }
+    }
+}
+
+/// A job as stored: what was asked, by whom, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StoredJob {
+    /// Random id (hex).
+    pub id: String,
+    /// Who submitted it; it runs as them.
+    pub owner: String,
+    /// The request as submitted (`kind`, `target` or `code`, `args`).
+    pub request: serde_json::Value,
+    /// Where it is.
+    pub status: JobStatus,
+    /// How many times a worker started it.
+    pub attempts: u32,
+    /// The result, once done.
+    pub result: Option<serde_json::Value>,
+    /// The error, once failed (`{type, message, ...}` as the HTTP API has it).
+    pub error: Option<serde_json::Value>,
+    /// When it was submitted (Unix seconds).
+    pub created_at: i64,
+    /// When it finished (Unix seconds).
+    pub finished_at: Option<i64>,
+}
+
+/// A stored evaluation record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct StoredEvaluation {
+    /// Row id.
+    pub id: i64,
+    /// The record (JSON of `valbox_runtime::Evaluation`).
+    pub record: serde_json::Value,
+    /// The HTTP request (`x-request-id`) or job id it ran for.
+    pub request_id: Option<String>,
+    /// When (Unix seconds).
+    pub created_at: i64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique thing already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything valbox keeps. Implementations do no permission checks.
+pub trait Store: Send + Sync {
+    /// Creates a user with the hash of their first API key.
+    fn create_user(&self, handle: &str, email: &str, key_hash: &str) -> StoreResult<()>;
+    /// The user owning the API key with this hash.
+    fn user_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<User>>;
+    /// A user by handle.
+    fn user(&self, handle: &str) -> StoreResult<Option<User>>;
+    /// Saves a new version; `privacy` `None` keeps the val's privacy (private when new).
+    fn save_version(
+        &self,
+        owner: &str,
+        name: &str,
+        privacy: Option<Privacy>,
+        code: &str,
+        bytecode: &[u8],
+        guest_hash: &str,
+    ) -> StoreResult<ValMeta>;
+    /// A version (the latest when `version` is `None`).
+    fn version(
+        &self,
+        owner: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> StoreResult<Option<ValVersion>>;
+    /// Replaces a version's bytecode after the guest changed.
+    fn replace_bytecode(
+        &self,
+        owner: &str,
+        name: &str,
+        version: u32,
+        bytecode: &[u8],
+        guest_hash: &str,
+    ) -> StoreResult<()>;
+    /// Every version number with its save time, oldest first.
+    fn versions(&self, owner: &str, name: &str) -> StoreResult<Vec<(u32, i64)>>;
+    /// Changes a val's privacy; `None` when there is no such val.
+    fn set_privacy(
+        &self,
+        owner: &str,
+        name: &str,
+        privacy: Privacy,
+    ) -> StoreResult<Option<ValMeta>>;
+    /// Deletes a val and all its versions; false when there was none.
+    fn delete_val(&self, owner: &str, name: &str) -> StoreResult<bool>;
+    /// A user's vals, private ones only when asked.
+    fn list_vals(&self, owner: &str, include_private: bool) -> StoreResult<Vec<ValMeta>>;
+    /// Sets a secret (already encrypted).
+    fn put_secret(&self, owner: &str, key: &str, sealed: &[u8]) -> StoreResult<()>;
+    /// A secret, still encrypted.
+    fn secret(&self, owner: &str, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Names of a user's secrets.
+    fn secret_names(&self, owner: &str) -> StoreResult<Vec<String>>;
+    /// Deletes a secret; false when there was none.
+    fn delete_secret(&self, owner: &str, key: &str) -> StoreResult<bool>;
+    /// Stores an evaluation record (JSON text) visible to `viewer`, made
+    /// for `request_id`. It may be committed a moment later (in a batch),
+    /// but every read after this call sees it.
+    fn add_evaluation(
+        &self,
+        viewer: &str,
+        request_id: Option<&str>,
+        record: String,
+    ) -> StoreResult<()>;
+    /// `viewer`'s records, newest first, with ids below `before` (and only
+    /// those of `request_id` when given).
+    fn evaluations(
+        &self,
+        viewer: &str,
+        limit: u32,
+        before: Option<i64>,
+        request_id: Option<&str>,
+    ) -> StoreResult<Vec<StoredEvaluation>>;
+    /// Commits whatever is queued (evaluation records), before the process exits.
+    fn flush(&self) -> StoreResult<()>;
+    /// One of `viewer`'s records.
+    fn evaluation(&self, viewer: &str, id: i64) -> StoreResult<Option<StoredEvaluation>>;
+    /// Stores a sent email.
+    fn add_email(
+        &self,
+        to: &str,
+        from_author: Option<&str>,
+        subject: &str,
+        body: &str,
+    ) -> StoreResult<()>;
+    /// Emails sent to `to`, newest first.
+    fn emails(&self, to: &str) -> StoreResult<Vec<StoredEmail>>;
+    /// Stores a queued job (durably, before it is acknowledged).
+    fn add_job(&self, id: &str, owner: &str, request: &serde_json::Value) -> StoreResult<()>;
+    /// Marks a job running and counts the attempt; `None` when it is
+    /// missing or already finished (a duplicate delivery).
+    fn start_job(&self, id: &str) -> StoreResult<Option<StoredJob>>;
+    /// Records how a job ended, once: false when it had already finished.
+    fn finish_job(
+        &self,
+        id: &str,
+        status: JobStatus,
+        outcome: &serde_json::Value,
+    ) -> StoreResult<bool>;
+    /// One of `owner`'s jobs.
+    fn job(&self, owner: &str, id: &str) -> StoreResult<Option<StoredJob>>;
+    /// Ids of jobs not finished (queued, or running when a process stopped), oldest first.
+    fn unfinished_jobs(&self) -> StoreResult<Vec<String>>;
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Now, in Unix seconds (the store's timestamps).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
