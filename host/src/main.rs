@@ -39,10 +39,17 @@ enum Command {
         #[arg(long, default_value = "[]")]
         args: String,
     },
-    /// Manage users.
+    /// Manage users and their keys.
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Re-seal every secret under a new master key, in one transaction.
+    /// Stop every node first; rerun with the same file if it was interrupted.
+    RotateMasterKey {
+        /// A file holding the new key: 64 hex digits (e.g. `openssl rand -hex 32`).
+        #[arg(long)]
+        new_key_file: PathBuf,
     },
 }
 
@@ -55,6 +62,25 @@ enum UserCommand {
         /// Where `console.email` sends their mail.
         #[arg(long)]
         email: String,
+    },
+    /// List every user.
+    List,
+    /// Delete a user and everything theirs; the handle is retired.
+    Delete {
+        /// The user's handle.
+        handle: String,
+    },
+    /// List a user's keys (never the keys themselves).
+    Keys {
+        /// The user's handle.
+        handle: String,
+    },
+    /// Revoke one of a user's keys.
+    RevokeKey {
+        /// The user's handle.
+        handle: String,
+        /// The key's id (`key_…`, from `valbox user keys`).
+        id: String,
     },
 }
 
@@ -135,19 +161,32 @@ async fn stop_signal() {
     });
 }
 
-fn open_service(settings: &Settings) -> anyhow::Result<Service> {
+fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
     let path = settings.data_dir.join("valbox.db");
-    let store: Arc<dyn Store> = match &settings.database_url {
+    Ok(match &settings.database_url {
         Some(url) => Arc::new(PgStore::open(url).context("opening the PostgreSQL database")?),
         // With a Redis queue, `valbox worker` processes may write the same file.
         None if settings.redis_url.is_some() => {
             Arc::new(SqliteStore::open_shared(&path).context("opening the database")?)
         }
         None => Arc::new(SqliteStore::open(&path).context("opening the database")?),
-    };
+    })
+}
+
+fn open_service(settings: &Settings) -> anyhow::Result<Service> {
+    let store = open_store(settings)?;
     let sealer = SecretSealer::load(settings.master_key.as_deref(), &settings.data_dir)?;
+    // Secrets sealed under another key would all read as missing: refuse.
+    let recorded = store.init_master_key_fingerprint(sealer.fingerprint())?;
+    if recorded != sealer.fingerprint() {
+        anyhow::bail!(
+            "the secrets are sealed under another master key (fingerprint {recorded}; this key's is {}): \
+             use that key, or, if `valbox rotate-master-key` was interrupted, run it again with the same --new-key-file",
+            sealer.fingerprint()
+        );
+    }
     let sandbox = Sandbox::new(settings.sandbox_config()).context("starting the sandbox")?;
     let service = Service::new(
         store,
@@ -187,6 +226,66 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             let (handle, key) = service.add_user(&handle, &email)?;
             eprintln!("created @{handle}; the API key is shown once:");
             println!("{key}");
+            Ok(0)
+        }
+        Command::User {
+            command: UserCommand::List,
+        } => {
+            for user in open_service(&settings)?.users()? {
+                println!("{}\t{}", user.handle, user.email);
+            }
+            Ok(0)
+        }
+        Command::User {
+            command: UserCommand::Delete { handle },
+        } => {
+            open_service(&settings)?.delete_user(&handle)?;
+            eprintln!("deleted @{handle} and everything theirs; the handle is retired");
+            Ok(0)
+        }
+        Command::User {
+            command: UserCommand::Keys { handle },
+        } => {
+            for key in open_service(&settings)?.keys(&handle)? {
+                println!("{}", serde_json::to_string(&key)?);
+            }
+            Ok(0)
+        }
+        Command::User {
+            command: UserCommand::RevokeKey { handle, id },
+        } => {
+            open_service(&settings)?.revoke_key(&handle, &id)?;
+            eprintln!("revoked {id} of @{handle}");
+            Ok(0)
+        }
+        Command::RotateMasterKey { new_key_file } => {
+            let store = open_store(&settings)?;
+            let old = SecretSealer::load(settings.master_key.as_deref(), &settings.data_dir)?;
+            let new_hex = std::fs::read_to_string(&new_key_file)
+                .with_context(|| format!("reading {}", new_key_file.display()))?;
+            let new = SecretSealer::from_hex(&new_hex)?;
+            if let Some(recorded) = store.master_key_fingerprint()? {
+                if recorded != old.fingerprint() && recorded != new.fingerprint() {
+                    anyhow::bail!(
+                        "the secrets are sealed under a key that is neither the current one nor the new one (fingerprint {recorded})"
+                    );
+                }
+            }
+            let count = valbox::sealing::rotate(store.as_ref(), &old, &new)
+                .context("re-sealing the secrets (nothing was changed)")?;
+            eprintln!(
+                "re-sealed {count} secrets under the new master key (fingerprint {})",
+                new.fingerprint()
+            );
+            if settings.master_key.is_none() {
+                let path = settings.data_dir.join("master.key");
+                valbox::sealing::replace_key_file(&path, &new_hex)?;
+                eprintln!("{} now holds the new key", path.display());
+            } else {
+                eprintln!(
+                    "now start every node with the new key (--master-key / VALBOX_MASTER_KEY)"
+                );
+            }
             Ok(0)
         }
         Command::Worker => {

@@ -1,13 +1,17 @@
 //! Users, the key's user, secrets, evaluation records and emails.
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{blocking, Admin, Authed, JsonBody, QueryArgs};
+use super::extract::{
+    blocking, Admin, AnyKey, Authed, EmailsRead, EvaluationsRead, JsonBody, QueryArgs, SecretsRead,
+    SecretsWrite,
+};
 use super::openapi::{
     BadInput, BodyErrors, CreatedUser, Deleted, EmailList, EvaluationList, Missing, NeedsKey,
-    NewUserRequest, Saved, SecretNames, SecretRequest, TAG_ACCOUNT,
+    NewUserRequest, Saved, SecretNames, SecretRequest, TAG_ACCOUNT, TAG_ADMIN,
 };
 use super::AppState;
 use crate::request_id;
+use crate::service::Principal;
 use crate::store::{StoredEvaluation, User};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,9 +21,9 @@ use std::sync::Arc;
 type Shared = State<Arc<AppState>>;
 
 /// Create a user (admin key); the answer holds their API key, shown once.
-#[utoipa::path(post, path = "/v1/users", tag = TAG_ACCOUNT,
+#[utoipa::path(post, path = "/v1/users", tag = TAG_ADMIN,
     request_body(content = NewUserRequest),
-    security(("bearer" = [])),
+    security(("admin" = [])),
     responses(
         (status = 201, description = "Created", body = CreatedUser),
         (status = 409, description = "`conflict`: the handle is taken or reserved", body = super::openapi::ApiErrorBody),
@@ -40,7 +44,7 @@ pub async fn create_user(
 #[utoipa::path(get, path = "/v1/me", tag = TAG_ACCOUNT,
     security(("bearer" = [])),
     responses((status = 200, description = "The user", body = User), NeedsKey))]
-pub async fn me(Authed(user): Authed) -> Json<User> {
+pub async fn me(Authed(Principal { user, .. }, _): Authed<AnyKey>) -> Json<User> {
     Json(user)
 }
 
@@ -48,12 +52,12 @@ pub async fn me(Authed(user): Authed) -> Json<User> {
 #[utoipa::path(put, path = "/v1/secrets/{key}", tag = TAG_ACCOUNT,
     params(("key" = String, Path, description = "The secret's name", pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
     request_body(content = SecretRequest),
-    security(("bearer" = [])),
+    security(("bearer" = ["secrets:write"])),
     responses((status = 200, description = "Saved", body = Saved), NeedsKey, BodyErrors))]
 pub async fn put_secret(
     State(state): Shared,
     Path(key): Path<String>,
-    Authed(user): Authed,
+    Authed(Principal { user, .. }, _): Authed<SecretsWrite>,
     JsonBody(body): JsonBody<SecretRequest>,
 ) -> ApiResult<Json<Saved>> {
     blocking(&state, move |service| {
@@ -65,11 +69,11 @@ pub async fn put_secret(
 
 /// The names of my secrets.
 #[utoipa::path(get, path = "/v1/secrets", tag = TAG_ACCOUNT,
-    security(("bearer" = [])),
+    security(("bearer" = ["secrets:read"])),
     responses((status = 200, description = "Their names", body = SecretNames), NeedsKey))]
 pub async fn list_secrets(
     State(state): Shared,
-    Authed(user): Authed,
+    Authed(Principal { user, .. }, _): Authed<SecretsRead>,
 ) -> ApiResult<Json<SecretNames>> {
     let secrets = blocking(&state, move |service| service.secret_names(&user)).await?;
     Ok(Json(SecretNames { secrets }))
@@ -78,12 +82,12 @@ pub async fn list_secrets(
 /// Delete a secret.
 #[utoipa::path(delete, path = "/v1/secrets/{key}", tag = TAG_ACCOUNT,
     params(("key" = String, Path, description = "The secret's name", pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
-    security(("bearer" = [])),
+    security(("bearer" = ["secrets:write"])),
     responses((status = 200, description = "Deleted", body = Deleted), NeedsKey, Missing, BadInput))]
 pub async fn delete_secret(
     State(state): Shared,
     Path(key): Path<String>,
-    Authed(user): Authed,
+    Authed(Principal { user, .. }, _): Authed<SecretsWrite>,
 ) -> ApiResult<Json<Deleted>> {
     blocking(&state, move |service| service.delete_secret(&user, &key)).await?;
     Ok(Json(Deleted { deleted: true }))
@@ -106,11 +110,11 @@ pub struct EvaluationsQuery {
         ("before" = Option<i64>, Query, description = "Only ids below this (the last page's smallest id)"),
         ("request_id" = Option<String>, Query, description = "Only those of this request or job id",
             min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_.:/+=@-]+$")),
-    security(("bearer" = [])),
+    security(("bearer" = ["evaluations:read"])),
     responses((status = 200, description = "A page of records", body = EvaluationList), NeedsKey, BadInput))]
 pub async fn list_evaluations(
     State(state): Shared,
-    Authed(user): Authed,
+    Authed(Principal { user, .. }, _): Authed<EvaluationsRead>,
     QueryArgs(query): QueryArgs<EvaluationsQuery>,
 ) -> ApiResult<Json<EvaluationList>> {
     let limit = query.limit.unwrap_or(20);
@@ -135,12 +139,12 @@ pub async fn list_evaluations(
 /// One of my evaluation records.
 #[utoipa::path(get, path = "/v1/evaluations/{id}", tag = TAG_ACCOUNT,
     params(("id" = i64, Path, description = "Its id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["evaluations:read"])),
     responses((status = 200, description = "The record", body = StoredEvaluation), NeedsKey, Missing))]
 pub async fn get_evaluation(
     State(state): Shared,
     Path(id): Path<String>,
-    Authed(user): Authed,
+    Authed(Principal { user, .. }, _): Authed<EvaluationsRead>,
 ) -> ApiResult<Json<StoredEvaluation>> {
     let id: i64 = id.parse().map_err(|_| {
         ApiError(crate::service::ServiceError::NotFound(format!(
@@ -153,9 +157,12 @@ pub async fn get_evaluation(
 
 /// Emails `console.email` sent to me.
 #[utoipa::path(get, path = "/v1/emails", tag = TAG_ACCOUNT,
-    security(("bearer" = [])),
+    security(("bearer" = ["emails:read"])),
     responses((status = 200, description = "Newest first", body = EmailList), NeedsKey))]
-pub async fn list_emails(State(state): Shared, Authed(user): Authed) -> ApiResult<Json<EmailList>> {
+pub async fn list_emails(
+    State(state): Shared,
+    Authed(Principal { user, .. }, _): Authed<EmailsRead>,
+) -> ApiResult<Json<EmailList>> {
     let emails = blocking(&state, move |service| service.emails(&user)).await?;
     Ok(Json(EmailList { emails }))
 }

@@ -33,14 +33,14 @@ pub fn split_target(target: &str) -> ApiResult<(String, String)> {
 /// Evaluate an expression (URL-encoded in the path) as the key's user, or anonymously.
 #[utoipa::path(get, path = "/v1/eval/{*code}", tag = TAG_CODE,
     params(("code" = String, Path, description = "An expression or function body, URL-encoded", min_length = 1)),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["run"])),
     responses((status = 200, description = "The result, as JSON", body = Value), OptionalKey, RunErrors))]
 pub async fn eval_get(
     State(state): Shared,
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let result = as_caller(&state, &headers, move |service, user| {
+    let result = as_caller(&state, &headers, "run", move |service, user| {
         service.eval(user, &code, "[]")
     })
     .await?;
@@ -51,7 +51,7 @@ pub async fn eval_get(
 #[deprecated = "v0 route: use `GET /v1/eval/{code}`"]
 #[utoipa::path(get, path = "/eval/{*code}", tag = TAG_CODE,
     params(("code" = String, Path, description = "An expression or function body, URL-encoded", min_length = 1)),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["run"])),
     responses((status = 200, description = "The result, as JSON", body = Value), OptionalKey, RunErrors))]
 pub async fn eval_v0(
     state: Shared,
@@ -64,7 +64,7 @@ pub async fn eval_v0(
 /// Evaluate code (`{code, args}`) as the key's user, or anonymously.
 #[utoipa::path(post, path = "/v1/eval", tag = TAG_CODE,
     request_body(content = EvalRequest, description = "The code and its arguments"),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["run"])),
     responses((status = 200, description = "The result, as JSON", body = Value), OptionalKey, BodyErrors, RunErrors))]
 pub async fn eval_post(
     State(state): Shared,
@@ -72,7 +72,7 @@ pub async fn eval_post(
     JsonBody(body): JsonBody<EvalRequest>,
 ) -> ApiResult<Json<Value>> {
     let args = args_json(body.args);
-    let result = as_caller(&state, &headers, move |service, user| {
+    let result = as_caller(&state, &headers, "run", move |service, user| {
         service.eval(user, &body.code, &args)
     })
     .await?;
@@ -91,7 +91,7 @@ pub struct ArgsQuery {
     params(
         ("target" = String, Path, description = "`user.val`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$"),
         ("args" = Option<Vec<Value>>, Query, description = "The arguments, as a JSON array (`?args=[1,2]`)")),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["run"])),
     responses(
         (status = 200, description = "The val's result as JSON, or the `Response` it returned (any content type)",
             content((Value = "application/json"), (String = "*/*"))),
@@ -112,7 +112,7 @@ pub async fn run_get(
     params(
         ("target" = String, Path, description = "`user.val`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
     request_body(content = Option<RunRequest>, description = "The arguments (none when empty)"),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["run"])),
     responses(
         (status = 200, description = "The val's result as JSON, or the `Response` it returned (any content type)",
             content((Value = "application/json"), (String = "*/*"))),
@@ -150,7 +150,7 @@ async fn run(
     let work = async {
         let args = args.map_err(ApiError::bad_request)?;
         let (user, name) = split_target(&target)?;
-        let answer = as_caller(&state, &headers, move |service, viewer| {
+        let answer = as_caller(&state, &headers, "run", move |service, viewer| {
             service.run(viewer, &user, &name, &args)
         })
         .await?;
@@ -244,7 +244,7 @@ fn express_response(built: ExpressResponse) -> Response {
 /// with `Content-Security-Policy: sandbox`.
 #[utoipa::path(method(get, post, put, patch, delete, head, options), path = "/v1/express/{target}", tag = TAG_CODE,
     params(("target" = String, Path, description = "`user.val`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["run"])),
     responses((status = "default", description = "The handler's own response (any status, headers and body)"),
         OptionalKey, Missing, BodyErrors, RunErrors))]
 pub async fn express(
@@ -267,7 +267,7 @@ pub async fn express(
 /// The same at path `/` (a trailing slash).
 #[utoipa::path(method(get, post, put, patch, delete, head, options), path = "/v1/express/{target}/", tag = TAG_CODE,
     params(("target" = String, Path, description = "`user.val`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["run"])),
     responses((status = "default", description = "The handler's own response (any status, headers and body)"),
         OptionalKey, Missing, BodyErrors, RunErrors))]
 pub async fn express_root(state: Shared, target: Path<String>, request: Request) -> Response {
@@ -279,7 +279,7 @@ pub async fn express_root(state: Shared, target: Path<String>, request: Request)
     params(
         ("target" = String, Path, description = "`user.val`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$"),
         ("rest" = String, Path, description = "The path inside the val")),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["run"])),
     responses((status = "default", description = "The handler's own response (any status, headers and body)"),
         OptionalKey, Missing, BodyErrors, RunErrors))]
 pub async fn express_path(
@@ -297,7 +297,7 @@ pub async fn express_path(
 #[utoipa::path(method(get, post), path = "/express/{*expression}", tag = TAG_CODE,
     params(("expression" = String, Path, description = "`@user.val`, then an optional path",
         pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}(/.*)?$")),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["run"])),
     responses((status = "default", description = "The handler's own response (any status, headers and body)"),
         OptionalKey, Missing, BodyErrors, RunErrors))]
 pub async fn express_v0(
@@ -345,7 +345,7 @@ async fn call_express(
             &rest,
             &body,
         );
-        let built = as_caller(&state, &parts.headers, move |service, viewer| {
+        let built = as_caller(&state, &parts.headers, "run", move |service, viewer| {
             service.express(viewer, &user, &name, &described, mode)
         })
         .await?;

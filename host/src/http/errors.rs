@@ -30,6 +30,7 @@ impl ApiError {
         match &self.0 {
             BadRequest(_) | Compile(_) => StatusCode::BAD_REQUEST,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             Conflict(_) => StatusCode::CONFLICT,
             Timeout(_) => StatusCode::REQUEST_TIMEOUT,

@@ -6,7 +6,7 @@ use super::errors::{too_large, ApiError, ApiResult};
 use super::observe::RequestInfo;
 use super::AppState;
 use crate::request_id;
-use crate::service::{Service, ServiceError};
+use crate::service::{Principal, Service, ServiceError};
 use crate::store::User;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -15,6 +15,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,41 +57,88 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// Like [`blocking`], with the caller's user (`None` when anonymous); the
-/// key is checked on the same blocking hop.
+/// key is checked on the same blocking hop, and when one is given it must
+/// hold `scope`.
 pub async fn as_caller<T: Send + 'static>(
     state: &Arc<AppState>,
     headers: &HeaderMap,
+    scope: &'static str,
     work: impl FnOnce(&Service, Option<&User>) -> Result<T, ServiceError> + Send + 'static,
 ) -> ApiResult<T> {
     let key = bearer(headers)?;
     let info = RequestInfo::current();
     blocking(state, move |service| {
-        let user = service.authenticate(key.as_deref())?;
-        if let (Some(user), Some(info)) = (&user, &info) {
-            info.record_user(&user.handle);
+        let principal = service.authenticate(key.as_deref())?;
+        if let Some(principal) = &principal {
+            if let Some(info) = &info {
+                info.record_principal(&principal.user.handle, &principal.key.id);
+            }
+            principal.require(scope)?;
         }
-        work(service, user.as_ref())
+        work(service, principal.as_ref().map(|p| &p.user))
     })
     .await
 }
 
-/// The user of a route that needs a key, checked before the body is read
-/// (so a request without a valid key is a 401 whatever its body).
-pub struct Authed(pub User);
+/// A scope a route needs, as a type for [`Authed`].
+pub trait Scope {
+    /// The scope's name; `None`: any valid key will do.
+    const NAME: Option<&'static str>;
+}
 
-impl FromRequestParts<Arc<AppState>> for Authed {
+macro_rules! scopes {
+    ($($(#[$doc:meta])* $marker:ident = $name:expr;)*) => {
+        $($(#[$doc])* pub struct $marker; impl Scope for $marker { const NAME: Option<&'static str> = $name; })*
+    };
+}
+
+scopes! {
+    /// Any valid key.
+    AnyKey = None;
+    /// `vals:write`.
+    ValsWrite = Some("vals:write");
+    /// `secrets:read` (names only).
+    SecretsRead = Some("secrets:read");
+    /// `secrets:write`.
+    SecretsWrite = Some("secrets:write");
+    /// `run`: eval, run, express, jobs.
+    Run = Some("run");
+    /// `evaluations:read`.
+    EvaluationsRead = Some("evaluations:read");
+    /// `emails:read`.
+    EmailsRead = Some("emails:read");
+    /// `keys`: the user's own keys.
+    Keys = Some("keys");
+}
+
+/// The principal of a route that needs a key holding scope `S`, checked
+/// before the body is read (so a request without a valid key is a 401, and
+/// one whose key lacks the scope a 403, whatever its body).
+pub struct Authed<S>(pub Principal, pub PhantomData<S>);
+
+impl<S: Scope> FromRequestParts<Arc<AppState>> for Authed<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let user = as_caller(state, &parts.headers, |_, user| Ok(user.cloned())).await?;
-        user.map(Authed).ok_or_else(|| {
-            ApiError(ServiceError::Unauthorized(
-                "this route needs `Authorization: Bearer <key>`".into(),
-            ))
-        })
+        let key = bearer(&parts.headers)?;
+        let info = RequestInfo::current();
+        let principal = blocking(state, move |service| service.authenticate(key.as_deref()))
+            .await?
+            .ok_or_else(|| {
+                ApiError(ServiceError::Unauthorized(
+                    "this route needs `Authorization: Bearer <key>`".into(),
+                ))
+            })?;
+        if let Some(info) = &info {
+            info.record_principal(&principal.user.handle, &principal.key.id);
+        }
+        if let Some(scope) = S::NAME {
+            principal.require(scope)?;
+        }
+        Ok(Authed(principal, PhantomData))
     }
 }
 

@@ -4,10 +4,12 @@
 //! Every error is `{"error": {"type", "message", ...}}` ([`errors`]).
 
 mod account;
+mod admin;
 mod code;
 mod errors;
 mod extract;
 mod jobs;
+mod keys;
 mod observe;
 mod openapi;
 mod vals;
@@ -68,7 +70,7 @@ fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(code::express_path))
         .routes(routes!(code::eval_v0))
         .routes(routes!(code::express_v0))
-        .routes(routes!(account::create_user))
+        .routes(routes!(account::create_user, admin::list_users))
         .routes(routes!(account::me))
         .routes(routes!(
             vals::put_val,
@@ -83,6 +85,11 @@ fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(account::list_evaluations))
         .routes(routes!(account::get_evaluation))
         .routes(routes!(account::list_emails))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(admin::delete_user))
+        .routes(routes!(admin::user_keys))
+        .routes(routes!(admin::revoke_user_key))
         .routes(routes!(jobs::submit_job))
         .routes(routes!(jobs::get_job))
 }
@@ -225,7 +232,10 @@ mod tests {
         assert!(me["responses"]["401"].is_object());
         // Anonymous allowed: an empty requirement too.
         let run = operation("/v1/run/{target}", "get");
-        assert_eq!(run["security"], serde_json::json!([{}, {"bearer": []}]));
+        assert_eq!(
+            run["security"],
+            serde_json::json!([{}, {"bearer": ["run"]}])
+        );
         let target = &run["parameters"][0]["schema"]["pattern"];
         let pattern = target.as_str().unwrap();
         assert!(

@@ -37,15 +37,16 @@ impl RequestInfo {
         CURRENT.try_with(Clone::clone).ok()
     }
 
-    /// Names the authenticated user on the request's log line.
-    pub fn record_user(&self, handle: &str) {
+    /// Names the authenticated user and key id on the request's log line.
+    pub fn record_principal(&self, handle: &str, key_id: &str) {
         self.span.record("user", handle);
+        self.span.record("key", key_id);
     }
 }
 
 /// The middleware around every route: gives the request its id, serves it
 /// inside a span carrying it, then counts it and logs one line (id, method,
-/// route template, status, duration, user; never keys or bodies).
+/// route template, status, duration, user and key id; never keys or bodies).
 pub async fn track(
     State(state): State<Arc<AppState>>,
     route: Option<MatchedPath>,
@@ -66,7 +67,8 @@ pub async fn track(
         id = %id,
         method = %method,
         route,
-        user = tracing::field::Empty
+        user = tracing::field::Empty,
+        key = tracing::field::Empty
     );
     let info = RequestInfo {
         id: id.clone(),

@@ -24,6 +24,8 @@ pub const TAG_VALS: &str = "vals";
 pub const TAG_ACCOUNT: &str = "account";
 /// Tag of the job queue routes.
 pub const TAG_JOBS: &str = "jobs";
+/// Tag of the operator's routes (admin key).
+pub const TAG_ADMIN: &str = "admin";
 /// Tag of probes, metrics and this document.
 pub const TAG_OPERATE: &str = "operate";
 
@@ -41,6 +43,7 @@ pub const TAG_OPERATE: &str = "operate";
         (name = "vals", description = "Saving, reading and deleting vals"),
         (name = "account", description = "Users, secrets, evaluation records and emails"),
         (name = "jobs", description = "The job queue"),
+        (name = "admin", description = "The operator's routes, with the admin key"),
         (name = "operate", description = "Probes, metrics and this document")
     )
 )]
@@ -56,7 +59,19 @@ impl Modify for BearerScheme {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key: `Authorization: Bearer vbk_…`"))
+                    .description(Some(
+                        "A user's API key: `Authorization: Bearer vbk_…`. An operation's \
+                         requirement names the scope the key must hold (none: any key).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator's admin key (VALBOX_ADMIN_KEY)"))
                     .build(),
             ),
         );
@@ -214,7 +229,10 @@ pub struct NewUserRequest {
     #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_]{0,31}$")]
     pub handle: String,
     /// Where `console.email` sends their mail.
-    #[schema(pattern = r"^\s*\S*@\S*\s*$", max_length = 254)]
+    #[schema(
+        pattern = r"^[ \t\n\r\f\v]*[^ \t\n\r\f\v]*@[^ \t\n\r\f\v]*[ \t\n\r\f\v]*$",
+        max_length = 254
+    )]
     pub email: String,
 }
 
@@ -310,6 +328,13 @@ pub struct Deleted {
     pub deleted: bool,
 }
 
+/// `{"revoked": true}`.
+#[derive(Serialize, ToSchema)]
+pub struct Revoked {
+    /// Always true.
+    pub revoked: bool,
+}
+
 /// `{"saved": true}`.
 #[derive(Serialize, ToSchema)]
 pub struct Saved {
@@ -341,7 +366,16 @@ pub struct NeedsKey;
 
 impl IntoResponses for NeedsKey {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        errors(&[("401", "`unauthorized`: no key, or an unknown one")])
+        errors(&[
+            (
+                "401",
+                "`unauthorized`: no key, or an unknown, revoked or expired one",
+            ),
+            (
+                "403",
+                "`forbidden`: the key lacks the scope this route needs",
+            ),
+        ])
     }
 }
 
@@ -350,7 +384,16 @@ pub struct OptionalKey;
 
 impl IntoResponses for OptionalKey {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        errors(&[("401", "`unauthorized`: an unknown or malformed key")])
+        errors(&[
+            (
+                "401",
+                "`unauthorized`: an unknown, revoked, expired or malformed key",
+            ),
+            (
+                "403",
+                "`forbidden`: the key lacks the scope this route needs",
+            ),
+        ])
     }
 }
 

@@ -2,12 +2,13 @@
 
 use super::code::split_target;
 use super::errors::{ApiError, ApiResult};
-use super::extract::{as_caller, blocking, Authed, JsonBody, QueryArgs};
+use super::extract::{as_caller, blocking, Authed, JsonBody, QueryArgs, ValsWrite};
 use super::openapi::{
     BadInput, BodyErrors, Deleted, Missing, NeedsKey, OptionalKey, PrivacyRequest, SaveValRequest,
     ValList, VersionInfo, VersionList, TAG_VALS,
 };
 use super::AppState;
+use crate::service::Principal;
 use crate::service::ValView;
 use crate::store::ValMeta;
 use axum::extract::{Path, State};
@@ -21,14 +22,14 @@ type Shared = State<Arc<AppState>>;
 #[utoipa::path(put, path = "/v1/vals/{target}", tag = TAG_VALS,
     params(("target" = String, Path, description = "My val's name", pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
     request_body(content = SaveValRequest, description = "The code, and the privacy to set"),
-    security(("bearer" = [])),
+    security(("bearer" = ["vals:write"])),
     responses(
         (status = 200, description = "Saved: the val's latest version", body = ValMeta),
         NeedsKey, BodyErrors))]
 pub async fn put_val(
     State(state): Shared,
     Path(name): Path<String>,
-    Authed(user): Authed,
+    Authed(Principal { user, .. }, _): Authed<ValsWrite>,
     JsonBody(body): JsonBody<SaveValRequest>,
 ) -> ApiResult<Json<ValMeta>> {
     let meta = blocking(&state, move |service| {
@@ -49,7 +50,7 @@ pub struct VersionQuery {
     params(
         ("target" = String, Path, description = "`user.name`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$"),
         ("version" = Option<u32>, Query, description = "A version number", minimum = 1)),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["vals:read"])),
     responses((status = 200, description = "The version", body = ValView), OptionalKey, Missing, BadInput))]
 pub async fn get_val(
     State(state): Shared,
@@ -63,7 +64,7 @@ pub async fn get_val(
             "`version` must be a positive integer",
         ));
     }
-    let view = as_caller(&state, &headers, move |service, viewer| {
+    let view = as_caller(&state, &headers, "vals:read", move |service, viewer| {
         service.val(viewer, &user, &name, query.version)
     })
     .await?;
@@ -74,12 +75,12 @@ pub async fn get_val(
 #[utoipa::path(patch, path = "/v1/vals/{target}", tag = TAG_VALS,
     params(("target" = String, Path, description = "My val's name", pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
     request_body(content = PrivacyRequest),
-    security(("bearer" = [])),
+    security(("bearer" = ["vals:write"])),
     responses((status = 200, description = "Changed", body = ValMeta), NeedsKey, Missing, BodyErrors))]
 pub async fn patch_val(
     State(state): Shared,
     Path(name): Path<String>,
-    Authed(user): Authed,
+    Authed(Principal { user, .. }, _): Authed<ValsWrite>,
     JsonBody(body): JsonBody<PrivacyRequest>,
 ) -> ApiResult<Json<ValMeta>> {
     let meta = blocking(&state, move |service| {
@@ -92,12 +93,12 @@ pub async fn patch_val(
 /// Delete my val and all its versions.
 #[utoipa::path(delete, path = "/v1/vals/{target}", tag = TAG_VALS,
     params(("target" = String, Path, description = "My val's name", pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
-    security(("bearer" = [])),
+    security(("bearer" = ["vals:write"])),
     responses((status = 200, description = "Deleted", body = Deleted), NeedsKey, Missing, BadInput))]
 pub async fn delete_val(
     State(state): Shared,
     Path(name): Path<String>,
-    Authed(user): Authed,
+    Authed(Principal { user, .. }, _): Authed<ValsWrite>,
 ) -> ApiResult<Json<Deleted>> {
     blocking(&state, move |service| service.delete_val(&user, &name)).await?;
     Ok(Json(Deleted { deleted: true }))
@@ -106,7 +107,7 @@ pub async fn delete_val(
 /// The versions of `user.name`.
 #[utoipa::path(get, path = "/v1/vals/{target}/versions", tag = TAG_VALS,
     params(("target" = String, Path, description = "`user.name`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["vals:read"])),
     responses((status = 200, description = "Oldest first", body = VersionList), OptionalKey, Missing, BadInput))]
 pub async fn val_versions(
     State(state): Shared,
@@ -114,7 +115,7 @@ pub async fn val_versions(
     headers: HeaderMap,
 ) -> ApiResult<Json<VersionList>> {
     let (user, name) = split_target(&target)?;
-    let versions = as_caller(&state, &headers, move |service, viewer| {
+    let versions = as_caller(&state, &headers, "vals:read", move |service, viewer| {
         service.versions(viewer, &user, &name)
     })
     .await?;
@@ -131,14 +132,14 @@ pub async fn val_versions(
 /// A user's vals (private ones to their owner only).
 #[utoipa::path(get, path = "/v1/users/{user}/vals", tag = TAG_VALS,
     params(("user" = String, Path, description = "A handle", pattern = r"^[A-Za-z][A-Za-z0-9_]{0,31}$")),
-    security((), ("bearer" = [])),
+    security((), ("bearer" = ["vals:read"])),
     responses((status = 200, description = "Their vals", body = ValList), OptionalKey, Missing, BadInput))]
 pub async fn user_vals(
     State(state): Shared,
     Path(user): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ValList>> {
-    let vals = as_caller(&state, &headers, move |service, viewer| {
+    let vals = as_caller(&state, &headers, "vals:read", move |service, viewer| {
         service.list_vals(viewer, &user)
     })
     .await?;

@@ -1,6 +1,6 @@
 //! The embedded store's memory of recently read rows.
 
-use super::{lock, User, ValVersion};
+use super::{lock, ApiKey, User, ValVersion};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -16,7 +16,7 @@ const HOT_CACHE_ENTRIES: usize = 4096;
 pub(super) struct HotCache {
     disabled: bool,
     latest_versions: Mutex<HashMap<(String, String), ValVersion>>,
-    key_owners: Mutex<HashMap<String, User>>,
+    key_owners: Mutex<HashMap<String, (User, ApiKey)>>,
 }
 
 impl HotCache {
@@ -55,14 +55,14 @@ impl HotCache {
         lock(&self.latest_versions).remove(&(owner.to_string(), name.to_string()));
     }
 
-    pub(super) fn key_owner(&self, key_hash: &str) -> Option<User> {
+    pub(super) fn key(&self, key_hash: &str) -> Option<(User, ApiKey)> {
         if self.disabled {
             return None;
         }
         lock(&self.key_owners).get(key_hash).cloned()
     }
 
-    pub(super) fn keep_key_owner(&self, key_hash: &str, user: &User) {
+    pub(super) fn keep_key(&self, key_hash: &str, found: &(User, ApiKey)) {
         if self.disabled {
             return;
         }
@@ -70,6 +70,13 @@ impl HotCache {
         if map.len() >= HOT_CACHE_ENTRIES {
             map.clear();
         }
-        map.insert(key_hash.to_string(), user.clone());
+        map.insert(key_hash.to_string(), found.clone());
+    }
+
+    /// Drops every entry: after a key is revoked or a user deleted (rare
+    /// writes, which need not say which cached rows they touch).
+    pub(super) fn forget_all(&self) {
+        lock(&self.key_owners).clear();
+        lock(&self.latest_versions).clear();
     }
 }

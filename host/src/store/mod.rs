@@ -51,6 +51,37 @@ pub struct User {
     pub email: String,
 }
 
+/// How [`Store::reseal_secrets`] re-seals one secret: (owner, name,
+/// sealed) → sealed, or why it cannot.
+pub type Reseal<'a> = &'a mut dyn FnMut(&str, &str, &[u8]) -> Result<Vec<u8>, String>;
+
+/// An API key as listed: its id, never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ApiKey {
+    /// Public id (`key_…`), used to revoke it.
+    pub id: String,
+    /// What its owner called it.
+    pub name: String,
+    /// What it may ask of the API (see `service::SCOPES`).
+    pub scopes: Vec<String>,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+    /// When it stops working (Unix seconds), if ever.
+    pub expires_at: Option<i64>,
+    /// When it was last used (Unix seconds, to the minute).
+    pub last_used_at: Option<i64>,
+}
+
+impl ApiKey {
+    pub(crate) fn scopes_text(&self) -> String {
+        self.scopes.join(" ")
+    }
+
+    pub(crate) fn parse_scopes(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+}
+
 /// A val as listed: its latest version and privacy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ValMeta {
@@ -190,12 +221,43 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything valbox keeps. Implementations do no permission checks.
 pub trait Store: Send + Sync {
-    /// Creates a user with the hash of their first API key.
-    fn create_user(&self, handle: &str, email: &str, key_hash: &str) -> StoreResult<()>;
-    /// The user owning the API key with this hash.
-    fn user_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<User>>;
+    /// Creates a user with the hash of their first API key; a taken or
+    /// retired (deleted) handle is a conflict.
+    fn create_user(
+        &self,
+        handle: &str,
+        email: &str,
+        key_hash: &str,
+        key: &ApiKey,
+    ) -> StoreResult<()>;
+    /// The API key with this hash and its user.
+    fn key_by_hash(&self, key_hash: &str) -> StoreResult<Option<(User, ApiKey)>>;
+    /// Adds an API key for `owner`.
+    fn add_key(&self, owner: &str, key_hash: &str, key: &ApiKey) -> StoreResult<()>;
+    /// `owner`'s keys, by creation time.
+    fn keys(&self, owner: &str) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes (deletes) `owner`'s key `id`; false when there was none.
+    fn revoke_key(&self, owner: &str, id: &str) -> StoreResult<bool>;
+    /// Records that key `id` was used at `at`.
+    fn touch_key(&self, id: &str, at: i64) -> StoreResult<()>;
     /// A user by handle.
     fn user(&self, handle: &str) -> StoreResult<Option<User>>;
+    /// Every user, by handle.
+    fn users(&self) -> StoreResult<Vec<User>>;
+    /// Deletes a user and everything theirs (keys, vals and versions,
+    /// secrets, evaluation records, emails, jobs) in one transaction, and
+    /// retires the handle; false when there was no such user.
+    fn delete_user(&self, handle: &str) -> StoreResult<bool>;
+    /// Re-seals every secret with `reseal` (owner, name, sealed → sealed)
+    /// and records `fingerprint` as the master key's, all in one
+    /// transaction: an error or a crash leaves every secret as it was.
+    /// Returns how many secrets were re-sealed.
+    fn reseal_secrets(&self, reseal: Reseal<'_>, fingerprint: &str) -> StoreResult<usize>;
+    /// The fingerprint of the master key the secrets are sealed under,
+    /// recorded on first start and by every rotation.
+    fn master_key_fingerprint(&self) -> StoreResult<Option<String>>;
+    /// Records `fingerprint` unless one is recorded; returns the recorded one.
+    fn init_master_key_fingerprint(&self, fingerprint: &str) -> StoreResult<String>;
     /// Saves a new version; `privacy` `None` keeps the val's privacy (private when new).
     fn save_version(
         &self,

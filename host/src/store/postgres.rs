@@ -5,8 +5,8 @@
 
 use super::schema::{self, Dialect};
 use super::{
-    JobStatus, Privacy, Store, StoreError, StoreResult, StoredEmail, StoredEvaluation, StoredJob,
-    User, ValMeta, ValVersion,
+    ApiKey, JobStatus, Privacy, Reseal, Store, StoreError, StoreResult, StoredEmail,
+    StoredEvaluation, StoredJob, User, ValMeta, ValVersion,
 };
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
@@ -72,6 +72,31 @@ fn job(row: &Row) -> StoredJob {
     }
 }
 
+fn insert_key(
+    t: &mut postgres::Transaction<'_>,
+    owner: &str,
+    key_hash: &str,
+    key: &ApiKey,
+) -> Result<u64, postgres::Error> {
+    t.execute(
+        "INSERT INTO api_keys (key_hash, handle, id, name, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&key_hash, &owner, &key.id, &key.name, &key.scopes_text(), &key.created_at, &key.expires_at],
+    )
+}
+
+/// An [`ApiKey`] from the row's columns `first..`: id, name, scopes,
+/// created_at, expires_at, last_used_at.
+fn key_row(row: &Row, first: usize) -> ApiKey {
+    ApiKey {
+        id: row.get(first),
+        name: row.get(first + 1),
+        scopes: ApiKey::parse_scopes(row.get(first + 2)),
+        created_at: row.get(first + 3),
+        expires_at: row.get(first + 4),
+        last_used_at: row.get(first + 5),
+    }
+}
+
 fn evaluation(row: &Row) -> StoredEvaluation {
     StoredEvaluation {
         id: row.get(0),
@@ -119,9 +144,26 @@ impl PgStore {
 }
 
 impl Store for PgStore {
-    fn create_user(&self, handle: &str, email: &str, key_hash: &str) -> StoreResult<()> {
+    fn create_user(
+        &self,
+        handle: &str,
+        email: &str,
+        key_hash: &str,
+        key: &ApiKey,
+    ) -> StoreResult<()> {
         let mut client = self.client();
         let mut t = client.transaction()?;
+        let retired = t
+            .query_opt(
+                "SELECT 1 FROM retired_handles WHERE handle = $1",
+                &[&handle],
+            )?
+            .is_some();
+        if retired {
+            return Err(StoreError::Conflict(format!(
+                "the handle `{handle}` belonged to a deleted user and is retired"
+            )));
+        }
         let inserted = t.execute(
             "INSERT INTO users (handle, email, created_at) VALUES ($1, $2, $3)",
             &[&handle, &email, &now()],
@@ -135,19 +177,128 @@ impl Store for PgStore {
             }
             Err(other) => return Err(other),
         }
-        t.execute(
-            "INSERT INTO api_keys (key_hash, handle) VALUES ($1, $2)",
-            &[&key_hash, &handle],
-        )?;
+        insert_key(&mut t, handle, key_hash, key)?;
         Ok(t.commit()?)
     }
 
-    fn user_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<User>> {
+    fn key_by_hash(&self, key_hash: &str) -> StoreResult<Option<(User, ApiKey)>> {
         let row = self.client().query_opt(
-            "SELECT u.handle, u.email FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = $1",
+            "SELECT u.handle, u.email, k.id, k.name, k.scopes, k.created_at, k.expires_at, k.last_used_at
+             FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = $1",
             &[&key_hash],
         )?;
-        Ok(row.as_ref().map(user))
+        Ok(row.as_ref().map(|row| (user(row), key_row(row, 2))))
+    }
+
+    fn add_key(&self, owner: &str, key_hash: &str, key: &ApiKey) -> StoreResult<()> {
+        let mut client = self.client();
+        let mut t = client.transaction()?;
+        insert_key(&mut t, owner, key_hash, key)?;
+        Ok(t.commit()?)
+    }
+
+    fn keys(&self, owner: &str) -> StoreResult<Vec<ApiKey>> {
+        let rows = self.client().query(
+            "SELECT id, name, scopes, created_at, expires_at, last_used_at FROM api_keys
+             WHERE handle = $1 ORDER BY created_at, id",
+            &[&owner],
+        )?;
+        Ok(rows.iter().map(|row| key_row(row, 0)).collect())
+    }
+
+    fn revoke_key(&self, owner: &str, id: &str) -> StoreResult<bool> {
+        let deleted = self.client().execute(
+            "DELETE FROM api_keys WHERE handle = $1 AND id = $2",
+            &[&owner, &id],
+        )?;
+        Ok(deleted > 0)
+    }
+
+    fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
+        self.client().execute(
+            "UPDATE api_keys SET last_used_at = $2 WHERE id = $1",
+            &[&id, &at],
+        )?;
+        Ok(())
+    }
+
+    fn users(&self) -> StoreResult<Vec<User>> {
+        let rows = self
+            .client()
+            .query("SELECT handle, email FROM users ORDER BY handle", &[])?;
+        Ok(rows.iter().map(user).collect())
+    }
+
+    fn delete_user(&self, handle: &str) -> StoreResult<bool> {
+        let mut client = self.client();
+        let mut t = client.transaction()?;
+        let existed = t
+            .query_opt("SELECT 1 FROM users WHERE handle = $1", &[&handle])?
+            .is_some();
+        for statement in [
+            "DELETE FROM api_keys WHERE handle = $1",
+            "DELETE FROM secrets WHERE owner = $1",
+            "DELETE FROM val_versions WHERE owner = $1",
+            "DELETE FROM vals WHERE owner = $1",
+            "DELETE FROM evaluations WHERE viewer = $1",
+            "DELETE FROM emails WHERE to_user = $1",
+            "DELETE FROM jobs WHERE owner = $1",
+            "DELETE FROM users WHERE handle = $1",
+        ] {
+            t.execute(statement, &[&handle])?;
+        }
+        if existed {
+            t.execute(
+                "INSERT INTO retired_handles (handle, deleted_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&handle, &now()],
+            )?;
+        }
+        t.commit()?;
+        Ok(existed)
+    }
+
+    fn reseal_secrets(&self, reseal: Reseal<'_>, fingerprint: &str) -> StoreResult<usize> {
+        let mut client = self.client();
+        let mut t = client.transaction()?;
+        // Writers of secrets wait for this rotation, and it sees all of them.
+        t.batch_execute("LOCK TABLE secrets IN EXCLUSIVE MODE")?;
+        let rows = t.query(
+            "SELECT owner, key, sealed FROM secrets ORDER BY owner, key",
+            &[],
+        )?;
+        for row in &rows {
+            let (owner, key, sealed): (String, String, Vec<u8>) =
+                (row.get(0), row.get(1), row.get(2));
+            let resealed = reseal(&owner, &key, &sealed).map_err(StoreError::Database)?;
+            t.execute(
+                "UPDATE secrets SET sealed = $3 WHERE owner = $1 AND key = $2",
+                &[&owner, &key, &resealed],
+            )?;
+        }
+        t.execute(
+            "INSERT INTO meta (name, value) VALUES ('master_key', $1)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[&fingerprint],
+        )?;
+        t.commit()?;
+        Ok(rows.len())
+    }
+
+    fn master_key_fingerprint(&self) -> StoreResult<Option<String>> {
+        let row = self
+            .client()
+            .query_opt("SELECT value FROM meta WHERE name = 'master_key'", &[])?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    fn init_master_key_fingerprint(&self, fingerprint: &str) -> StoreResult<String> {
+        let mut client = self.client();
+        client.execute(
+            "INSERT INTO meta (name, value) VALUES ('master_key', $1) ON CONFLICT (name) DO NOTHING",
+            &[&fingerprint],
+        )?;
+        let row = client.query_one("SELECT value FROM meta WHERE name = 'master_key'", &[])?;
+        Ok(row.get(0))
     }
 
     fn user(&self, handle: &str) -> StoreResult<Option<User>> {

@@ -83,6 +83,19 @@ CREATE INDEX jobs_unfinished ON jobs (status, seq);
 ALTER TABLE evaluations ADD COLUMN request_id TEXT;
 CREATE INDEX evaluations_by_request ON evaluations (viewer, request_id, id);
 "#,
+    r#"
+ALTER TABLE api_keys ADD COLUMN id TEXT;
+ALTER TABLE api_keys ADD COLUMN name TEXT NOT NULL DEFAULT 'first';
+ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT 'vals:read vals:write secrets:read secrets:write run evaluations:read emails:read keys';
+ALTER TABLE api_keys ADD COLUMN created_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
+UPDATE api_keys SET id = 'key_' || substr(key_hash, 1, 16);
+CREATE UNIQUE INDEX api_keys_by_id ON api_keys (id);
+CREATE INDEX api_keys_by_handle ON api_keys (handle);
+CREATE TABLE retired_handles (handle TEXT PRIMARY KEY, deleted_at BIGINT NOT NULL);
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#,
 ];
 
 /// The migrations for `dialect`, in order; a store applies those it has not yet.

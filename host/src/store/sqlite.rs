@@ -203,38 +203,193 @@ fn meta_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ValMeta> {
 }
 
 impl Store for SqliteStore {
-    fn create_user(&self, handle: &str, email: &str, key_hash: &str) -> StoreResult<()> {
+    fn create_user(
+        &self,
+        handle: &str,
+        email: &str,
+        key_hash: &str,
+        key: &ApiKey,
+    ) -> StoreResult<()> {
         let result = self.with(|c| {
             let t = c.transaction()?;
+            let retired: bool = t
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM retired_handles WHERE handle = ?1)")?
+                .query_row(params![handle], |row| row.get(0))?;
+            if retired {
+                return Ok(false);
+            }
             t.prepare_cached("INSERT INTO users (handle, email, created_at) VALUES (?1, ?2, ?3)")?
                 .execute(params![handle, email, now()])?;
-            t.prepare_cached("INSERT INTO api_keys (key_hash, handle) VALUES (?1, ?2)")?
-                .execute(params![key_hash, handle])?;
-            t.commit()
+            insert_key(&t, handle, key_hash, key)?;
+            t.commit()?;
+            Ok(true)
         });
         match result {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::Conflict(format!(
+                "the handle `{handle}` belonged to a deleted user and is retired"
+            ))),
             Err(StoreError::Database(message)) if message.contains("UNIQUE") => Err(
                 StoreError::Conflict(format!("the handle `{handle}` is taken")),
             ),
-            other => other,
+            Err(other) => Err(other),
         }
     }
 
-    fn user_by_key_hash(&self, key_hash: &str) -> StoreResult<Option<User>> {
-        if let Some(user) = self.shared.hot.key_owner(key_hash) {
-            return Ok(Some(user));
+    fn key_by_hash(&self, key_hash: &str) -> StoreResult<Option<(User, ApiKey)>> {
+        if let Some(found) = self.shared.hot.key(key_hash) {
+            return Ok(Some(found));
         }
-        // Keys are never removed or reassigned, so a found owner stays right.
+        // Revoking a key or deleting a user empties the cache (under the
+        // connection lock), so a cached key is one that still exists.
         self.with(|c| {
-            let user = c.prepare_cached("SELECT u.handle, u.email FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = ?1")?.query_row(
-                params![key_hash],
-                |row| Ok(User { handle: row.get(0)?, email: row.get(1)? }),
-            )
-            .optional()?;
-            if let Some(user) = &user {
-                self.shared.hot.keep_key_owner(key_hash, user);
+            let found = c
+                .prepare_cached(
+                    "SELECT u.handle, u.email, k.id, k.name, k.scopes, k.created_at, k.expires_at, k.last_used_at
+                     FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = ?1",
+                )?
+                .query_row(params![key_hash], |row| {
+                    Ok((
+                        User {
+                            handle: row.get(0)?,
+                            email: row.get(1)?,
+                        },
+                        key_row(row, 2)?,
+                    ))
+                })
+                .optional()?;
+            if let Some(found) = &found {
+                self.shared.hot.keep_key(key_hash, found);
             }
-            Ok(user)
+            Ok(found)
+        })
+    }
+
+    fn add_key(&self, owner: &str, key_hash: &str, key: &ApiKey) -> StoreResult<()> {
+        self.with(|c| insert_key(c, owner, key_hash, key))
+    }
+
+    fn keys(&self, owner: &str) -> StoreResult<Vec<ApiKey>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT id, name, scopes, created_at, expires_at, last_used_at FROM api_keys
+                 WHERE handle = ?1 ORDER BY created_at, id",
+            )?
+            .query_map(params![owner], |row| key_row(row, 0))?
+            .collect()
+        })
+    }
+
+    fn revoke_key(&self, owner: &str, id: &str) -> StoreResult<bool> {
+        self.with(|c| {
+            let deleted = c
+                .prepare_cached("DELETE FROM api_keys WHERE handle = ?1 AND id = ?2")?
+                .execute(params![owner, id])?;
+            self.shared.hot.forget_all();
+            Ok(deleted > 0)
+        })
+    }
+
+    fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
+        self.with(|c| {
+            c.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")?
+                .execute(params![id, at])
+                .map(drop)
+        })
+    }
+
+    fn users(&self) -> StoreResult<Vec<User>> {
+        self.with(|c| {
+            c.prepare_cached("SELECT handle, email FROM users ORDER BY handle")?
+                .query_map([], |row| {
+                    Ok(User {
+                        handle: row.get(0)?,
+                        email: row.get(1)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    fn delete_user(&self, handle: &str) -> StoreResult<bool> {
+        self.with_traces(|c| {
+            let t = c.transaction()?;
+            let existed: bool = t.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE handle = ?1)",
+                params![handle],
+                |row| row.get(0),
+            )?;
+            for statement in [
+                "DELETE FROM api_keys WHERE handle = ?1",
+                "DELETE FROM secrets WHERE owner = ?1",
+                "DELETE FROM val_versions WHERE owner = ?1",
+                "DELETE FROM vals WHERE owner = ?1",
+                "DELETE FROM evaluations WHERE viewer = ?1",
+                "DELETE FROM emails WHERE to_user = ?1",
+                "DELETE FROM jobs WHERE owner = ?1",
+                "DELETE FROM users WHERE handle = ?1",
+            ] {
+                t.execute(statement, params![handle])?;
+            }
+            if existed {
+                t.execute(
+                    "INSERT INTO retired_handles (handle, deleted_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![handle, now()],
+                )?;
+            }
+            t.commit()?;
+            self.shared.hot.forget_all();
+            Ok(existed)
+        })
+    }
+
+    fn reseal_secrets(&self, reseal: Reseal<'_>, fingerprint: &str) -> StoreResult<usize> {
+        self.with(|c| {
+            let t = c.transaction()?;
+            let rows: Vec<(String, String, Vec<u8>)> = t
+                .prepare("SELECT owner, key, sealed FROM secrets ORDER BY owner, key")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            {
+                let mut update =
+                    t.prepare("UPDATE secrets SET sealed = ?3 WHERE owner = ?1 AND key = ?2")?;
+                for (owner, key, sealed) in &rows {
+                    let resealed = reseal(owner, key, sealed).map_err(|message| {
+                        rusqlite::Error::ToSqlConversionFailure(message.into())
+                    })?;
+                    update.execute(params![owner, key, resealed])?;
+                }
+            }
+            t.execute(
+                "INSERT INTO meta (name, value) VALUES ('master_key', ?1)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![fingerprint],
+            )?;
+            t.commit()?;
+            Ok(rows.len())
+        })
+    }
+
+    fn master_key_fingerprint(&self) -> StoreResult<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT value FROM meta WHERE name = 'master_key'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn init_master_key_fingerprint(&self, fingerprint: &str) -> StoreResult<String> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO meta (name, value) VALUES ('master_key', ?1) ON CONFLICT (name) DO NOTHING",
+                params![fingerprint],
+            )?;
+            c.query_row("SELECT value FROM meta WHERE name = 'master_key'", [], |row| {
+                row.get(0)
+            })
         })
     }
 
@@ -612,6 +767,35 @@ fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredJob> {
     })
 }
 
+fn insert_key(c: &Connection, owner: &str, key_hash: &str, key: &ApiKey) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO api_keys (key_hash, handle, id, name, scopes, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        key_hash,
+        owner,
+        key.id,
+        key.name,
+        key.scopes_text(),
+        key.created_at,
+        key.expires_at
+    ])
+    .map(drop)
+}
+
+/// An [`ApiKey`] from the row's columns `first..`: id, name, scopes,
+/// created_at, expires_at, last_used_at.
+fn key_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.get(first)?,
+        name: row.get(first + 1)?,
+        scopes: ApiKey::parse_scopes(&row.get::<_, String>(first + 2)?),
+        created_at: row.get(first + 3)?,
+        expires_at: row.get(first + 4)?,
+        last_used_at: row.get(first + 5)?,
+    })
+}
+
 fn evaluation_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvaluation> {
     let record: String = row.get(1)?;
     Ok(StoredEvaluation {
@@ -633,7 +817,7 @@ mod tests {
         let path = dir.join("valbox.db");
         let store = SqliteStore::open(&path).unwrap();
         store
-            .create_user("alice", "a@example.com", "hash-a")
+            .create_user("alice", "a@example.com", "hash-a", &test_key("key_a"))
             .unwrap();
         (path, store)
     }
@@ -707,20 +891,85 @@ mod tests {
         assert_eq!(latest(&store), None);
     }
 
+    fn test_key(id: &str) -> ApiKey {
+        ApiKey {
+            id: id.into(),
+            name: "test".into(),
+            scopes: vec!["run".into(), "vals:read".into()],
+            created_at: 1,
+            expires_at: None,
+            last_used_at: None,
+        }
+    }
+
     #[test]
-    fn key_owners_are_found_again_and_unknown_keys_stay_unknown() {
+    fn keys_are_found_again_until_revoked_and_deleted_handles_are_retired() {
         let (_, store) = fresh("keys");
         for _ in 0..2 {
-            assert_eq!(
-                store.user_by_key_hash("hash-a").unwrap().unwrap().handle,
-                "alice"
-            );
-            assert_eq!(store.user_by_key_hash("hash-b").unwrap(), None);
+            let (user, key) = store.key_by_hash("hash-a").unwrap().unwrap();
+            assert_eq!((user.handle.as_str(), key.id.as_str()), ("alice", "key_a"));
+            assert_eq!(key.scopes, ["run", "vals:read"]);
+            assert_eq!(store.key_by_hash("hash-b").unwrap(), None);
         }
-        store.create_user("bob", "b@example.com", "hash-b").unwrap();
+        store
+            .add_key("alice", "hash-a2", &test_key("key_a2"))
+            .unwrap();
+        store.touch_key("key_a2", 99).unwrap();
+        let keys = store.keys("alice").unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[1].last_used_at, Some(99));
+        // Revoked: gone at once, cached or not.
+        assert!(store.revoke_key("alice", "key_a").unwrap());
+        assert!(!store.revoke_key("alice", "key_a").unwrap());
+        assert_eq!(store.key_by_hash("hash-a").unwrap(), None);
+        assert!(store.key_by_hash("hash-a2").unwrap().is_some());
+        // Deleted: everything goes, and the handle is never given out again.
+        store.put_secret("alice", "s", b"x").unwrap();
+        store
+            .save_version("alice", "f", None, "export const f = 1", b"b", "h")
+            .unwrap();
+        assert!(latest(&store).is_some(), "cached");
+        assert!(store.delete_user("alice").unwrap());
+        assert!(!store.delete_user("alice").unwrap());
+        assert_eq!(store.key_by_hash("hash-a2").unwrap(), None);
+        assert_eq!(store.secret("alice", "s").unwrap(), None);
+        assert_eq!(latest(&store), None);
+        assert!(matches!(
+            store.create_user("alice", "a@example.com", "hash-c", &test_key("key_c")),
+            Err(StoreError::Conflict(_))
+        ));
+        store
+            .create_user("bob", "b@example.com", "hash-b", &test_key("key_b"))
+            .unwrap();
+        assert_eq!(store.users().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn resealing_is_all_or_nothing() {
+        let (_, store) = fresh("reseal");
+        store.put_secret("alice", "a", b"1").unwrap();
+        store.put_secret("alice", "b", b"2").unwrap();
+        assert_eq!(store.init_master_key_fingerprint("old").unwrap(), "old");
+        assert_eq!(store.init_master_key_fingerprint("other").unwrap(), "old");
+        let mut failing = |_: &str, name: &str, sealed: &[u8]| {
+            if name == "b" {
+                Err("cannot".to_string())
+            } else {
+                Ok([sealed, b"!"].concat())
+            }
+        };
+        assert!(store.reseal_secrets(&mut failing, "new").is_err());
+        assert_eq!(store.secret("alice", "a").unwrap().unwrap(), b"1");
         assert_eq!(
-            store.user_by_key_hash("hash-b").unwrap().unwrap().handle,
-            "bob"
+            store.master_key_fingerprint().unwrap().as_deref(),
+            Some("old")
+        );
+        let mut ok = |_: &str, _: &str, sealed: &[u8]| Ok([sealed, b"!"].concat());
+        assert_eq!(store.reseal_secrets(&mut ok, "new").unwrap(), 2);
+        assert_eq!(store.secret("alice", "b").unwrap().unwrap(), b"2!");
+        assert_eq!(
+            store.master_key_fingerprint().unwrap().as_deref(),
+            Some("new")
         );
     }
 

@@ -1,7 +1,11 @@
 //! What valbox does, independent of HTTP: users and keys, vals and versions,
 //! secrets, runs in the three ways SPEC §3 offers, traces and emails. The
-//! HTTP layer (`http.rs`) and the CLI call these; every run gets its frame
-//! here and nowhere else.
+//! HTTP layer (`http/`) and the CLI call these; every run gets its frame
+//! here and nowhere else. Users, keys and scopes are in `accounts.rs`.
+
+mod accounts;
+
+pub use accounts::{Principal, SCOPES};
 
 use crate::jobs::{JobEnd, JobQueue, JobWork, Queue, MAX_ATTEMPTS};
 use crate::metrics::Metrics;
@@ -38,6 +42,9 @@ pub enum ServiceError {
     /// A missing or unknown API key where one is needed (401).
     #[error("{0}")]
     Unauthorized(String),
+    /// A key without the scope the route needs (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Not there, or not visible to the caller (404).
     #[error("{0}")]
     NotFound(String),
@@ -71,6 +78,8 @@ pub enum ErrorType {
     CompileError,
     /// A missing or unknown API key (401).
     Unauthorized,
+    /// The key lacks the scope the route needs (403).
+    Forbidden,
     /// Not there, or not visible to the caller (404).
     NotFound,
     /// Already exists, or reserved (409).
@@ -97,6 +106,7 @@ impl ServiceError {
             BadRequest(_) => ErrorType::BadRequest,
             Compile(_) => ErrorType::CompileError,
             Unauthorized(_) => ErrorType::Unauthorized,
+            Forbidden(_) => ErrorType::Forbidden,
             NotFound(_) => ErrorType::NotFound,
             Conflict(_) => ErrorType::Conflict,
             Timeout(_) => ErrorType::Timeout,
@@ -338,6 +348,8 @@ pub struct Service {
     stopping: AtomicBool,
     /// The job worker threads, joined on shutdown.
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// When each key's `last_used_at` was last written (at most once a minute).
+    key_touches: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 /// A name for this process's Redis consumer `role`, unique per host and process.
@@ -420,6 +432,7 @@ impl Service {
             jobs: Queue::InProcess(JobQueue::default()),
             stopping: AtomicBool::new(false),
             workers: Mutex::new(Vec::new()),
+            key_touches: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -659,66 +672,6 @@ impl Service {
             self.metrics.queue_depth.set(depth);
         }
         self.metrics.render(&self.sandbox.stats())
-    }
-
-    /// The user a bearer key belongs to; `None` without a key, an error for a key nobody has.
-    pub fn authenticate(&self, key: Option<&str>) -> ServiceResult<Option<User>> {
-        let Some(key) = key else { return Ok(None) };
-        match self.store.user_by_key_hash(&key_hash(key))? {
-            Some(user) => Ok(Some(user)),
-            None => Err(ServiceError::Unauthorized(
-                "the API key is not valid".into(),
-            )),
-        }
-    }
-
-    /// Creates a user (admin key required) and returns their first API key.
-    pub fn create_user(
-        &self,
-        admin_key: Option<&str>,
-        handle: &str,
-        email: &str,
-    ) -> ServiceResult<(String, String)> {
-        self.check_admin(admin_key)?;
-        self.add_user(handle, email)
-    }
-
-    /// Whether `admin_key` is the operator's admin key (401 when not).
-    pub fn check_admin(&self, admin_key: Option<&str>) -> ServiceResult<()> {
-        match (&self.admin_key, admin_key) {
-            (None, _) => return Err(ServiceError::Unauthorized(
-                "user creation over HTTP is off: set VALBOX_ADMIN_KEY (or use `valbox user add`)"
-                    .into(),
-            )),
-            (Some(expected), Some(given))
-                if constant_time_eq(expected.as_bytes(), given.as_bytes()) => {}
-            _ => {
-                return Err(ServiceError::Unauthorized(
-                    "creating users needs the admin key".into(),
-                ))
-            }
-        }
-        Ok(())
-    }
-
-    /// Creates a user without the admin check (the CLI's `valbox user add`).
-    pub fn add_user(&self, handle: &str, email: &str) -> ServiceResult<(String, String)> {
-        let handle = normalize_handle(handle)?;
-        if handle == "me" || handle == "secrets" {
-            // Taken by the system, as if by another user.
-            return Err(ServiceError::Conflict(format!("`{handle}` is reserved")));
-        }
-        let email = email.trim();
-        if email.len() > 254 || !email.contains('@') || email.contains(char::is_whitespace) {
-            return Err(ServiceError::BadRequest(format!(
-                "`{email}` is not an email address"
-            )));
-        }
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let key = format!("vbk_{}", hex::encode(raw));
-        self.store.create_user(&handle, email, &key_hash(&key))?;
-        Ok((handle, key))
     }
 
     /// Saves a new version of `user`'s val (compiling it first: code that
@@ -1046,10 +999,6 @@ fn visible(viewer: Option<&User>, owner: &str, public: bool) -> bool {
         decide(&frame, &PolicySettings::default(), &request),
         Decision::Allow(_)
     )
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The sandbox's view of the store. Bytecode compiled by an older guest is
