@@ -321,4 +321,57 @@ fn two_nodes_share_users_vals_secrets_traces_emails_and_jobs() {
         let recovered = (0..3).any(|_| node.call("GET", "/v1/me", Some(&alice), None).0 == 200);
         assert!(recovered, "a node did not reconnect to the database");
     }
+
+    // Keys: made on one node, refused on the other the moment they are revoked.
+    let (status, made) = one.call(
+        "POST",
+        "/v1/me/keys",
+        Some(&alice),
+        Some(json!({"name": "ci", "scopes": ["run"]})),
+    );
+    assert_eq!(status, 201, "{made}");
+    let ci = made["key"].as_str().unwrap();
+    assert_eq!(
+        two.call("POST", "/v1/eval", Some(ci), Some(json!({"code": "1"})))
+            .0,
+        200
+    );
+    assert_eq!(two.call("GET", "/v1/secrets", Some(ci), None).0, 403);
+    let id = made["id"].as_str().unwrap();
+    assert_eq!(
+        one.call("DELETE", &format!("/v1/me/keys/{id}"), Some(&alice), None)
+            .0,
+        200
+    );
+    assert_eq!(
+        two.call("POST", "/v1/eval", Some(ci), Some(json!({"code": "1"})))
+            .0,
+        401
+    );
+
+    // Deleting a user removes everything theirs and retires the handle.
+    assert_eq!(
+        two.call("DELETE", "/v1/users/bob", Some(ADMIN), None).0,
+        200
+    );
+    assert_eq!(one.call("GET", "/v1/me", Some(&bob), None).0, 401);
+    let mut admin = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    for table in [
+        "vals WHERE owner",
+        "val_versions WHERE owner",
+        "api_keys WHERE handle",
+    ] {
+        let left: i64 = admin
+            .query_one(&format!("SELECT count(*) FROM {table} = 'bob'"), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "{table}");
+    }
+    let (status, _) = one.call(
+        "POST",
+        "/v1/users",
+        Some(ADMIN),
+        Some(json!({"handle": "bob", "email": "b@x"})),
+    );
+    assert_eq!(status, 409);
 }
