@@ -299,6 +299,9 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             service
                 .start_job_workers(settings.job_workers)
                 .context("starting the job workers")?;
+            service
+                .start_pruner(settings.retention, settings.prune_interval)
+                .context("starting the pruner")?;
             tracing::info!(settings = %settings.describe(), "valbox worker started");
             tracing::info!(
                 "{} job workers reading the Redis queue",
@@ -321,6 +324,9 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             service
                 .start_job_workers(settings.job_workers)
                 .context("starting the job workers")?;
+            service
+                .start_pruner(settings.retention, settings.prune_interval)
+                .context("starting the pruner")?;
             let state = Arc::new(AppState::new(service.clone(), settings.max_body_bytes));
             // Sandbox calls (and their nested calls) run on these threads.
             let runtime = tokio::runtime::Builder::new_multi_thread()

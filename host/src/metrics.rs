@@ -33,6 +33,8 @@ pub struct Metrics {
     pub jobs: IntCounterVec,
     /// Jobs put back in the queue to be tried again.
     pub job_retries: IntCounter,
+    /// Rows retention deleted, by kind (`evaluations`, `jobs`, `emails`).
+    pub pruned_rows: IntCounterVec,
     live_instances: IntGauge,
     instances: IntCounter,
     instantiate_seconds: prometheus::Counter,
@@ -89,6 +91,11 @@ impl Metrics {
                 "valbox_http_requests_total",
                 "HTTP requests by route and status",
                 &["route", "status"],
+            ),
+            pruned_rows: counter_vec(
+                "valbox_pruned_rows_total",
+                "Rows retention deleted, by kind (evaluations, jobs, emails)",
+                &["kind"],
             ),
             http_request_seconds: register(
                 &r,

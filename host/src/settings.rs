@@ -93,6 +93,21 @@ pub struct SettingsArgs {
     /// Log lines as `text` or `json` (one object per line), on stderr [default: text].
     #[arg(long, env = "VALBOX_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// Days an evaluation record is kept; 0 keeps them forever [default: 7].
+    #[arg(long, env = "VALBOX_RETAIN_EVALUATIONS_DAYS", global = true)]
+    pub retain_evaluations_days: Option<u32>,
+    /// Newest evaluation records kept per user; 0 keeps all [default: 10000].
+    #[arg(long, env = "VALBOX_RETAIN_EVALUATIONS_PER_USER", global = true)]
+    pub retain_evaluations_per_user: Option<u32>,
+    /// Days a finished job is kept; 0 keeps them forever [default: 7].
+    #[arg(long, env = "VALBOX_RETAIN_JOBS_DAYS", global = true)]
+    pub retain_jobs_days: Option<u32>,
+    /// Days an email is kept; 0 keeps them forever [default: 30].
+    #[arg(long, env = "VALBOX_RETAIN_EMAILS_DAYS", global = true)]
+    pub retain_emails_days: Option<u32>,
+    /// How often old rows are pruned, in milliseconds [default: 10000].
+    #[arg(long, env = "VALBOX_PRUNE_INTERVAL_MS", global = true)]
+    pub prune_interval_ms: Option<u64>,
     /// After SIGTERM or SIGINT, how long requests and jobs in flight may take to finish, in milliseconds [default: the deadline + 1000].
     #[arg(long, env = "VALBOX_SHUTDOWN_GRACE_MS", global = true)]
     pub shutdown_grace_ms: Option<u64>,
@@ -145,6 +160,11 @@ struct SettingsFile {
     log: Option<String>,
     log_format: Option<LogFormat>,
     shutdown_grace_ms: Option<u64>,
+    retain_evaluations_days: Option<u32>,
+    retain_evaluations_per_user: Option<u32>,
+    retain_jobs_days: Option<u32>,
+    retain_emails_days: Option<u32>,
+    prune_interval_ms: Option<u64>,
 }
 
 /// Every setting resolved to a value.
@@ -186,6 +206,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How long work in flight may take to finish after a stop signal.
     pub shutdown_grace: Duration,
+    /// What old rows are kept.
+    pub retention: crate::store::Retention,
+    /// How often old rows are pruned.
+    pub prune_interval: Duration,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -316,6 +340,40 @@ impl SettingsArgs {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            retention: {
+                let defaults = crate::store::Retention::default();
+                let days = |flag: Option<u32>, file: Option<u32>, default: i64| {
+                    flag.or(file)
+                        .map_or(default, |d| i64::from(d) * 24 * 60 * 60)
+                };
+                crate::store::Retention {
+                    evaluation_age: days(
+                        self.retain_evaluations_days,
+                        file.retain_evaluations_days,
+                        defaults.evaluation_age,
+                    ),
+                    evaluations_per_user: self
+                        .retain_evaluations_per_user
+                        .or(file.retain_evaluations_per_user)
+                        .unwrap_or(defaults.evaluations_per_user),
+                    job_age: days(
+                        self.retain_jobs_days,
+                        file.retain_jobs_days,
+                        defaults.job_age,
+                    ),
+                    email_age: days(
+                        self.retain_emails_days,
+                        file.retain_emails_days,
+                        defaults.email_age,
+                    ),
+                }
+            },
+            prune_interval: Duration::from_millis(
+                self.prune_interval_ms
+                    .or(file.prune_interval_ms)
+                    .unwrap_or(10_000)
+                    .max(10),
+            ),
             shutdown_grace: self.shutdown_grace_ms.or(file.shutdown_grace_ms).map_or(
                 Duration::from_millis(deadline_ms + 1_000),
                 Duration::from_millis,
@@ -365,7 +423,8 @@ impl Settings {
         format!(
             "listen={} data_dir={} database={} redis={} deadline_ms={} memory_limit_mb={} max_body_bytes={} \
              library_writes={:?} max_concurrent_calls={} max_calls_per_user={} http_threads={} job_workers={} \
-             cpu_turns={} fetch_allow_private={} admin_key={} master_key={} shutdown_grace_ms={}",
+             cpu_turns={} fetch_allow_private={} admin_key={} master_key={} shutdown_grace_ms={} \
+             retention={:?} prune_interval_ms={}",
             self.listen,
             self.data_dir.display(),
             self.database_url.as_deref().map_or("sqlite".into(), mask_password),
@@ -383,6 +442,8 @@ impl Settings {
             set(&self.admin_key),
             if self.master_key.is_some() { "set" } else { "file" },
             self.shutdown_grace.as_millis(),
+            self.retention,
+            self.prune_interval.as_millis(),
         )
     }
 

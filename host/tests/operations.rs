@@ -459,3 +459,54 @@ fn metrics_and_the_deploy_files_pass_promtool() {
     let (ok, output) = promtool(&["check", "config", "deploy/prometheus/prometheus.yml"], "");
     assert!(ok, "promtool check config:\n{output}");
 }
+
+#[test]
+fn retention_keeps_the_newest_records_per_user_off_the_request_path() {
+    let dir = fresh_dir("ops-retention");
+    let port = free_port();
+    let _server = start_on(
+        &dir,
+        port,
+        &[
+            "--retain-evaluations-per-user",
+            "5",
+            "--prune-interval-ms",
+            "50",
+        ],
+    );
+    let http = Http { port };
+    let key = http.user("ret");
+    for n in 0..12 {
+        let (status, _) = http.call(
+            "POST",
+            "/v1/eval",
+            Some(&key),
+            Some(json!({"code": format!("console.log('{n}'); return {n}")})),
+        );
+        assert_eq!(status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let kept = loop {
+        let (_, page) = http.call("GET", "/v1/evaluations?limit=100", Some(&key), None);
+        let kept = page["evaluations"].as_array().unwrap().clone();
+        if kept.len() == 5 {
+            break kept;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never pruned to 5: {}",
+            kept.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let logged: Vec<&str> = kept
+        .iter()
+        .map(|e| e["record"]["logs"][0]["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(logged, ["11", "10", "9", "8", "7"], "the newest are kept");
+    let (_, metrics) = http.raw("GET", "/metrics", None, None);
+    assert!(
+        metrics.contains("valbox_pruned_rows_total{kind=\"evaluations\"} 7"),
+        "{metrics}"
+    );
+}

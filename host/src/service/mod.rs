@@ -4,6 +4,7 @@
 //! here and nowhere else. Users, keys and scopes are in `accounts.rs`.
 
 mod accounts;
+mod retention;
 
 pub use accounts::{Principal, SCOPES};
 

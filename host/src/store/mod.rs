@@ -6,10 +6,12 @@
 
 mod cache;
 mod postgres;
+mod retention;
 mod schema;
 mod sqlite;
 
 pub use postgres::PgStore;
+pub use retention::{Pruned, Retention};
 pub use sqlite::SqliteStore;
 
 use serde::{Deserialize, Serialize};
@@ -258,6 +260,12 @@ pub trait Store: Send + Sync {
     fn master_key_fingerprint(&self) -> StoreResult<Option<String>>;
     /// Records `fingerprint` unless one is recorded; returns the recorded one.
     fn init_master_key_fingerprint(&self, fingerprint: &str) -> StoreResult<String>;
+    /// Deletes up to `batch` rows of each kind that `retention` no longer
+    /// keeps at time `now` (Unix seconds): evaluation records past their
+    /// age or beyond the per-user count (of users whose records this
+    /// process wrote since the last call), finished jobs and emails past
+    /// their age. Called again while it reports full batches.
+    fn prune(&self, retention: &Retention, now: i64, batch: u32) -> StoreResult<Pruned>;
     /// Saves a new version; `privacy` `None` keeps the val's privacy (private when new).
     fn save_version(
         &self,

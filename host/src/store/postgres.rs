@@ -3,10 +3,11 @@
 //! ones counted in `schema_version`), no rows cached in memory (another node
 //! may change them), and evaluation records written as they come.
 
+use super::retention::Writers;
 use super::schema::{self, Dialect};
 use super::{
-    ApiKey, JobStatus, Privacy, Reseal, Store, StoreError, StoreResult, StoredEmail,
-    StoredEvaluation, StoredJob, User, ValMeta, ValVersion,
+    ApiKey, JobStatus, Privacy, Pruned, Reseal, Retention, Store, StoreError, StoreResult,
+    StoredEmail, StoredEvaluation, StoredJob, User, ValMeta, ValVersion,
 };
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
@@ -17,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 pub struct PgStore {
     url: String,
     client: Mutex<Client>,
+    writers: Writers,
 }
 
 impl From<postgres::Error> for StoreError {
@@ -128,6 +130,7 @@ impl PgStore {
         Ok(PgStore {
             url: url.to_string(),
             client: Mutex::new(client),
+            writers: Writers::default(),
         })
     }
 
@@ -289,6 +292,63 @@ impl Store for PgStore {
             .client()
             .query_opt("SELECT value FROM meta WHERE name = 'master_key'", &[])?;
         Ok(row.map(|row| row.get(0)))
+    }
+
+    fn prune(&self, retention: &Retention, now: i64, batch: u32) -> StoreResult<Pruned> {
+        let writers = self.writers.take();
+        let mut client = self.client();
+        let batch_rows = i64::from(batch);
+        let mut pruned = Pruned::default();
+        // Oldest first by id (ids grow with time): only the first `batch`
+        // rows are looked at.
+        for (table, age, count) in [
+            (
+                "evaluations",
+                retention.evaluation_age,
+                &mut pruned.evaluations,
+            ),
+            ("emails", retention.email_age, &mut pruned.emails),
+        ] {
+            if age > 0 {
+                *count += client.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT $2)
+                         AND created_at < $1"
+                    ),
+                    &[&(now - age), &batch_rows],
+                )?;
+            }
+        }
+        if retention.job_age > 0 {
+            pruned.jobs += client.execute(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE status IN ('done', 'failed')
+                 AND finished_at < $1 ORDER BY seq LIMIT $2)",
+                &[&(now - retention.job_age), &batch_rows],
+            )?;
+        }
+        if retention.evaluations_per_user > 0 {
+            let keep = i64::from(retention.evaluations_per_user) - 1;
+            for viewer in writers {
+                let Some(row) = client.query_opt(
+                    "SELECT id FROM evaluations WHERE viewer = $1 ORDER BY id DESC LIMIT 1 OFFSET $2",
+                    &[&viewer, &keep],
+                )?
+                else {
+                    continue;
+                };
+                let oldest_kept: i64 = row.get(0);
+                let deleted = client.execute(
+                    "DELETE FROM evaluations WHERE id IN (SELECT id FROM evaluations
+                     WHERE viewer = $1 AND id < $2 ORDER BY id LIMIT $3)",
+                    &[&viewer, &oldest_kept, &batch_rows],
+                )?;
+                if deleted >= u64::from(batch) {
+                    self.writers.wrote(&viewer);
+                }
+                pruned.evaluations += deleted;
+            }
+        }
+        Ok(pruned)
     }
 
     fn init_master_key_fingerprint(&self, fingerprint: &str) -> StoreResult<String> {
@@ -477,6 +537,7 @@ impl Store for PgStore {
         request_id: Option<&str>,
         record: String,
     ) -> StoreResult<()> {
+        self.writers.wrote(viewer);
         self.client().execute(
             "INSERT INTO evaluations (viewer, record, created_at, request_id) VALUES ($1, $2, $3, $4)",
             &[&viewer, &record, &now(), &request_id],

@@ -2,6 +2,7 @@
 //! cache of recent rows and batched evaluation records.
 
 use super::cache::HotCache;
+use super::retention::Writers;
 use super::schema::{self, Dialect};
 use super::*;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -24,6 +25,7 @@ pub struct SqliteStore {
 struct Shared {
     connection: Mutex<Connection>,
     hot: HotCache,
+    writers: Writers,
     traces: Mutex<TraceQueue>,
     traces_waiting: Condvar,
 }
@@ -74,6 +76,7 @@ impl SqliteStore {
         let shared = Arc::new(Shared {
             connection: Mutex::new(connection),
             hot: HotCache::new(cache),
+            writers: Writers::default(),
             traces: Mutex::new(TraceQueue::default()),
             traces_waiting: Condvar::new(),
         });
@@ -381,6 +384,66 @@ impl Store for SqliteStore {
         })
     }
 
+    fn prune(&self, retention: &Retention, now: i64, batch: u32) -> StoreResult<Pruned> {
+        let writers = self.shared.writers.take();
+        self.with_traces(|c| {
+            let mut pruned = Pruned::default();
+            // Oldest first by id (ids grow with time): only the first
+            // `batch` rows are looked at.
+            let by_age = |table: &str, key: &str, cutoff: i64, extra: &str| {
+                c.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} {extra} ORDER BY {key} LIMIT ?2)
+                     AND created_at < ?1"
+                ))?
+                .execute(params![cutoff, batch])
+                .map(|n| n as u64)
+            };
+            if retention.evaluation_age > 0 {
+                pruned.evaluations +=
+                    by_age("evaluations", "id", now - retention.evaluation_age, "")?;
+            }
+            if retention.email_age > 0 {
+                pruned.emails += by_age("emails", "id", now - retention.email_age, "")?;
+            }
+            if retention.job_age > 0 {
+                pruned.jobs += c
+                    .prepare_cached(
+                        "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE status IN ('done', 'failed')
+                         AND finished_at < ?1 ORDER BY seq LIMIT ?2)",
+                    )?
+                    .execute(params![now - retention.job_age, batch])?
+                    as u64;
+            }
+            if retention.evaluations_per_user > 0 {
+                for viewer in writers {
+                    let oldest_kept: Option<i64> = c
+                        .prepare_cached(
+                            "SELECT id FROM evaluations WHERE viewer = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+                        )?
+                        .query_row(params![viewer, retention.evaluations_per_user - 1], |row| {
+                            row.get(0)
+                        })
+                        .optional()?;
+                    let Some(oldest_kept) = oldest_kept else {
+                        continue;
+                    };
+                    let deleted = c
+                        .prepare_cached(
+                            "DELETE FROM evaluations WHERE id IN (SELECT id FROM evaluations
+                             WHERE viewer = ?1 AND id < ?2 ORDER BY id LIMIT ?3)",
+                        )?
+                        .execute(params![viewer, oldest_kept, batch])?
+                        as u64;
+                    if deleted >= u64::from(batch) {
+                        self.shared.writers.wrote(&viewer);
+                    }
+                    pruned.evaluations += deleted;
+                }
+            }
+            Ok(pruned)
+        })
+    }
+
     fn init_master_key_fingerprint(&self, fingerprint: &str) -> StoreResult<String> {
         self.with(|c| {
             c.execute(
@@ -590,6 +653,7 @@ impl Store for SqliteStore {
         request_id: Option<&str>,
         record: String,
     ) -> StoreResult<()> {
+        self.shared.writers.wrote(viewer);
         let queued = {
             let mut queue = lock(&self.shared.traces);
             queue.pending.push(NewEvaluation {
@@ -942,6 +1006,69 @@ mod tests {
             .create_user("bob", "b@example.com", "hash-b", &test_key("key_b"))
             .unwrap();
         assert_eq!(store.users().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn retention_prunes_by_age_and_by_count_in_batches() {
+        let (_, store) = fresh("retention");
+        for n in 0..30 {
+            store
+                .add_evaluation("alice", None, serde_json::json!({ "n": n }).to_string())
+                .unwrap();
+        }
+        store.add_email("alice", None, "s", "b").unwrap();
+        let job = serde_json::json!({"kind": "eval", "code": "1", "args": []});
+        store.add_job("j1", "alice", &job).unwrap();
+        store.start_job("j1").unwrap();
+        store
+            .finish_job("j1", JobStatus::Done, &serde_json::json!(1))
+            .unwrap();
+        store.add_job("j2", "alice", &job).unwrap();
+        let retention = Retention {
+            evaluations_per_user: 10,
+            ..Retention::default()
+        };
+        let now = super::now();
+        // By count, newest kept, in batches of 8.
+        let first = store.prune(&retention, now, 8).unwrap();
+        assert_eq!(first.evaluations, 8);
+        assert!(first.full(8));
+        let second = store.prune(&retention, now, 8).unwrap();
+        assert_eq!((second.evaluations, second.jobs, second.emails), (8, 0, 0));
+        let third = store.prune(&retention, now, 8).unwrap();
+        assert_eq!(third.evaluations, 4);
+        let kept = store.evaluations("alice", 100, None, None).unwrap();
+        let kept: Vec<_> = kept
+            .iter()
+            .map(|e| e.record["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(kept, (20..30).rev().collect::<Vec<_>>());
+        assert_eq!(store.prune(&retention, now, 8).unwrap(), Pruned::default());
+        // By age, with the clock eight days on: records, the finished job
+        // and the email go; the unfinished job stays.
+        let later = now + 8 * 24 * 60 * 60;
+        let aged = Retention {
+            email_age: 7 * 24 * 60 * 60,
+            ..retention
+        };
+        let pruned = store.prune(&aged, later, 100).unwrap();
+        assert_eq!((pruned.evaluations, pruned.jobs, pruned.emails), (10, 1, 1));
+        assert!(store.job("alice", "j2").unwrap().is_some());
+        assert!(store.job("alice", "j1").unwrap().is_none());
+        // Zero keeps forever.
+        store
+            .add_evaluation("alice", None, "{}".to_string())
+            .unwrap();
+        let forever = Retention {
+            evaluation_age: 0,
+            evaluations_per_user: 0,
+            job_age: 0,
+            email_age: 0,
+        };
+        assert_eq!(
+            store.prune(&forever, later * 2, 100).unwrap(),
+            Pruned::default()
+        );
     }
 
     #[test]
