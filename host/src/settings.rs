@@ -93,6 +93,18 @@ pub struct SettingsArgs {
     /// Log lines as `text` or `json` (one object per line), on stderr [default: text].
     #[arg(long, env = "VALBOX_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// Val writes one call tree may make (its own and its libraries') [default: 100].
+    #[arg(long, env = "VALBOX_MAX_VAL_WRITES_PER_CALL", global = true)]
+    pub max_val_writes_per_call: Option<u64>,
+    /// Bytes those writes may store [default: 16777216].
+    #[arg(long, env = "VALBOX_MAX_WRITTEN_BYTES_PER_CALL", global = true)]
+    pub max_written_bytes_per_call: Option<u64>,
+    /// Emails one call tree may send [default: 10].
+    #[arg(long, env = "VALBOX_MAX_EMAILS_PER_CALL", global = true)]
+    pub max_emails_per_call: Option<u64>,
+    /// `fetch` requests one call tree may make [default: 50].
+    #[arg(long, env = "VALBOX_MAX_FETCHES_PER_CALL", global = true)]
+    pub max_fetches_per_call: Option<u64>,
     /// Days an evaluation record is kept; 0 keeps them forever [default: 7].
     #[arg(long, env = "VALBOX_RETAIN_EVALUATIONS_DAYS", global = true)]
     pub retain_evaluations_days: Option<u32>,
@@ -165,6 +177,10 @@ struct SettingsFile {
     retain_jobs_days: Option<u32>,
     retain_emails_days: Option<u32>,
     prune_interval_ms: Option<u64>,
+    max_val_writes_per_call: Option<u64>,
+    max_written_bytes_per_call: Option<u64>,
+    max_emails_per_call: Option<u64>,
+    max_fetches_per_call: Option<u64>,
 }
 
 /// Every setting resolved to a value.
@@ -208,6 +224,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// What old rows are kept.
     pub retention: crate::store::Retention,
+    /// What one call tree may spend.
+    pub budgets: valbox_runtime::CallBudgets,
     /// How often old rows are pruned.
     pub prune_interval: Duration,
 }
@@ -368,6 +386,27 @@ impl SettingsArgs {
                     ),
                 }
             },
+            budgets: {
+                let defaults = valbox_runtime::CallBudgets::default();
+                valbox_runtime::CallBudgets {
+                    val_writes: self
+                        .max_val_writes_per_call
+                        .or(file.max_val_writes_per_call)
+                        .unwrap_or(defaults.val_writes),
+                    written_bytes: self
+                        .max_written_bytes_per_call
+                        .or(file.max_written_bytes_per_call)
+                        .unwrap_or(defaults.written_bytes),
+                    emails: self
+                        .max_emails_per_call
+                        .or(file.max_emails_per_call)
+                        .unwrap_or(defaults.emails),
+                    fetches: self
+                        .max_fetches_per_call
+                        .or(file.max_fetches_per_call)
+                        .unwrap_or(defaults.fetches),
+                }
+            },
             prune_interval: Duration::from_millis(
                 self.prune_interval_ms
                     .or(file.prune_interval_ms)
@@ -424,7 +463,7 @@ impl Settings {
             "listen={} data_dir={} database={} redis={} deadline_ms={} memory_limit_mb={} max_body_bytes={} \
              library_writes={:?} max_concurrent_calls={} max_calls_per_user={} http_threads={} job_workers={} \
              cpu_turns={} fetch_allow_private={} admin_key={} master_key={} shutdown_grace_ms={} \
-             retention={:?} prune_interval_ms={}",
+             retention={:?} prune_interval_ms={} budgets={:?}",
             self.listen,
             self.data_dir.display(),
             self.database_url.as_deref().map_or("sqlite".into(), mask_password),
@@ -444,6 +483,7 @@ impl Settings {
             self.shutdown_grace.as_millis(),
             self.retention,
             self.prune_interval.as_millis(),
+            self.budgets,
         )
     }
 
@@ -460,6 +500,7 @@ impl Settings {
             },
             fetch: self.fetch.clone(),
             cpu_turns: self.cpu_turns,
+            budgets: self.budgets,
             ..SandboxConfig::default()
         }
     }

@@ -510,3 +510,24 @@ fn retention_keeps_the_newest_records_per_user_off_the_request_path() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_write_loop_ends_at_its_budget_with_a_clear_error() {
+    let dir = fresh_dir("ops-budgets");
+    let port = free_port();
+    let _server = start_on(&dir, port, &["--max-val-writes-per-call", "3"]);
+    let http = Http { port };
+    let key = http.user("loop");
+    let (status, answer) = http.call(
+        "POST",
+        "/v1/eval",
+        Some(&key),
+        Some(json!({"code": "let n = 0; for (;;) @me.blob = 'x' + n++"})),
+    );
+    assert_eq!(status, 500, "{answer}");
+    assert_eq!(answer["error"]["type"], "limit_exceeded");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("3 val writes"), "{message}");
+    let (_, versions) = http.call("GET", "/v1/vals/loop.blob/versions", Some(&key), None);
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 3, "{versions}");
+}

@@ -30,6 +30,8 @@ pub struct SandboxConfig {
     pub max_result_bytes: usize,
     /// Largest `console.email`, subject and body together (default 256 KiB).
     pub max_email_bytes: usize,
+    /// What one call tree may spend: val writes and bytes, emails, fetches.
+    pub budgets: crate::budget::CallBudgets,
     /// Bytes of each pooled linear memory kept mapped between calls and
     /// reset by copying instead of being unmapped and faulted in again
     /// (default 2 MiB, more than the guest's whole memory;
@@ -56,6 +58,7 @@ impl Default for SandboxConfig {
             max_args_bytes: 4 << 20,
             max_result_bytes: 4 << 20,
             max_email_bytes: 256 << 10,
+            budgets: crate::budget::CallBudgets::default(),
             keep_resident_bytes: 2 << 20,
             cache_dir: None,
         }

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod budget;
 mod capabilities;
 mod config;
 mod cpu_share;
@@ -28,6 +29,7 @@ mod timers;
 pub mod transform;
 mod world;
 
+pub use budget::CallBudgets;
 pub use config::SandboxConfig;
 pub use error::{CompileError, JsError, SandboxError};
 pub use evaluation::Evaluation;

@@ -218,9 +218,15 @@ impl Sandbox {
             };
         }
         let request = abi::run_request(invocation.bytecode, invocation.export, mode, args);
-        let (result, evaluation) =
-            self.shared
-                .run_in_frame(world, invocation.frame, invocation.target, "run", &request);
+        // A new tree, with a budget of its own.
+        let (result, evaluation) = self.shared.run_in_frame(
+            world,
+            invocation.frame,
+            Default::default(),
+            invocation.target,
+            "run",
+            &request,
+        );
         Outcome {
             result: result.and_then(into_text),
             evaluation,
@@ -266,7 +272,7 @@ impl Sandbox {
         let frame = Frame::own(None, Instant::now() + shared.config.deadline);
         let mut store = Store::new(
             &shared.engine,
-            CallState::new(frame, shared.clone(), Arc::new(NoWorld)),
+            CallState::new(frame, shared.clone(), Arc::new(NoWorld), Default::default()),
         );
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1 << 40);
@@ -358,6 +364,7 @@ impl Shared {
         let (result, _) = self.run_in_frame(
             Arc::new(NoWorld),
             frame,
+            Default::default(),
             "compile".into(),
             "compile",
             &request,
@@ -378,6 +385,7 @@ impl Shared {
         self: &Arc<Self>,
         world: Arc<dyn World>,
         frame: Frame,
+        budget: Arc<crate::budget::TreeBudget>,
         target: String,
         export: &str,
         request: &[u8],
@@ -386,7 +394,10 @@ impl Shared {
         let started = Instant::now();
         let mut evaluation = Evaluation::start(target, &frame);
         let deadline = frame.deadline;
-        let mut store = Store::new(&self.engine, CallState::new(frame, self.clone(), world));
+        let mut store = Store::new(
+            &self.engine,
+            CallState::new(frame, self.clone(), world, budget),
+        );
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |store| {

@@ -56,6 +56,8 @@ pub(crate) struct CallState {
     pub(crate) shared: Arc<Shared>,
     /// Vals, secrets and email.
     pub(crate) world: Arc<dyn World>,
+    /// What the whole call tree has spent (shared with nested calls).
+    pub(crate) budget: Arc<crate::budget::TreeBudget>,
     /// Evaluation records of the calls this call made.
     pub(crate) calls: Vec<Evaluation>,
     pub(crate) logs: Vec<LogLine>,
@@ -65,7 +67,12 @@ pub(crate) struct CallState {
 }
 
 impl CallState {
-    pub(crate) fn new(frame: Frame, shared: Arc<Shared>, world: Arc<dyn World>) -> Self {
+    pub(crate) fn new(
+        frame: Frame,
+        shared: Arc<Shared>,
+        world: Arc<dyn World>,
+        budget: Arc<crate::budget::TreeBudget>,
+    ) -> Self {
         let config = &shared.config;
         CallState {
             limits: StoreLimitsBuilder::new()
@@ -75,6 +82,7 @@ impl CallState {
             frame,
             shared,
             world,
+            budget,
             calls: Vec::new(),
             logs: Vec::new(),
             log_bytes: 0,

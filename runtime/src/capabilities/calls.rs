@@ -4,7 +4,7 @@
 
 use super::{ask, refusal, Answer, Stop, ValRequest};
 use crate::abi;
-use crate::error::{DeadlineExceeded, JsError, SandboxError};
+use crate::error::{DeadlineExceeded, JsError, LimitExceeded, SandboxError};
 use crate::frame::Frame;
 use crate::policy::{Capability, Decision, Owner, Request, ValState};
 use crate::sandbox::RunMode;
@@ -145,9 +145,11 @@ fn run_nested(
     }
     let shared = state.shared.clone();
     let world = state.world.clone();
+    let budget = state.budget.clone();
     let request = abi::run_request(&stored.bytecode, &stored.name, mode, args);
     let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
-    let (result, mut evaluation) = shared.run_in_frame(world, frame, target, "run", &request);
+    let (result, mut evaluation) =
+        shared.run_in_frame(world, frame, budget.clone(), target, "run", &request);
     if let Ok(Ok(payload)) = &result {
         // A library call whose Promise rejected answers `r` and the error:
         // the callee's trace records it as failed.
@@ -175,6 +177,10 @@ fn run_nested(
         },
         Ok(Err(thrown)) => Ok(Answer::Thrown(thrown)),
         Err(SandboxError::Timeout(_)) => Err(Stop::Trap(wasmtime::Error::new(DeadlineExceeded))),
+        // A spent budget ends the whole tree, not only the callee.
+        Err(SandboxError::Limit(_)) if budget.exhausted().is_some() => Err(Stop::Trap(
+            wasmtime::Error::new(LimitExceeded(budget.exhausted().unwrap_or_default().into())),
+        )),
         Err(other) => Ok(Answer::Thrown(JsError {
             name: "Error".into(),
             message: format!("@{}.{} failed: {other}", stored.owner, stored.name),

@@ -1,6 +1,6 @@
 //! `send-email`: `console.email(subject, body)`; the policy names the recipient.
 
-use super::{ask, refusal, Answer, Stop};
+use super::{ask, refusal, spend, Answer, Stop};
 use crate::policy::{Capability, Decision, Owner, Request};
 use crate::state::CallState;
 use crate::world::Email;
@@ -34,6 +34,7 @@ pub(super) fn send(caller: &mut Caller<'_, CallState>, request: &Value) -> Resul
     );
     match decision {
         Decision::Allow(to) => {
+            spend(state.budget.email(&state.shared.config.budgets))?;
             let email = Email {
                 to,
                 from_author: state.frame.author.clone(),

@@ -1,7 +1,7 @@
 //! `fetch`: outbound HTTP under the operator's [`FetchPolicy`](crate::fetch::FetchPolicy).
 //! Bodies travel as strings of byte-valued characters (U+0000–U+00FF).
 
-use super::{ask, refusal, Answer, Stop};
+use super::{ask, refusal, spend, Answer, Stop};
 use crate::fetch::{fetch as perform, FetchRequest};
 use crate::policy::{Capability, Decision, Owner, Request};
 use crate::state::CallState;
@@ -20,6 +20,7 @@ pub(super) fn fetch(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
     if !matches!(decision, Decision::Allow(_)) {
         return Ok(refusal(decision));
     }
+    spend(state.budget.fetch(&state.shared.config.budgets))?;
     let url = request
         .get("url")
         .and_then(Value::as_str)

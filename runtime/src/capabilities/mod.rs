@@ -137,6 +137,11 @@ pub(crate) enum Stop {
     Trap(wasmtime::Error),
 }
 
+/// A budget spend: an overdraft ends the call (and its tree) with a limit error.
+pub(super) fn spend(result: Result<(), crate::error::LimitExceeded>) -> Result<(), Stop> {
+    result.map_err(|overdraft| Stop::Trap(wasmtime::Error::new(overdraft)))
+}
+
 impl From<Answer> for Stop {
     fn from(answer: Answer) -> Stop {
         Stop::Answer(answer)

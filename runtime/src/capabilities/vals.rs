@@ -1,6 +1,6 @@
 //! `read-val` and `write-val`: `@owner.name` and `@owner.name = value`.
 
-use super::{ask, calls, identifier, owner, refusal, Answer, Stop, ValRequest};
+use super::{ask, calls, identifier, owner, refusal, spend, Answer, Stop, ValRequest};
 use crate::policy::{Capability, Decision, Request};
 use crate::sandbox::RunMode;
 use crate::state::CallState;
@@ -45,6 +45,11 @@ pub(super) fn write(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
         other => return Ok(refusal(other)),
     };
     let source = format!("export default __vt.decode({value});\n");
+    spend(
+        state
+            .budget
+            .write(&state.shared.config.budgets, source.len() as u64),
+    )?;
     let bytecode = state
         .shared
         .compile(&format!("{owner}/{name}.js"), &source)
