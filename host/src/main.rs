@@ -194,7 +194,8 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
         sealer,
         settings.admin_key.clone(),
         settings.call_limits,
-    );
+    )
+    .with_storage_quota(settings.user_storage_quota);
     Ok(match &settings.redis_url {
         Some(url) => service
             .with_redis_queue(url)

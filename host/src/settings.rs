@@ -93,6 +93,9 @@ pub struct SettingsArgs {
     /// Log lines as `text` or `json` (one object per line), on stderr [default: text].
     #[arg(long, env = "VALBOX_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
+    /// Bytes each user may store: code and bytecode of every version, sealed secrets [default: 104857600].
+    #[arg(long, env = "VALBOX_USER_STORAGE_QUOTA", global = true)]
+    pub user_storage_quota: Option<u64>,
     /// Val writes one call tree may make (its own and its libraries') [default: 100].
     #[arg(long, env = "VALBOX_MAX_VAL_WRITES_PER_CALL", global = true)]
     pub max_val_writes_per_call: Option<u64>,
@@ -177,6 +180,7 @@ struct SettingsFile {
     retain_jobs_days: Option<u32>,
     retain_emails_days: Option<u32>,
     prune_interval_ms: Option<u64>,
+    user_storage_quota: Option<u64>,
     max_val_writes_per_call: Option<u64>,
     max_written_bytes_per_call: Option<u64>,
     max_emails_per_call: Option<u64>,
@@ -226,6 +230,8 @@ pub struct Settings {
     pub retention: crate::store::Retention,
     /// What one call tree may spend.
     pub budgets: valbox_runtime::CallBudgets,
+    /// Bytes each user may store.
+    pub user_storage_quota: u64,
     /// How often old rows are pruned.
     pub prune_interval: Duration,
 }
@@ -386,6 +392,10 @@ impl SettingsArgs {
                     ),
                 }
             },
+            user_storage_quota: self
+                .user_storage_quota
+                .or(file.user_storage_quota)
+                .unwrap_or(crate::service::DEFAULT_QUOTA),
             budgets: {
                 let defaults = valbox_runtime::CallBudgets::default();
                 valbox_runtime::CallBudgets {

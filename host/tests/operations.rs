@@ -529,5 +529,156 @@ fn a_write_loop_ends_at_its_budget_with_a_clear_error() {
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("3 val writes"), "{message}");
     let (_, versions) = http.call("GET", "/v1/vals/loop.blob/versions", Some(&key), None);
-    assert_eq!(versions["versions"].as_array().unwrap().len(), 3, "{versions}");
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        3,
+        "{versions}"
+    );
+}
+
+#[test]
+fn the_storage_quota_refuses_saves_and_writes_and_me_shows_usage() {
+    let dir = fresh_dir("ops-quota");
+    let port = free_port();
+    let _server = start_on(&dir, port, &["--user-storage-quota", "20000"]);
+    let http = Http { port };
+    let key = http.user("qu");
+    save(&http, &key, "small", "export const small = 1");
+    let (_, me) = http.call("GET", "/v1/me", Some(&key), None);
+    let used = me["storage"]["used_bytes"].as_u64().unwrap();
+    assert!(used > 0, "{me}");
+    assert_eq!(me["storage"]["quota_bytes"], 20000);
+    assert!(me["key_id"].as_str().unwrap().starts_with("key_"), "{me}");
+    // A save past the quota: 507, named, nothing stored.
+    let big = format!("export const big = '{}'", "x".repeat(30_000));
+    let (status, answer) = http.call(
+        "PUT",
+        "/v1/vals/big",
+        Some(&key),
+        Some(json!({"code": big})),
+    );
+    assert_eq!(status, 507, "{answer}");
+    assert_eq!(answer["error"]["type"], "quota_exceeded");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("20000"));
+    assert_eq!(http.call("GET", "/v1/vals/qu.big", Some(&key), None).0, 404);
+    // A value written by running code: the write throws, nothing stored.
+    let (status, answer) = http.call(
+        "POST",
+        "/v1/eval",
+        Some(&key),
+        Some(json!({"code": "try { @me.blob = 'y'.repeat(30000); return 'stored' } catch (e) { return e.message }"})),
+    );
+    assert_eq!(status, 200);
+    assert!(answer.as_str().unwrap().contains("quota"), "{answer}");
+    assert_eq!(
+        http.call("GET", "/v1/vals/qu.blob", Some(&key), None).0,
+        404
+    );
+    let (_, me) = http.call("GET", "/v1/me", Some(&key), None);
+    assert_eq!(me["storage"]["used_bytes"].as_u64().unwrap(), used);
+}
+
+/// Runs `command` as root; false when not root or it fails.
+fn as_root(command: &mut Command) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"));
+    root && command.status().is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_full_disk_is_a_507_and_the_server_recovers_when_space_returns() {
+    let dir = fresh_dir("ops-full-disk");
+    let small = dir.join("small-fs");
+    std::fs::create_dir_all(&small).unwrap();
+    // The database lives on a 3 MiB filesystem of its own; the compiled
+    // guest cache stays on the big one.
+    if !as_root(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+            .arg(&small),
+    ) {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    std::os::unix::fs::symlink(small.join("valbox.db"), dir.join("valbox.db")).unwrap();
+    let port = free_port();
+    let _server = start_on(&dir, port, &["--user-storage-quota", "1000000000"]);
+    let http = Http { port };
+    let key = http.user("disk");
+    save(
+        &http,
+        &key,
+        "add",
+        "export function add(a, b) { return a + b }",
+    );
+    // Fill the rest of the filesystem, leaving a file to free later.
+    let filler = small.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 3 << 20]);
+    // Writes fail with a clear 507 until there is space again...
+    let chunk = "z".repeat(200_000);
+    let mut full = None;
+    for n in 0..40 {
+        let (status, answer) = http.call(
+            "PUT",
+            &format!("/v1/vals/fill{n}"),
+            Some(&key),
+            Some(json!({"code": format!("export const fill{n} = '{chunk}'")})),
+        );
+        if status != 200 {
+            full = Some((status, answer));
+            break;
+        }
+    }
+    let (status, answer) = full.expect("the filesystem never filled");
+    assert_eq!(status, 507, "{answer}");
+    assert_eq!(answer["error"]["type"], "storage_full");
+    // ...while reads and runs keep working.
+    assert_eq!(
+        http.call("GET", "/v1/run/disk.add?args=[2,3]", None, None),
+        (200, json!(5))
+    );
+    assert_eq!(
+        http.call("GET", "/v1/vals/disk.add", Some(&key), None).0,
+        200
+    );
+    assert_eq!(http.call("GET", "/healthz", None, None).0, 200);
+    // Space returns: writes work again, and nothing was corrupted.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, answer) = http.call(
+            "PUT",
+            "/v1/vals/after",
+            Some(&key),
+            Some(json!({"code": "export const after = 1"})),
+        );
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes never recovered: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        http.call("GET", "/v1/run/disk.after", Some(&key), None),
+        (200, json!(1))
+    );
+    assert_eq!(
+        http.call("GET", "/v1/run/disk.add?args=[1,1]", None, None),
+        (200, json!(2))
+    );
 }

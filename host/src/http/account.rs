@@ -11,8 +11,8 @@ use super::openapi::{
 };
 use super::AppState;
 use crate::request_id;
-use crate::service::Principal;
-use crate::store::{StoredEvaluation, User};
+use crate::service::{Principal, StorageUse};
+use crate::store::StoredEvaluation;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -40,12 +40,38 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(CreatedUser { handle, api_key })))
 }
 
-/// The key's user.
+/// `GET /v1/me`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    /// The handle.
+    pub handle: String,
+    /// Where `console.email` sends their mail.
+    pub email: String,
+    /// The key this request used (its id, never the key).
+    pub key_id: String,
+    /// Bytes stored of the quota.
+    pub storage: StorageUse,
+}
+
+/// The key's user, the key's id and their storage use.
 #[utoipa::path(get, path = "/v1/me", tag = TAG_ACCOUNT,
     security(("bearer" = [])),
-    responses((status = 200, description = "The user", body = User), NeedsKey))]
-pub async fn me(Authed(Principal { user, .. }, _): Authed<AnyKey>) -> Json<User> {
-    Json(user)
+    responses((status = 200, description = "The user", body = Me), NeedsKey))]
+pub async fn me(
+    State(state): Shared,
+    Authed(Principal { user, key }, _): Authed<AnyKey>,
+) -> ApiResult<Json<Me>> {
+    let storage = blocking(&state, move |service| {
+        service.storage(&user).map(|s| (user, s))
+    })
+    .await?;
+    let (user, storage) = storage;
+    Ok(Json(Me {
+        handle: user.handle,
+        email: user.email,
+        key_id: key.id,
+        storage,
+    }))
 }
 
 /// Set a secret (sealed at rest; only its name is ever shown again).

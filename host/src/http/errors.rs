@@ -36,6 +36,7 @@ impl ApiError {
             Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Limit(_) | Threw(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             TooBusy(_) => StatusCode::TOO_MANY_REQUESTS,
+            QuotaExceeded(_) | StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 }
@@ -54,6 +55,9 @@ impl IntoResponse for ApiError {
             }
             ServiceError::Internal(message) => {
                 tracing::error!(error.type = "internal", %message, "internal error")
+            }
+            ServiceError::StorageFull(message) => {
+                tracing::error!(error.type = "storage_full", %message, "the disk is full")
             }
             _ => {}
         }

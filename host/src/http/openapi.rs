@@ -408,6 +408,10 @@ impl IntoResponses for BodyErrors {
                 "`bad_request` (the body or a parameter is malformed) or, where code is saved, `compile_error` (no version is made)",
             ),
             ("413", "`too_large`: the body is over the size limit"),
+            (
+                "507",
+                "`quota_exceeded` (the user's storage quota) or `storage_full` (the server's disk): nothing was written",
+            ),
         ])
     }
 }

@@ -4,9 +4,11 @@
 //! here and nowhere else. Users, keys and scopes are in `accounts.rs`.
 
 mod accounts;
+mod quota;
 mod retention;
 
 pub use accounts::{Principal, SCOPES};
+pub use quota::{StorageUse, DEFAULT_QUOTA};
 
 use crate::jobs::{JobEnd, JobQueue, JobWork, Queue, MAX_ATTEMPTS};
 use crate::metrics::Metrics;
@@ -64,6 +66,12 @@ pub enum ServiceError {
     /// Too many calls running already (429).
     #[error("{0}")]
     TooBusy(String),
+    /// The write would take the user past their storage quota (507).
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The server's disk is full; nothing was written (507).
+    #[error("{0}")]
+    StorageFull(String),
     /// Something on valbox's side failed (500).
     #[error("{0}")]
     Internal(String),
@@ -91,6 +99,10 @@ pub enum ErrorType {
     TooLarge,
     /// Too many calls running (429).
     TooBusy,
+    /// The write would pass the user's storage quota (507).
+    QuotaExceeded,
+    /// The server's disk is full; nothing was written (507).
+    StorageFull,
     /// The val threw (500).
     ValError,
     /// A sandbox limit other than time (500).
@@ -114,6 +126,8 @@ impl ServiceError {
             Limit(_) => ErrorType::LimitExceeded,
             Threw(_) => ErrorType::ValError,
             TooBusy(_) => ErrorType::TooBusy,
+            QuotaExceeded(_) => ErrorType::QuotaExceeded,
+            StorageFull(_) => ErrorType::StorageFull,
             Internal(_) => ErrorType::Internal,
         }
     }
@@ -143,6 +157,9 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::Conflict(message) => ServiceError::Conflict(message),
             StoreError::Database(message) => ServiceError::Internal(message),
+            StoreError::Full(message) => ServiceError::StorageFull(format!(
+                "the server is out of disk space; nothing was written ({message})"
+            )),
         }
     }
 }
@@ -351,6 +368,8 @@ pub struct Service {
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// When each key's `last_used_at` was last written (at most once a minute).
     key_touches: Mutex<std::collections::HashMap<String, i64>>,
+    /// Bytes each user may store.
+    quota: quota::Quota,
 }
 
 /// A name for this process's Redis consumer `role`, unique per host and process.
@@ -414,10 +433,12 @@ impl Service {
     ) -> Self {
         let sandbox = Arc::new(sandbox);
         let sealer = Arc::new(sealer);
+        let quota = quota::Quota::default();
         let world = Arc::new(StoreWorld {
             store: store.clone(),
             sandbox: sandbox.clone(),
             sealer: sealer.clone(),
+            quota: quota.clone(),
         });
         Service {
             store,
@@ -434,6 +455,7 @@ impl Service {
             stopping: AtomicBool::new(false),
             workers: Mutex::new(Vec::new()),
             key_touches: Mutex::new(std::collections::HashMap::new()),
+            quota,
         }
     }
 
@@ -688,6 +710,9 @@ impl Service {
         let bytecode = self
             .sandbox
             .compile(&format!("{}/{name}.js", user.handle), code)?;
+        let adding = (code.len() + bytecode.len()) as u64;
+        self.quota
+            .check(self.store.as_ref(), &user.handle, adding)?;
         Ok(self
             .store
             .save_version(&user.handle, name, privacy, code, &bytecode, GUEST_SHA256)?)
@@ -769,6 +794,8 @@ impl Service {
     pub fn put_secret(&self, user: &User, name: &str, value: &str) -> ServiceResult<()> {
         check_secret_name(name)?;
         let sealed = self.sealer.seal(&user.handle, name, value);
+        self.quota
+            .check(self.store.as_ref(), &user.handle, sealed.len() as u64)?;
         Ok(self.store.put_secret(&user.handle, name, &sealed)?)
     }
 
@@ -1008,6 +1035,7 @@ struct StoreWorld {
     store: Arc<dyn Store>,
     sandbox: Arc<Sandbox>,
     sealer: Arc<SecretSealer>,
+    quota: quota::Quota,
 }
 
 impl StoreWorld {
@@ -1051,6 +1079,10 @@ impl World for StoreWorld {
         source: String,
         bytecode: Vec<u8>,
     ) -> Result<u32, String> {
+        let adding = (source.len() + bytecode.len()) as u64;
+        self.quota
+            .check(self.store.as_ref(), owner, adding)
+            .map_err(|e| e.to_string())?;
         self.store
             .save_version(owner, name, None, &source, &bytecode, GUEST_SHA256)
             .map(|meta| meta.version)

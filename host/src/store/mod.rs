@@ -210,11 +210,17 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(String),
+    /// The disk (or the database's quota of it) is full: nothing was written.
+    #[error("the store is out of disk space: {0}")]
+    Full(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+            _ => StoreError::Database(e.to_string()),
+        }
     }
 }
 
@@ -260,6 +266,9 @@ pub trait Store: Send + Sync {
     fn master_key_fingerprint(&self) -> StoreResult<Option<String>>;
     /// Records `fingerprint` unless one is recorded; returns the recorded one.
     fn init_master_key_fingerprint(&self, fingerprint: &str) -> StoreResult<String>;
+    /// Bytes `owner` stores: the code and bytecode of every version of
+    /// their vals, and their sealed secrets.
+    fn storage_used(&self, owner: &str) -> StoreResult<u64>;
     /// Deletes up to `batch` rows of each kind that `retention` no longer
     /// keeps at time `now` (Unix seconds): evaluation records past their
     /// age or beyond the per-user count (of users whose records this

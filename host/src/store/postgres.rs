@@ -27,6 +27,9 @@ impl From<postgres::Error> for StoreError {
             Some(db) if db.code() == &postgres::error::SqlState::UNIQUE_VIOLATION => {
                 StoreError::Conflict(db.message().to_string())
             }
+            Some(db) if db.code() == &postgres::error::SqlState::DISK_FULL => {
+                StoreError::Full(db.message().to_string())
+            }
             Some(db) => StoreError::Database(db.message().to_string()),
             None => StoreError::Database(e.to_string()),
         }
@@ -292,6 +295,15 @@ impl Store for PgStore {
             .client()
             .query_opt("SELECT value FROM meta WHERE name = 'master_key'", &[])?;
         Ok(row.map(|row| row.get(0)))
+    }
+
+    fn storage_used(&self, owner: &str) -> StoreResult<u64> {
+        let row = self.client().query_one(
+            "SELECT (SELECT COALESCE(SUM(octet_length(code) + octet_length(bytecode)), 0) FROM val_versions WHERE owner = $1)::BIGINT
+                  + (SELECT COALESCE(SUM(octet_length(sealed)), 0) FROM secrets WHERE owner = $1)::BIGINT",
+            &[&owner],
+        )?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
     }
 
     fn prune(&self, retention: &Retention, now: i64, batch: u32) -> StoreResult<Pruned> {

@@ -384,6 +384,18 @@ impl Store for SqliteStore {
         })
     }
 
+    fn storage_used(&self, owner: &str) -> StoreResult<u64> {
+        // length() of a blob reads its size, not its bytes.
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT (SELECT COALESCE(SUM(octet_length(code) + length(bytecode)), 0) FROM val_versions WHERE owner = ?1)
+                      + (SELECT COALESCE(SUM(length(sealed)), 0) FROM secrets WHERE owner = ?1)",
+            )?
+            .query_row(params![owner], |row| row.get::<_, i64>(0))
+            .map(|used| used.max(0) as u64)
+        })
+    }
+
     fn prune(&self, retention: &Retention, now: i64, batch: u32) -> StoreResult<Pruned> {
         let writers = self.shared.writers.take();
         self.with_traces(|c| {
