@@ -5,24 +5,11 @@
 
 mod common;
 
-use common::{free_port, wait_for_port, Http, Process, ADMIN};
+use common::{free_port, fresh_dir, wait_for_port, Http, Process, ADMIN};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("cache")).unwrap();
-    let shared_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-data/cache");
-    if let Ok(entries) = std::fs::read_dir(shared_cache) {
-        for entry in entries.flatten() {
-            let _ = std::fs::copy(entry.path(), dir.join("cache").join(entry.file_name()));
-        }
-    }
-    dir
-}
 
 fn valbox() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_valbox"));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{free_port, wait_for_port};
+use common::{free_port, fresh_dir, wait_for_port};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -24,20 +24,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("cache")).unwrap();
-    // Reuse the compiled guest image the CLI tests built, when there is one.
-    let shared_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-data/cache");
-    if let Ok(entries) = std::fs::read_dir(shared_cache) {
-        for entry in entries.flatten() {
-            let _ = std::fs::copy(entry.path(), dir.join("cache").join(entry.file_name()));
-        }
-    }
-    dir
 }
 
 fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Server {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{free_port, wait_for_port, Http, Process, ADMIN};
+use common::{free_port, fresh_dir, wait_for_port, Http, Process, ADMIN};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -20,20 +20,6 @@ extern "C" {
     fn kill(pid: i32, signal: i32) -> i32;
 }
 const SIGTERM: i32 = 15;
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("cache")).unwrap();
-    // Reuse the compiled guest image the CLI tests built, when there is one.
-    let shared_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-data/cache");
-    if let Ok(entries) = std::fs::read_dir(shared_cache) {
-        for entry in entries.flatten() {
-            let _ = std::fs::copy(entry.path(), dir.join("cache").join(entry.file_name()));
-        }
-    }
-    dir
-}
 
 /// Starts `valbox serve` on `port` with its stderr (the log) in `<dir>/log`.
 fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Process {

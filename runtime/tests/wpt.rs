@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
-use valbox_runtime::{Sandbox, SandboxConfig};
+use valbox_runtime::{CallBudgets, Sandbox, SandboxConfig};
 
 /// Time a file's harness gets before it is timed out (inside the call).
 const HARNESS_TIMEOUT_MS: u64 = 15_000;
@@ -246,6 +246,13 @@ fn sandbox(harness_timeout_ms: u64) -> Sandbox {
         max_args_bytes: 16 << 20,
         max_result_bytes: 16 << 20,
         max_log_bytes: 16 << 20,
+        // A WPT file is one call tree that may make hundreds of (refused)
+        // requests, as `request-bad-port.any.js` does; vals keep the
+        // operator's budget.
+        budgets: CallBudgets {
+            fetches: 100_000,
+            ..CallBudgets::default()
+        },
         cache_dir: Some(env!("CARGO_TARGET_TMPDIR").into()),
         ..SandboxConfig::default()
     })

@@ -17,6 +17,23 @@ impl Drop for Process {
     }
 }
 
+/// An empty folder under the target dir for one test's data, with the
+/// compiled guest image the CLI tests cached copied in (so the server
+/// starts in milliseconds).
+pub fn fresh_dir(name: &str) -> std::path::PathBuf {
+    use std::path::Path;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    let shared_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-data/cache");
+    if let Ok(entries) = std::fs::read_dir(shared_cache) {
+        for entry in entries.flatten() {
+            let _ = std::fs::copy(entry.path(), dir.join("cache").join(entry.file_name()));
+        }
+    }
+    dir
+}
+
 /// A TCP port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
