@@ -35,6 +35,11 @@ pub struct Metrics {
     pub job_retries: IntCounter,
     /// Rows retention deleted, by kind (`evaluations`, `jobs`, `emails`).
     pub pruned_rows: IntCounterVec,
+    /// Writes refused by the storage quota.
+    pub quota_refusals: IntCounter,
+    /// Bytes the store's database takes (read when scraped).
+    pub store_bytes: IntGauge,
+    budget_overdrafts: IntCounterVec,
     live_instances: IntGauge,
     instances: IntCounter,
     instantiate_seconds: prometheus::Counter,
@@ -91,6 +96,23 @@ impl Metrics {
                 "valbox_http_requests_total",
                 "HTTP requests by route and status",
                 &["route", "status"],
+            ),
+            quota_refusals: register(
+                &r,
+                IntCounter::new(
+                    "valbox_quota_refusals_total",
+                    "Writes refused by a user's storage quota",
+                )
+                .unwrap(),
+            ),
+            store_bytes: register(
+                &r,
+                IntGauge::new("valbox_store_bytes", "Bytes the store's database takes").unwrap(),
+            ),
+            budget_overdrafts: counter_vec(
+                "valbox_budget_overdrafts_total",
+                "Call trees ended by spending a budget, by budget (val_writes, written_bytes, emails, fetches)",
+                &["budget"],
             ),
             pruned_rows: counter_vec(
                 "valbox_pruned_rows_total",
@@ -210,6 +232,10 @@ impl Metrics {
                 let counter = self.refusals.with_label_values(&[capability]);
                 counter.inc_by(total.saturating_sub(counter.get()));
             }
+            for (budget, total) in &sandbox.overdrafts {
+                let counter = self.budget_overdrafts.with_label_values(&[budget]);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
         }
         let mut text = Vec::new();
         TextEncoder::new()
@@ -229,6 +255,7 @@ mod tests {
             instances,
             instantiate_seconds: instances as f64 * 0.001,
             refusals: vec![("read_secret", denied_secrets), ("fetch", 0)],
+            overdrafts: vec![("val_writes", denied_secrets), ("emails", 0)],
         }
     }
 
@@ -242,6 +269,7 @@ mod tests {
         let second = metrics.render(&stats(25, 3));
         assert!(second.contains("valbox_instances_total 25"), "{second}");
         assert!(second.contains("valbox_capability_denials_total{capability=\"read_secret\"} 3"));
+        assert!(second.contains("valbox_budget_overdrafts_total{budget=\"val_writes\"} 3"));
         assert!(second.contains("valbox_capability_denials_total{capability=\"fetch\"} 0"));
     }
 

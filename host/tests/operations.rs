@@ -565,6 +565,20 @@ fn the_storage_quota_refuses_saves_and_writes_and_me_shows_usage() {
     );
     let (_, me) = http.call("GET", "/v1/me", Some(&key), None);
     assert_eq!(me["storage"]["used_bytes"].as_u64().unwrap(), used);
+    let (_, metrics) = http.raw("GET", "/metrics", None, None);
+    assert!(
+        metrics.contains("valbox_quota_refusals_total 2"),
+        "{metrics}"
+    );
+    let store_bytes = sample(&metrics, "valbox_store_bytes");
+    assert!(store_bytes > 0.0, "{metrics}");
+}
+
+/// The value of a metric line `series value`.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
 }
 
 /// Runs `command` as root; false when not root or it fails.

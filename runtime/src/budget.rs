@@ -32,6 +32,26 @@ impl Default for CallBudgets {
     }
 }
 
+/// The budgets, as metric labels, in the order of [`Kind`].
+pub(crate) const KIND_LABELS: [&str; 4] = ["val_writes", "written_bytes", "emails", "fetches"];
+
+/// Which budget an overdraft spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    ValWrites = 0,
+    WrittenBytes = 1,
+    Emails = 2,
+    Fetches = 3,
+}
+
+/// A refused spend: the message ending the tree, and the budget it spent
+/// when this was the tree's first overdraft (to be counted once).
+#[derive(Debug)]
+pub(crate) struct Overdraft {
+    pub(crate) error: LimitExceeded,
+    pub(crate) first: Option<Kind>,
+}
+
 /// What a call tree has spent so far.
 #[derive(Debug, Default)]
 pub(crate) struct TreeBudget {
@@ -45,24 +65,24 @@ pub(crate) struct TreeBudget {
 
 impl TreeBudget {
     /// Spends one val write of `bytes`.
-    pub(crate) fn write(&self, limits: &CallBudgets, bytes: u64) -> Result<(), LimitExceeded> {
-        self.spend(&self.val_writes, 1, limits.val_writes, "val writes")?;
+    pub(crate) fn write(&self, limits: &CallBudgets, bytes: u64) -> Result<(), Overdraft> {
+        self.spend(&self.val_writes, 1, limits.val_writes, Kind::ValWrites)?;
         self.spend(
             &self.written_bytes,
             bytes,
             limits.written_bytes,
-            "bytes written to vals",
+            Kind::WrittenBytes,
         )
     }
 
     /// Spends one email.
-    pub(crate) fn email(&self, limits: &CallBudgets) -> Result<(), LimitExceeded> {
-        self.spend(&self.emails, 1, limits.emails, "emails")
+    pub(crate) fn email(&self, limits: &CallBudgets) -> Result<(), Overdraft> {
+        self.spend(&self.emails, 1, limits.emails, Kind::Emails)
     }
 
     /// Spends one `fetch`.
-    pub(crate) fn fetch(&self, limits: &CallBudgets) -> Result<(), LimitExceeded> {
-        self.spend(&self.fetches, 1, limits.fetches, "fetch requests")
+    pub(crate) fn fetch(&self, limits: &CallBudgets) -> Result<(), Overdraft> {
+        self.spend(&self.fetches, 1, limits.fetches, Kind::Fetches)
     }
 
     /// The overdraft that ended the tree, if one did.
@@ -75,17 +95,31 @@ impl TreeBudget {
         counter: &AtomicU64,
         amount: u64,
         limit: u64,
-        what: &str,
-    ) -> Result<(), LimitExceeded> {
+        kind: Kind,
+    ) -> Result<(), Overdraft> {
         if let Some(message) = self.exhausted() {
-            return Err(LimitExceeded(message.to_string()));
+            return Err(Overdraft {
+                error: LimitExceeded(message.to_string()),
+                first: None,
+            });
         }
         let before = counter.fetch_add(amount, Ordering::SeqCst);
         if before.saturating_add(amount) > limit {
-            let message = self
-                .exhausted
-                .get_or_init(|| format!("the call tree's budget of {limit} {what} is spent"));
-            return Err(LimitExceeded(message.clone()));
+            let what = match kind {
+                Kind::ValWrites => "val writes",
+                Kind::WrittenBytes => "bytes written to vals",
+                Kind::Emails => "emails",
+                Kind::Fetches => "fetch requests",
+            };
+            let mut first = None;
+            let message = self.exhausted.get_or_init(|| {
+                first = Some(kind);
+                format!("the call tree's budget of {limit} {what} is spent")
+            });
+            return Err(Overdraft {
+                error: LimitExceeded(message.clone()),
+                first,
+            });
         }
         Ok(())
     }
@@ -106,19 +140,32 @@ mod tests {
         let budget = TreeBudget::default();
         budget.write(&limits, 10).unwrap();
         budget.write(&limits, 10).unwrap();
-        let error = budget.write(&limits, 10).unwrap_err();
+        let overdraft = budget.write(&limits, 10).unwrap_err();
+        assert_eq!(overdraft.first, Some(Kind::ValWrites), "counted once");
+        let error = overdraft.error;
         assert!(error.0.contains("2 val writes"), "{}", error.0);
         // Spent: even what is left of other budgets is refused now.
-        assert!(budget.email(&limits).is_err());
+        let later = budget.email(&limits).unwrap_err();
+        assert_eq!(later.first, None);
         assert_eq!(budget.exhausted(), Some(error.0.as_str()));
 
         let bytes = TreeBudget::default();
-        let error = bytes.write(&limits, 101).unwrap_err();
-        assert!(error.0.contains("100 bytes written"), "{}", error.0);
+        let overdraft = bytes.write(&limits, 101).unwrap_err();
+        assert_eq!(overdraft.first, Some(Kind::WrittenBytes));
+        assert!(
+            overdraft.error.0.contains("100 bytes written"),
+            "{}",
+            overdraft.error.0
+        );
 
         let mail = TreeBudget::default();
         mail.email(&limits).unwrap();
-        assert!(mail.email(&limits).unwrap_err().0.contains("1 emails"));
+        assert!(mail
+            .email(&limits)
+            .unwrap_err()
+            .error
+            .0
+            .contains("1 emails"));
         let fetches = TreeBudget::default();
         fetches.fetch(&limits).unwrap();
         assert!(fetches.fetch(&limits).is_err());

@@ -31,6 +31,7 @@ pub(crate) struct Counters {
     instances: AtomicU64,
     instantiate_nanos: AtomicU64,
     refusals: [AtomicU64; CAPABILITY_LABELS.len()],
+    overdrafts: [AtomicU64; crate::budget::KIND_LABELS.len()],
 }
 
 impl Counters {
@@ -50,6 +51,11 @@ impl Counters {
         }
     }
 
+    /// Counts a call tree that spent one of its budgets.
+    pub(crate) fn overdrawn(&self, kind: crate::budget::Kind) {
+        self.overdrafts[kind as usize].fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> SandboxStats {
         SandboxStats {
             live_instances: self.live_instances.load(Relaxed),
@@ -58,6 +64,11 @@ impl Counters {
             refusals: CAPABILITY_LABELS
                 .iter()
                 .zip(&self.refusals)
+                .map(|(label, count)| (*label, count.load(Relaxed)))
+                .collect(),
+            overdrafts: crate::budget::KIND_LABELS
+                .iter()
+                .zip(&self.overdrafts)
                 .map(|(label, count)| (*label, count.load(Relaxed)))
                 .collect(),
         }
@@ -85,4 +96,6 @@ pub struct SandboxStats {
     /// Capability requests the policy did not allow (a permission error,
     /// `undefined` or a no-op), by capability.
     pub refusals: Vec<(&'static str, u64)>,
+    /// Call trees that spent a budget, by budget.
+    pub overdrafts: Vec<(&'static str, u64)>,
 }

@@ -694,6 +694,14 @@ impl Service {
         if let Some(depth) = self.queue_depth() {
             self.metrics.queue_depth.set(depth);
         }
+        if let Ok(bytes) = self.store.size_bytes() {
+            self.metrics.store_bytes.set(bytes as i64);
+        }
+        let refused = self.quota.refusals();
+        let counted = self.metrics.quota_refusals.get();
+        self.metrics
+            .quota_refusals
+            .inc_by(refused.saturating_sub(counted));
         self.metrics.render(&self.sandbox.stats())
     }
 

@@ -11,19 +11,25 @@ use std::sync::Arc;
 /// The default quota: 100 MiB per user.
 pub const DEFAULT_QUOTA: u64 = 100 << 20;
 
-/// The operator's quota, shared by the service and the sandbox's world.
+/// The operator's quota, shared by the service and the sandbox's world,
+/// with the count of writes it refused.
 #[derive(Debug, Clone)]
-pub(super) struct Quota(Arc<AtomicU64>);
+pub(super) struct Quota(Arc<(AtomicU64, AtomicU64)>);
 
 impl Default for Quota {
     fn default() -> Self {
-        Quota(Arc::new(AtomicU64::new(DEFAULT_QUOTA)))
+        Quota(Arc::new((AtomicU64::new(DEFAULT_QUOTA), AtomicU64::new(0))))
     }
 }
 
 impl Quota {
     pub(super) fn bytes(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0 .0.load(Ordering::Relaxed)
+    }
+
+    /// Writes refused so far.
+    pub(super) fn refusals(&self) -> u64 {
+        self.0 .1.load(Ordering::Relaxed)
     }
 
     /// Ok when `owner` may add `adding` bytes; the error says how much they
@@ -32,6 +38,7 @@ impl Quota {
         let quota = self.bytes();
         let used = store.storage_used(owner)?;
         if used.saturating_add(adding) > quota {
+            self.0 .1.fetch_add(1, Ordering::Relaxed);
             return Err(ServiceError::QuotaExceeded(format!(
                 "@{owner} uses {used} of a {quota}-byte storage quota; this write needs {adding} more bytes \
                  (delete vals, versions or secrets to make room)"
@@ -53,7 +60,7 @@ pub struct StorageUse {
 impl Service {
     /// Sets the per-user storage quota, in bytes.
     pub fn with_storage_quota(self, bytes: u64) -> Self {
-        self.quota.0.store(bytes, Ordering::Relaxed);
+        self.quota.0 .0.store(bytes, Ordering::Relaxed);
         self
     }
 

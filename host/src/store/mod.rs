@@ -266,6 +266,8 @@ pub trait Store: Send + Sync {
     fn master_key_fingerprint(&self) -> StoreResult<Option<String>>;
     /// Records `fingerprint` unless one is recorded; returns the recorded one.
     fn init_master_key_fingerprint(&self, fingerprint: &str) -> StoreResult<String>;
+    /// Bytes the database takes (for the `valbox_store_bytes` gauge).
+    fn size_bytes(&self) -> StoreResult<u64>;
     /// Bytes `owner` stores: the code and bytecode of every version of
     /// their vals, and their sealed secrets.
     fn storage_used(&self, owner: &str) -> StoreResult<u64>;

@@ -297,6 +297,13 @@ impl Store for PgStore {
         Ok(row.map(|row| row.get(0)))
     }
 
+    fn size_bytes(&self) -> StoreResult<u64> {
+        let row = self
+            .client()
+            .query_one("SELECT pg_database_size(current_database())", &[])?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
     fn storage_used(&self, owner: &str) -> StoreResult<u64> {
         let row = self.client().query_one(
             "SELECT (SELECT COALESCE(SUM(octet_length(code) + octet_length(bytecode)), 0) FROM val_versions WHERE owner = $1)::BIGINT

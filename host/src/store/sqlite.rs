@@ -384,6 +384,14 @@ impl Store for SqliteStore {
         })
     }
 
+    fn size_bytes(&self) -> StoreResult<u64> {
+        self.with(|c| {
+            let pages: i64 = c.pragma_query_value(None, "page_count", |row| row.get(0))?;
+            let size: i64 = c.pragma_query_value(None, "page_size", |row| row.get(0))?;
+            Ok((pages * size).max(0) as u64)
+        })
+    }
+
     fn storage_used(&self, owner: &str) -> StoreResult<u64> {
         // length() of a blob reads its size, not its bytes.
         self.with(|c| {

@@ -137,9 +137,18 @@ pub(crate) enum Stop {
     Trap(wasmtime::Error),
 }
 
-/// A budget spend: an overdraft ends the call (and its tree) with a limit error.
-pub(super) fn spend(result: Result<(), crate::error::LimitExceeded>) -> Result<(), Stop> {
-    result.map_err(|overdraft| Stop::Trap(wasmtime::Error::new(overdraft)))
+/// A budget spend: an overdraft ends the call (and its tree) with a limit
+/// error, and the tree's first one is counted for the operator.
+pub(super) fn spend(
+    state: &CallState,
+    result: Result<(), crate::budget::Overdraft>,
+) -> Result<(), Stop> {
+    result.map_err(|overdraft| {
+        if let Some(kind) = overdraft.first {
+            state.shared.counters.overdrawn(kind);
+        }
+        Stop::Trap(wasmtime::Error::new(overdraft.error))
+    })
 }
 
 impl From<Answer> for Stop {

@@ -46,6 +46,7 @@ pub(super) fn write(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
     };
     let source = format!("export default __vt.decode({value});\n");
     spend(
+        state,
         state
             .budget
             .write(&state.shared.config.budgets, source.len() as u64),
