@@ -4,8 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// Pure functions with no dependency but serde_json: built straight from
-// their source so fuzzing does not build wasmtime under the sanitizer.
+// Pure functions with no dependency but serde: built straight from their
+// source so fuzzing does not build wasmtime under the sanitizer.
 #[path = "../../host/src/request_args.rs"]
 #[allow(dead_code)]
 mod request_args;
@@ -16,13 +16,11 @@ fn assert_array(args: &str) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) {
-        if let Ok(args) = request_args::run_args_from_body(&body) {
-            assert_array(&args);
-        }
-        if let Ok((_, args)) = request_args::eval_request(&body) {
-            assert_array(&args);
-        }
+    if let Ok(args) = request_args::run_args_from_body(data) {
+        assert_array(&args);
+    }
+    if let Ok(body) = serde_json::from_slice::<request_args::EvalRequest>(data) {
+        assert_array(&request_args::args_json(body.args));
     }
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(args) = request_args::run_args_from_query(Some(text)) {

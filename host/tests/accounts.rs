@@ -231,33 +231,11 @@ fn revoked_and_expired_keys_stop_working_at_once() {
     assert_eq!(http.call("GET", "/v1/users", Some(&full), None).0, 401);
 }
 
-/// A `redis-server` of this test's own (two nodes sharing one SQLite file
-/// need the Redis queue).
-fn redis() -> (String, Option<Process>) {
-    if let Ok(url) = std::env::var("VALBOX_TEST_REDIS_URL") {
-        return (url, None);
-    }
-    let port = free_port();
-    let server = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (scripts/setup.sh installs it)");
-    wait_for_port(port, "redis-server");
-    (format!("redis://127.0.0.1:{port}/7"), Some(Process(server)))
-}
-
 #[test]
 fn a_key_revoked_on_one_node_is_refused_by_the_other_at_once() {
     let dir = fresh_dir("accounts-two-nodes");
-    let (redis_url, _redis) = redis();
+    // Two nodes sharing one SQLite file need the Redis queue.
+    let (redis_url, _redis) = common::redis(7);
     let shared = [("VALBOX_REDIS_URL", redis_url.as_str())];
     let (_a, node_a) = serve(&dir, &shared);
     let (_b, node_b) = serve(&dir, &shared);

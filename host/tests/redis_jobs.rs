@@ -5,40 +5,11 @@
 
 mod common;
 
-use common::{free_port, wait_for_port, Http, Process, ADMIN};
+use common::{free_port, redis, wait_for_port, Http, Process, ADMIN};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A Redis for one test: its URL, and the server when this test started it.
-fn redis(database: u8) -> (String, Option<Process>) {
-    if let Ok(url) = std::env::var("VALBOX_TEST_REDIS_URL") {
-        let url = format!("{}/{database}", url.trim_end_matches('/'));
-        let mut connection = redis::Client::open(url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        redis::cmd("FLUSHDB").query::<()>(&mut connection).unwrap();
-        return (url, None);
-    }
-    let port = free_port();
-    let server = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed (scripts/setup.sh installs it)");
-    let server = Process(server);
-    wait_for_port(port, "redis-server");
-    (format!("redis://127.0.0.1:{port}/{database}"), Some(server))
-}
 
 fn fresh_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);

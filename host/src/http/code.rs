@@ -2,7 +2,7 @@
 //! and web-standard handler routes, and their deprecated v0 forms.
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{as_caller, parse_json, read_body, JsonBody, QueryArgs};
+use super::extract::{as_caller, read_body, JsonBody, QueryArgs};
 use super::openapi::{
     BadInput, BodyErrors, EvalRequest, Missing, OptionalKey, RunErrors, RunRequest, TAG_CODE,
 };
@@ -19,11 +19,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 type Shared = State<Arc<AppState>>;
-
-/// A call's arguments as JSON text.
-fn args_json(args: Option<Vec<Value>>) -> String {
-    serde_json::to_string(&args.unwrap_or_default()).unwrap_or_else(|_| "[]".into())
-}
 
 /// `user.val` from a path.
 pub fn split_target(target: &str) -> ApiResult<(String, String)> {
@@ -71,7 +66,7 @@ pub async fn eval_post(
     headers: HeaderMap,
     JsonBody(body): JsonBody<EvalRequest>,
 ) -> ApiResult<Json<Value>> {
-    let args = args_json(body.args);
+    let args = request_args::args_json(body.args);
     let result = as_caller(&state, &headers, "run", move |service, user| {
         service.eval(user, &body.code, &args)
     })
@@ -127,16 +122,7 @@ pub async fn run_post(
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    let text = bytes.trim_ascii();
-    let args = if text.is_empty() || text == b"null" {
-        Ok("[]".to_string())
-    } else {
-        match parse_json::<RunRequest>(&bytes) {
-            Ok(RunRequest::Bare(args)) => Ok(args_json(Some(args))),
-            Ok(RunRequest::Object(object)) => Ok(args_json(object.args)),
-            Err(error) => return error.into_response(),
-        }
-    };
+    let args = request_args::run_args_from_body(&bytes);
     run(state, target, args, headers).await
 }
 

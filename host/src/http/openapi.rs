@@ -4,6 +4,7 @@
 //! the shared schemas (the error shape, request bodies, list wrappers) and
 //! the error responses routes share.
 
+pub use crate::request_args::{EvalRequest, RunRequest};
 use crate::service::ErrorType;
 use crate::store::{StoredEmail, StoredEvaluation, ValMeta};
 use axum::Json;
@@ -168,34 +169,6 @@ pub struct ErrorDetail {
 pub struct Health {
     /// `ok`, `ready` or `shutting_down`.
     pub status: &'static str,
-}
-
-/// `POST /v1/eval`.
-#[derive(Deserialize, ToSchema)]
-pub struct EvalRequest {
-    /// An expression, or the body of an async function.
-    pub code: String,
-    /// Its `arguments`.
-    #[serde(default)]
-    pub args: Option<Vec<Value>>,
-}
-
-/// `POST /v1/run`: the arguments, as a bare array or in an object.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum RunRequest {
-    /// The arguments.
-    Bare(Vec<Value>),
-    /// `{"args": [...]}` (no `args`: none).
-    Object(RunArgs),
-}
-
-/// `{"args": [...]}`.
-#[derive(Deserialize, ToSchema)]
-pub struct RunArgs {
-    /// The arguments.
-    #[serde(default)]
-    pub args: Option<Vec<Value>>,
 }
 
 /// `PUT /v1/vals/{name}`.

@@ -102,17 +102,6 @@ impl Service {
         }
     }
 
-    /// Creates a user (admin key required) and returns their first API key.
-    pub fn create_user(
-        &self,
-        admin_key: Option<&str>,
-        handle: &str,
-        email: &str,
-    ) -> ServiceResult<(String, String)> {
-        self.check_admin(admin_key)?;
-        self.add_user(handle, email)
-    }
-
     /// Whether `admin_key` is the operator's admin key (401 when not).
     pub fn check_admin(&self, admin_key: Option<&str>) -> ServiceResult<()> {
         match (&self.admin_key, admin_key) {

@@ -52,6 +52,35 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// A Redis for one test: its URL, and the server when this test started it.
+pub fn redis(database: u8) -> (String, Option<Process>) {
+    if let Ok(url) = std::env::var("VALBOX_TEST_REDIS_URL") {
+        let url = format!("{}/{database}", url.trim_end_matches('/'));
+        let mut connection = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("FLUSHDB").query::<()>(&mut connection).unwrap();
+        return (url, None);
+    }
+    let port = free_port();
+    let server = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/setup.sh installs it)");
+    let server = Process(server);
+    wait_for_port(port, "redis-server");
+    (format!("redis://127.0.0.1:{port}/{database}"), Some(server))
+}
+
 /// The admin key the tests start servers with.
 pub const ADMIN: &str = "test-admin-key";
 
