@@ -40,7 +40,13 @@ pub struct Metrics {
     /// Bytes the store's database takes (read when scraped).
     pub store_bytes: IntGauge,
     budget_overdrafts: IntCounterVec,
-    live_instances: IntGauge,
+    instances_in_use: IntGauge,
+    instances_max: IntGauge,
+    instances_user_share: IntGauge,
+    /// Calls refused for want of capacity, by reason: `user_calls` and
+    /// `server_calls` (top-level call limits), `user_share` and `pool`
+    /// (sandbox instances, nested calls included).
+    pub capacity_refusals: IntCounterVec,
     instances: IntCounter,
     instantiate_seconds: prometheus::Counter,
     refusals: IntCounterVec,
@@ -156,13 +162,34 @@ impl Metrics {
                 IntCounter::new("valbox_job_retries_total", "Jobs queued again to be retried")
                     .unwrap(),
             ),
-            live_instances: register(
+            instances_in_use: register(
                 &r,
                 IntGauge::new(
-                    "valbox_live_instances",
-                    "Sandbox instances alive now (nested calls included)",
+                    "valbox_instances_in_use",
+                    "Sandbox instances held now (nested calls and compiles included)",
                 )
                 .unwrap(),
+            ),
+            instances_max: register(
+                &r,
+                IntGauge::new(
+                    "valbox_instances_max",
+                    "Size of the sandbox instance pool (--max-instances)",
+                )
+                .unwrap(),
+            ),
+            instances_user_share: register(
+                &r,
+                IntGauge::new(
+                    "valbox_instances_user_max",
+                    "Most instances one user's call trees may hold at once (--user-instance-share of the pool)",
+                )
+                .unwrap(),
+            ),
+            capacity_refusals: counter_vec(
+                "valbox_capacity_refusals_total",
+                "Calls refused for want of capacity, by reason (user_calls, server_calls, user_share, pool)",
+                &["reason"],
             ),
             instances: register(
                 &r,
@@ -199,6 +226,7 @@ impl Metrics {
             Err(ServiceError::Threw(_)) => "threw",
             Err(ServiceError::Timeout(_)) => "timeout",
             Err(ServiceError::Limit(_)) => "limit",
+            Err(ServiceError::Capacity(_)) => "capacity",
             Err(_) => "error",
         };
         self.evaluations.with_label_values(&[mode, outcome]).inc();
@@ -221,7 +249,15 @@ impl Metrics {
     pub fn render(&self, sandbox: &SandboxStats) -> String {
         {
             let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
-            self.live_instances.set(sandbox.live_instances);
+            self.instances_in_use
+                .set(i64::from(sandbox.instances_in_use));
+            self.instances_max.set(i64::from(sandbox.max_instances));
+            self.instances_user_share
+                .set(i64::from(sandbox.user_instances));
+            for (reason, total) in &sandbox.capacity_refusals {
+                let counter = self.capacity_refusals.with_label_values(&[reason]);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
             self.instances
                 .inc_by(sandbox.instances.saturating_sub(self.instances.get()));
             let seconds = sandbox.instantiate_seconds - self.instantiate_seconds.get();
@@ -251,7 +287,10 @@ mod tests {
 
     fn stats(instances: u64, denied_secrets: u64) -> SandboxStats {
         SandboxStats {
-            live_instances: 1,
+            instances_in_use: 1,
+            max_instances: 64,
+            user_instances: 32,
+            capacity_refusals: vec![("user_share", denied_secrets), ("pool", 0)],
             instances,
             instantiate_seconds: instances as f64 * 0.001,
             refusals: vec![("read_secret", denied_secrets), ("fetch", 0)],
@@ -265,11 +304,14 @@ mod tests {
         let first = metrics.render(&stats(10, 2));
         assert!(first.contains("valbox_instances_total 10"), "{first}");
         assert!(first.contains("valbox_capability_denials_total{capability=\"read_secret\"} 2"));
-        assert!(first.contains("valbox_live_instances 1"));
+        assert!(first.contains("valbox_instances_in_use 1"));
+        assert!(first.contains("valbox_instances_max 64"));
+        assert!(first.contains("valbox_capacity_refusals_total{reason=\"user_share\"} 2"));
         let second = metrics.render(&stats(25, 3));
         assert!(second.contains("valbox_instances_total 25"), "{second}");
         assert!(second.contains("valbox_capability_denials_total{capability=\"read_secret\"} 3"));
         assert!(second.contains("valbox_budget_overdrafts_total{budget=\"val_writes\"} 3"));
+        assert!(second.contains("valbox_capacity_refusals_total{reason=\"user_share\"} 3"));
         assert!(second.contains("valbox_capability_denials_total{capability=\"fetch\"} 0"));
     }
 

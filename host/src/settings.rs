@@ -39,12 +39,21 @@ pub struct SettingsArgs {
     /// `allow` (the seed table) or `deny`: may a library write its caller's vals? [default: allow]
     #[arg(long, env = "VALBOX_LIBRARY_WRITES", global = true)]
     pub library_writes: Option<LibraryWrites>,
-    /// Calls running at once over all callers; more are refused with 429 [default: 32].
+    /// Calls running at once over all callers; more are refused with 503 [default: 32].
     #[arg(long, env = "VALBOX_MAX_CONCURRENT_CALLS", global = true)]
     pub max_concurrent_calls: Option<usize>,
     /// Calls running at once per caller; more are refused with 429 [default: 8].
     #[arg(long, env = "VALBOX_MAX_CALLS_PER_USER", global = true)]
     pub max_calls_per_user: Option<usize>,
+    /// Sandbox instances alive at once, nested calls and compiles included;
+    /// sizes the instance pool [default: half the machine's memory divided
+    /// by the memory limit, between 16 and 1000].
+    #[arg(long, env = "VALBOX_MAX_INSTANCES", global = true)]
+    pub max_instances: Option<u32>,
+    /// Fraction (0, 1] of the instance pool one user's calls may hold at
+    /// once; past it their calls get 429 `capacity` [default: 0.5].
+    #[arg(long, env = "VALBOX_USER_INSTANCE_SHARE", global = true)]
+    pub user_instance_share: Option<f64>,
     /// Threads serving HTTP (tokio workers) [default: 4 per core].
     #[arg(long, env = "VALBOX_HTTP_THREADS", global = true)]
     pub http_threads: Option<usize>,
@@ -162,6 +171,8 @@ struct SettingsFile {
     library_writes: Option<LibraryWrites>,
     max_concurrent_calls: Option<usize>,
     max_calls_per_user: Option<usize>,
+    max_instances: Option<u32>,
+    user_instance_share: Option<f64>,
     http_threads: Option<usize>,
     job_workers: Option<usize>,
     cpu_turns: Option<usize>,
@@ -208,6 +219,10 @@ pub struct Settings {
     pub library_writes: LibraryWrites,
     /// Concurrency limits of calls.
     pub call_limits: crate::service::CallLimits,
+    /// Size of the sandbox instance pool.
+    pub max_instances: u32,
+    /// Fraction of the pool one user's calls may hold.
+    pub user_instance_share: f64,
     /// Threads serving HTTP.
     pub http_threads: usize,
     /// Threads running jobs.
@@ -279,6 +294,24 @@ impl SettingsArgs {
                 "memory_limit_mb must be between 4 and 4096".into(),
             ));
         }
+        let max_instances = self
+            .max_instances
+            .or(file.max_instances)
+            .unwrap_or_else(|| default_max_instances(memory_limit_mb << 20));
+        if !(1..=10_000).contains(&max_instances) {
+            return Err(SettingsError::Invalid(
+                "max_instances must be between 1 and 10000".into(),
+            ));
+        }
+        let user_instance_share = self
+            .user_instance_share
+            .or(file.user_instance_share)
+            .unwrap_or(0.5);
+        if !(user_instance_share > 0.0 && user_instance_share <= 1.0) {
+            return Err(SettingsError::Invalid(
+                "user_instance_share must be a fraction in (0, 1]".into(),
+            ));
+        }
         Ok(Settings {
             listen: self
                 .listen
@@ -318,6 +351,8 @@ impl SettingsArgs {
                 .or(file.http_threads)
                 .unwrap_or_else(|| 4 * std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
+            max_instances,
+            user_instance_share,
             job_workers: self.job_workers.or(file.job_workers).unwrap_or(2),
             cpu_turns: self
                 .cpu_turns
@@ -471,7 +506,8 @@ impl Settings {
         let set = |value: &Option<String>| if value.is_some() { "set" } else { "unset" };
         format!(
             "listen={} data_dir={} database={} redis={} deadline_ms={} memory_limit_mb={} max_body_bytes={} \
-             library_writes={:?} max_concurrent_calls={} max_calls_per_user={} http_threads={} job_workers={} \
+             library_writes={:?} max_concurrent_calls={} max_calls_per_user={} max_instances={} \
+             user_instance_share={} http_threads={} job_workers={} \
              cpu_turns={} fetch_allow_private={} admin_key={} master_key={} shutdown_grace_ms={} \
              retention={:?} prune_interval_ms={} budgets={:?}",
             self.listen,
@@ -484,6 +520,8 @@ impl Settings {
             self.library_writes,
             self.call_limits.total,
             self.call_limits.per_caller,
+            self.max_instances,
+            self.user_instance_share,
             self.http_threads,
             self.job_workers,
             self.cpu_turns,
@@ -503,8 +541,8 @@ impl Settings {
             deadline: self.deadline,
             memory_limit: self.memory_limit,
             cache_dir: Some(self.data_dir.join("cache")),
-            // Every running call may nest up to max_depth calls of its own.
-            max_instances: (self.call_limits.total * 4).clamp(64, 1000) as u32,
+            max_instances: self.max_instances,
+            user_instance_share: self.user_instance_share,
             policy: valbox_runtime::policy::PolicySettings {
                 deny_library_writes: self.library_writes == LibraryWrites::Deny,
             },
@@ -514,6 +552,21 @@ impl Settings {
             ..SandboxConfig::default()
         }
     }
+}
+
+/// The pool's default size: every instance at the memory limit fits in
+/// half of the machine's memory (the rest is for the host, its caches and
+/// the store), between 16 and 1000 instances.
+fn default_max_instances(memory_limit: usize) -> u32 {
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(8 << 30);
+    (memory / 2 / memory_limit.max(1) as u64).clamp(16, 1000) as u32
 }
 
 #[cfg(test)]

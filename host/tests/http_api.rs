@@ -1024,7 +1024,7 @@ fn calls_over_the_concurrency_limit_are_refused_at_once_with_429() {
     let refused = server.eval(Some(&alice), "1");
     assert_eq!(
         (refused.status, refused.error_type().as_str()),
-        (429, "too_busy")
+        (429, "capacity")
     );
     assert!(
         started.elapsed() < Duration::from_millis(500),
@@ -1159,7 +1159,7 @@ fn metrics_count_evaluations_requests_instances_and_denials() {
         sample(text, "valbox_instances_total") >= 7.0,
         "3 runs, 2 evals, 1 nested call, compiles"
     );
-    assert_eq!(sample(text, "valbox_live_instances"), 0.0);
+    assert_eq!(sample(text, "valbox_instances_in_use"), 0.0);
     assert!(sample(text, "valbox_instantiation_seconds_total") > 0.0);
 }
 

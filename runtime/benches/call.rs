@@ -150,6 +150,7 @@ fn main() {
                 bytecode: driver,
                 export: "default",
                 args: Arguments::Json("[]"),
+                payer: Some("alice"),
             },
         );
         assert_eq!(outcome.result.unwrap(), "3");

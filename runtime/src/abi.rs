@@ -6,7 +6,7 @@
 //! The WASI shim gives the guest only what QuickJS needs: a clock, randomness,
 //! an empty environment and no files. No `WasiCtx` is built per call.
 
-use crate::error::{DeadlineExceeded, JsError, LimitExceeded, SandboxError};
+use crate::error::{user_frames, DeadlineExceeded, JsError, LimitExceeded, SandboxError};
 use crate::sandbox::RunMode;
 use crate::state::CallState;
 use wasmtime::{Caller, Extern, Instance, Linker, Memory, Store};
@@ -197,7 +197,10 @@ pub(crate) fn call_export(
     Ok(match response.split_first() {
         Some((0, payload)) => Ok(Ok(payload.to_vec())),
         Some((1, payload)) => match serde_json::from_slice::<JsError>(payload) {
-            Ok(error) => Ok(Err(error)),
+            Ok(mut error) => {
+                error.stack = user_frames(&error.stack);
+                Ok(Err(error))
+            }
             Err(e) => Err(SandboxError::Trap(format!(
                 "the guest sent an unreadable error: {e}"
             ))),
@@ -212,6 +215,9 @@ pub(crate) fn call_export(
 pub(crate) fn classify_trap(error: wasmtime::Error, deadline: std::time::Duration) -> SandboxError {
     if error.downcast_ref::<DeadlineExceeded>().is_some() {
         return SandboxError::Timeout(deadline);
+    }
+    if let Some(refused) = error.downcast_ref::<crate::admission::Capacity>() {
+        return SandboxError::Capacity(refused.clone());
     }
     if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
         return SandboxError::Limit(limit.0.clone());

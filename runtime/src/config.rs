@@ -14,8 +14,12 @@ pub struct SandboxConfig {
     /// more wait their turn, handed on at every tick. Short calls never wait
     /// (default: one less than the number of cores, at least 1).
     pub cpu_turns: usize,
-    /// Most instances alive at once; sizes the pooling allocator (default 128).
+    /// Most instances alive at once; sizes the pooling allocator (default
+    /// 128). Every instance of a call tree counts (see `admission.rs`).
     pub max_instances: u32,
+    /// The fraction of `max_instances` one user's call trees may hold at
+    /// once (default 0.5): a storm from one user is refused at their share.
+    pub user_instance_share: f64,
     /// Deepest nesting of val calls (default 16).
     pub max_depth: u32,
     /// Outbound `fetch`: timeout, size, host lists, address guard.
@@ -51,6 +55,7 @@ impl Default for SandboxConfig {
                 .map_or(1, |n| n.get().saturating_sub(1))
                 .max(1),
             max_instances: 128,
+            user_instance_share: 0.5,
             max_depth: 16,
             policy: crate::policy::PolicySettings::default(),
             fetch: crate::fetch::FetchPolicy::default(),

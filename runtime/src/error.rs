@@ -60,6 +60,10 @@ pub enum SandboxError {
     /// A configured limit other than time was hit (memory, log size, ...).
     #[error("limit exceeded: {0}")]
     Limit(String),
+    /// No sandbox instance was free for a call of the tree (the pool or the
+    /// payer's share of it is full): the whole tree ended.
+    #[error("{0}")]
+    Capacity(crate::admission::Capacity),
     /// The guest trapped for a reason that is not a limit (a bug or a guest abort).
     #[error("the sandbox trapped: {0}")]
     Trap(String),
@@ -99,6 +103,38 @@ impl std::fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
+/// The frames of a QuickJS stack that belong to user code. Frames of the
+/// guest's prelude (evaluated as `eval_script`) are valbox's internals and
+/// are dropped; the web platform's functions (stripped of positions, shown
+/// as `<null>:0:1` or a bare `at name`) are shown like built-ins,
+/// `at URL (native)`; user modules and JSON input positions stay.
+pub(crate) fn user_frames(stack: &str) -> String {
+    let prelude = |frame: &str| {
+        let frame = frame.trim();
+        frame.contains("(eval_script") || frame.starts_with("at eval_script")
+    };
+    let stripped = |frame: &str| {
+        let frame = frame.trim();
+        frame.ends_with("(<null>:0:1)")
+            || (frame.starts_with("at ") && !frame.contains(':') && !frame.ends_with(')'))
+    };
+    if !stack.lines().any(|frame| prelude(frame) || stripped(frame)) {
+        return stack.to_string();
+    }
+    tracing::debug!(stack, "a guest error's full stack");
+    let mut shown = String::with_capacity(stack.len());
+    for frame in stack.lines().filter(|frame| !prelude(frame)) {
+        if stripped(frame) {
+            shown.push_str(frame.trim_end_matches("(<null>:0:1)").trim_end());
+            shown.push_str(" (native)\n");
+        } else {
+            shown.push_str(frame);
+            shown.push('\n');
+        }
+    }
+    shown
+}
+
 /// Reads `line:column` out of a QuickJS stack such as `    at val.js:3:14`.
 pub(crate) fn position_from_stack(stack: &str) -> (Option<u32>, Option<u32>) {
     for frame in stack.lines() {
@@ -115,7 +151,21 @@ pub(crate) fn position_from_stack(stack: &str) -> (Option<u32>, Option<u32>) {
 
 #[cfg(test)]
 mod tests {
-    use super::position_from_stack;
+    use super::{position_from_stack, user_frames};
+
+    #[test]
+    fn internal_frames_leave_the_stack() {
+        let stack = "    at reviveError (eval_script:74:35)\n    at libraryCall (eval_script:459:34)\n    \
+                     at rec (deep2/rec.js:3:40)\n    at parse\n    at URL (<null>:0:1)\n    at map (native)\n    \
+                     at <input>:1:1\n    at eval_script:3:1\n    at default (eval.js:1:46)\n";
+        assert_eq!(
+            user_frames(stack),
+            "    at rec (deep2/rec.js:3:40)\n    at parse (native)\n    at URL (native)\n    at map (native)\n    \
+             at <input>:1:1\n    at default (eval.js:1:46)\n"
+        );
+        let clean = "    at default (eval.js:1:46)\n";
+        assert_eq!(user_frames(clean), clean);
+    }
 
     #[test]
     fn reads_line_and_column_from_a_quickjs_stack() {

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod admission;
 mod budget;
 mod capabilities;
 mod config;
@@ -29,6 +30,7 @@ mod timers;
 pub mod transform;
 mod world;
 
+pub use admission::{Capacity, CapacityScope};
 pub use budget::CallBudgets;
 pub use config::SandboxConfig;
 pub use error::{CompileError, JsError, SandboxError};

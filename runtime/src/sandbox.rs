@@ -3,6 +3,7 @@
 //! instance with its own frame, so nothing survives from one call to the next.
 
 use crate::abi;
+use crate::admission::{Admission, Payer};
 use crate::capabilities;
 use crate::config::SandboxConfig;
 use crate::cpu_share::CpuShare;
@@ -10,7 +11,7 @@ use crate::error::{position_from_stack, CompileError, DeadlineExceeded, SandboxE
 use crate::evaluation::Evaluation;
 use crate::frame::Frame;
 use crate::image::ImageBuilder;
-use crate::state::{CallState, LogLine};
+use crate::state::{CallState, CallTree, LogLine};
 use crate::stats::{Counters, SandboxStats};
 use crate::transform::transform;
 use crate::world::{NoWorld, World};
@@ -78,6 +79,9 @@ pub struct Outcome {
     pub result: Result<String, SandboxError>,
     /// The evaluation record of the root call, nested calls inside.
     pub evaluation: Evaluation,
+    /// False when the call was refused before anything ran (no instance
+    /// was free for it), so there is nothing to record.
+    pub admitted: bool,
 }
 
 /// One run: whose code, as whom, with what.
@@ -92,6 +96,9 @@ pub struct Invocation<'a> {
     pub export: &'a str,
     /// What the export is given.
     pub args: Arguments<'a>,
+    /// The user whose request this is (`None`: anonymous): every instance
+    /// of the call tree counts against their share of the pool.
+    pub payer: Option<&'a str>,
 }
 
 /// The sandbox: compiles JavaScript to bytecode and runs it, each call in a
@@ -108,6 +115,8 @@ pub(crate) struct Shared {
     pub(crate) cpu: CpuShare,
     /// What operators watch.
     pub(crate) counters: Counters,
+    /// Instances held, by payer; see [`Admission`].
+    pub(crate) admission: Admission,
     engine: Engine,
     runtime: InstancePre<CallState>,
 }
@@ -154,6 +163,7 @@ impl Sandbox {
             shared: Arc::new(Shared {
                 cpu: CpuShare::new(config.cpu_turns),
                 counters: Counters::default(),
+                admission: Admission::new(config.max_instances, config.user_instance_share),
                 config,
                 engine,
                 runtime,
@@ -163,7 +173,13 @@ impl Sandbox {
 
     /// Instances and refusals so far, for metrics.
     pub fn stats(&self) -> SandboxStats {
-        self.shared.counters.snapshot()
+        let admission = &self.shared.admission;
+        self.shared.counters.snapshot(
+            admission.in_use(),
+            self.shared.config.max_instances,
+            admission.per_user(),
+            admission.refusals(),
+        )
     }
 
     /// The settings this sandbox was built with.
@@ -189,6 +205,7 @@ impl Sandbox {
                 bytecode,
                 export,
                 args: Arguments::Json(args_json),
+                payer: None,
             },
         );
         CallOutput {
@@ -215,19 +232,23 @@ impl Sandbox {
             return Outcome {
                 result: Err(error),
                 evaluation,
+                admitted: true,
             };
         }
         let request = abi::run_request(invocation.bytecode, invocation.export, mode, args);
         // A new tree, with a budget of its own.
+        let tree = CallTree::new(Payer::user(invocation.payer));
         let (result, evaluation) = self.shared.run_in_frame(
             world,
             invocation.frame,
-            Default::default(),
+            tree,
             invocation.target,
             "run",
             &request,
         );
         Outcome {
+            admitted: !matches!(result, Err(SandboxError::Capacity(_)))
+                || !evaluation.calls.is_empty(),
             result: result.and_then(into_text),
             evaluation,
         }
@@ -270,9 +291,14 @@ impl Sandbox {
         const PAGE: usize = 4096;
         let shared = &self.shared;
         let frame = Frame::own(None, Instant::now() + shared.config.deadline);
+        let tree = CallTree::new(Payer::Pool);
+        let _lease = shared
+            .admission
+            .acquire(&tree.payer)
+            .map_err(SandboxError::Capacity)?;
         let mut store = Store::new(
             &shared.engine,
-            CallState::new(frame, shared.clone(), Arc::new(NoWorld), Default::default()),
+            CallState::new(frame, shared.clone(), Arc::new(NoWorld), tree.clone()),
         );
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1 << 40);
@@ -364,7 +390,7 @@ impl Shared {
         let (result, _) = self.run_in_frame(
             Arc::new(NoWorld),
             frame,
-            Default::default(),
+            CallTree::new(Payer::Pool),
             "compile".into(),
             "compile",
             &request,
@@ -380,23 +406,31 @@ impl Shared {
     }
 
     /// One fresh store and instance in `frame`, one export call, then
-    /// everything is dropped. The deadline is the frame's.
+    /// everything is dropped. The deadline is the frame's; the instance is
+    /// admitted against the tree's payer first (see [`Admission`]).
     pub(crate) fn run_in_frame(
         self: &Arc<Self>,
         world: Arc<dyn World>,
         frame: Frame,
-        budget: Arc<crate::budget::TreeBudget>,
+        tree: Arc<CallTree>,
         target: String,
         export: &str,
         request: &[u8],
     ) -> (Result<abi::GuestResponse, SandboxError>, Evaluation) {
+        let mut evaluation = Evaluation::start(target, &frame);
+        let _lease = match self.admission.acquire(&tree.payer) {
+            Ok(lease) => lease,
+            Err(refused) => {
+                evaluation.error = Some(refused.to_string());
+                return (Err(SandboxError::Capacity(refused)), evaluation);
+            }
+        };
         let _in_tree = self.cpu.enter();
         let started = Instant::now();
-        let mut evaluation = Evaluation::start(target, &frame);
         let deadline = frame.deadline;
         let mut store = Store::new(
             &self.engine,
-            CallState::new(frame, self.clone(), world, budget),
+            CallState::new(frame, self.clone(), world, tree.clone()),
         );
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
@@ -409,7 +443,7 @@ impl Shared {
         });
         let instantiating = Instant::now();
         let instance = self.runtime.instantiate(&mut store);
-        let _live = self.counters.instance_started(instantiating.elapsed());
+        self.counters.instance_started(instantiating.elapsed());
         let result = instance.and_then(|instance| {
             abi::call_export(
                 &mut store,

@@ -1,6 +1,8 @@
 //! What one store (one call's instance) holds: the data host imports read and
 //! write. A store lives exactly as long as one call.
 
+use crate::admission::Payer;
+use crate::budget::TreeBudget;
 use crate::error::LimitExceeded;
 use crate::evaluation::Evaluation;
 use crate::frame::Frame;
@@ -47,6 +49,25 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// What every call of one tree shares: who pays for its instances and
+/// what it has spent.
+pub(crate) struct CallTree {
+    /// Whose share of the instance pool the tree's instances count against.
+    pub(crate) payer: Payer,
+    /// What the tree has spent of its budgets.
+    pub(crate) budget: TreeBudget,
+}
+
+impl CallTree {
+    /// A new tree paid for by `payer`, with nothing spent.
+    pub(crate) fn new(payer: Payer) -> Arc<CallTree> {
+        Arc::new(CallTree {
+            payer,
+            budget: TreeBudget::default(),
+        })
+    }
+}
+
 /// Per-store data of one call: its frame (fixed before the instance starts),
 /// what it reaches, and what it has produced so far.
 pub(crate) struct CallState {
@@ -56,8 +77,8 @@ pub(crate) struct CallState {
     pub(crate) shared: Arc<Shared>,
     /// Vals, secrets and email.
     pub(crate) world: Arc<dyn World>,
-    /// What the whole call tree has spent (shared with nested calls).
-    pub(crate) budget: Arc<crate::budget::TreeBudget>,
+    /// The call tree this call belongs to (shared with nested calls).
+    pub(crate) tree: Arc<CallTree>,
     /// Evaluation records of the calls this call made.
     pub(crate) calls: Vec<Evaluation>,
     pub(crate) logs: Vec<LogLine>,
@@ -71,7 +92,7 @@ impl CallState {
         frame: Frame,
         shared: Arc<Shared>,
         world: Arc<dyn World>,
-        budget: Arc<crate::budget::TreeBudget>,
+        tree: Arc<CallTree>,
     ) -> Self {
         let config = &shared.config;
         CallState {
@@ -82,7 +103,7 @@ impl CallState {
             frame,
             shared,
             world,
-            budget,
+            tree,
             calls: Vec::new(),
             logs: Vec::new(),
             log_bytes: 0,

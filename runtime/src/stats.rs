@@ -2,7 +2,7 @@
 //! Prometheus metrics. Reading them costs a few atomic loads.
 
 use crate::policy::{Capability, Decision};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// The capabilities as metric labels, in the order of [`label_index`].
@@ -27,7 +27,6 @@ fn label_index(capability: Capability) -> usize {
 /// Live counters, shared by every store of a sandbox.
 #[derive(Default)]
 pub(crate) struct Counters {
-    live_instances: AtomicI64,
     instances: AtomicU64,
     instantiate_nanos: AtomicU64,
     refusals: [AtomicU64; CAPABILITY_LABELS.len()],
@@ -35,13 +34,11 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Counts an instance that was just created, until the guard is dropped.
-    pub(crate) fn instance_started(&self, instantiation: Duration) -> LiveInstance<'_> {
+    /// Counts an instance that was just created.
+    pub(crate) fn instance_started(&self, instantiation: Duration) {
         self.instances.fetch_add(1, Relaxed);
         self.instantiate_nanos
             .fetch_add(instantiation.as_nanos() as u64, Relaxed);
-        self.live_instances.fetch_add(1, Relaxed);
-        LiveInstance(self)
     }
 
     /// Counts a decision that did not allow what the code asked for.
@@ -56,9 +53,19 @@ impl Counters {
         self.overdrafts[kind as usize].fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> SandboxStats {
+    /// The counters, with the admission figures passed in.
+    pub(crate) fn snapshot(
+        &self,
+        instances_in_use: u32,
+        max_instances: u32,
+        user_instances: u32,
+        capacity_refusals: Vec<(&'static str, u64)>,
+    ) -> SandboxStats {
         SandboxStats {
-            live_instances: self.live_instances.load(Relaxed),
+            instances_in_use,
+            max_instances,
+            user_instances,
+            capacity_refusals,
             instances: self.instances.load(Relaxed),
             instantiate_seconds: self.instantiate_nanos.load(Relaxed) as f64 / 1e9,
             refusals: CAPABILITY_LABELS
@@ -75,20 +82,17 @@ impl Counters {
     }
 }
 
-/// An instance counted as live while this exists.
-pub(crate) struct LiveInstance<'a>(&'a Counters);
-
-impl Drop for LiveInstance<'_> {
-    fn drop(&mut self) {
-        self.0.live_instances.fetch_sub(1, Relaxed);
-    }
-}
-
 /// What the sandbox has done since it started.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SandboxStats {
-    /// Instances alive now (calls running, nested ones included).
-    pub live_instances: i64,
+    /// Instances held now (calls running, nested ones and compiles included).
+    pub instances_in_use: u32,
+    /// The pool's size (`max_instances`).
+    pub max_instances: u32,
+    /// Most instances one user's call trees may hold at once.
+    pub user_instances: u32,
+    /// Calls refused for want of an instance, by limit (`user_share`, `pool`).
+    pub capacity_refusals: Vec<(&'static str, u64)>,
     /// Instances created.
     pub instances: u64,
     /// Time spent instantiating them, in all.

@@ -817,7 +817,7 @@ fn the_sandbox_counts_instances_and_refusals() {
         before.instances + 3,
         "compiling the driver, alice's call and bob's"
     );
-    assert_eq!(after.live_instances, 0);
+    assert_eq!(after.instances_in_use, 0);
     assert!(after.instantiate_seconds > before.instantiate_seconds);
     let refused = |stats: &valbox_runtime::SandboxStats, label: &str| {
         stats.refusals.iter().find(|(l, _)| *l == label).unwrap().1

@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use valbox_runtime::CapacityScope;
 
 /// An error answered as JSON with a fitting status.
 pub struct ApiError(pub ServiceError);
@@ -35,7 +36,10 @@ impl ApiError {
             Conflict(_) => StatusCode::CONFLICT,
             Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Limit(_) | Threw(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            TooBusy(_) => StatusCode::TOO_MANY_REQUESTS,
+            Capacity(refused) => match refused.scope {
+                CapacityScope::User => StatusCode::TOO_MANY_REQUESTS,
+                CapacityScope::Server => StatusCode::SERVICE_UNAVAILABLE,
+            },
             QuotaExceeded(_) | StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
@@ -62,7 +66,7 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, Json(json!({ "error": self.0.to_json() }))).into_response();
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        if matches!(self.0, ServiceError::Capacity(_)) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -421,7 +421,14 @@ impl IntoResponses for RunErrors {
                 "`bad_request` (malformed arguments) or `compile_error` (the code does not compile)",
             ),
             ("408", "`timeout`: the call tree ran past its deadline"),
-            ("429", "`too_busy`: too many calls running; retry after `Retry-After` seconds"),
+            (
+                "429",
+                "`capacity`: the caller's calls or sandbox instances (nested calls included) are all in use; retry after `Retry-After` seconds",
+            ),
+            (
+                "503",
+                "`capacity`: the server's calls or sandbox instances are all in use; retry after `Retry-After` seconds",
+            ),
             (
                 "500",
                 "`val_error` (the val threw: its own error, by design) or `limit_exceeded` (a sandbox limit)",

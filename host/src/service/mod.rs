@@ -29,8 +29,8 @@ use valbox_runtime::policy::{
 };
 use valbox_runtime::transform::valid_handle;
 use valbox_runtime::{
-    Arguments, CompileError, Email, Frame, Invocation, JsError, Sandbox, SandboxError, StoredVal,
-    World, GUEST_SHA256,
+    Arguments, Capacity, CapacityScope, CompileError, Email, Frame, Invocation, JsError, Sandbox,
+    SandboxError, StoredVal, World, GUEST_SHA256,
 };
 
 /// Every way a request can fail; `http.rs` maps each to a status.
@@ -63,9 +63,10 @@ pub enum ServiceError {
     /// The val threw (500, with the JavaScript error).
     #[error("{0}")]
     Threw(JsError),
-    /// Too many calls running already (429).
+    /// No capacity for the call: the caller's share (429) or the whole
+    /// server (503) is in use.
     #[error("{0}")]
-    TooBusy(String),
+    Capacity(Capacity),
     /// The write would take the user past their storage quota (507).
     #[error("{0}")]
     QuotaExceeded(String),
@@ -97,8 +98,9 @@ pub enum ErrorType {
     Timeout,
     /// The body is over the size limit (413).
     TooLarge,
-    /// Too many calls running (429).
-    TooBusy,
+    /// No capacity: the caller's share of calls or instances (429) or the
+    /// server's (503) is in use; retry after `Retry-After` seconds.
+    Capacity,
     /// The write would pass the user's storage quota (507).
     QuotaExceeded,
     /// The server's disk is full; nothing was written (507).
@@ -125,7 +127,7 @@ impl ServiceError {
             Timeout(_) => ErrorType::Timeout,
             Limit(_) => ErrorType::LimitExceeded,
             Threw(_) => ErrorType::ValError,
-            TooBusy(_) => ErrorType::TooBusy,
+            Capacity(_) => ErrorType::Capacity,
             QuotaExceeded(_) => ErrorType::QuotaExceeded,
             StorageFull(_) => ErrorType::StorageFull,
             Internal(_) => ErrorType::Internal,
@@ -171,6 +173,7 @@ impl From<SandboxError> for ServiceError {
             SandboxError::Compile(error) => ServiceError::Compile(error),
             SandboxError::Timeout(_) => ServiceError::Timeout(e.to_string()),
             SandboxError::Limit(_) => ServiceError::Limit(e.to_string()),
+            SandboxError::Capacity(refused) => ServiceError::Capacity(refused),
             SandboxError::Trap(_) | SandboxError::Setup(_) => ServiceError::Internal(e.to_string()),
         }
     }
@@ -300,7 +303,8 @@ impl Default for CallLimits {
     }
 }
 
-/// Counts running calls; a call over a limit is refused at once (429), never queued.
+/// Counts running calls; a call over a limit is refused at once (429 for the
+/// caller's limit, 503 for the server's), never queued.
 struct CallSlots {
     limits: CallLimits,
     running: std::sync::Mutex<(usize, std::collections::HashMap<String, usize>)>,
@@ -318,16 +322,22 @@ impl CallSlots {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mine = running.1.get(&caller).copied().unwrap_or(0);
         if running.0 >= self.limits.total {
-            return Err(ServiceError::TooBusy(format!(
-                "the server is running {} calls, its limit; try again shortly",
-                self.limits.total
-            )));
+            return Err(ServiceError::Capacity(Capacity {
+                scope: CapacityScope::Server,
+                message: format!(
+                    "no capacity: the server is running {} calls, its limit; try again shortly",
+                    self.limits.total
+                ),
+            }));
         }
         if mine >= self.limits.per_caller {
-            return Err(ServiceError::TooBusy(format!(
-                "you have {} calls running, the limit per caller; try again when one ends",
-                self.limits.per_caller
-            )));
+            return Err(ServiceError::Capacity(Capacity {
+                scope: CapacityScope::User,
+                message: format!(
+                    "no capacity: you have {} calls running, the limit per caller; try again when one ends",
+                    self.limits.per_caller
+                ),
+            }));
         }
         running.0 += 1;
         *running.1.entry(caller.clone()).or_default() += 1;
@@ -641,8 +651,8 @@ impl Service {
         let started = Instant::now();
         let outcome = loop {
             match request_id::scope(Some(id.to_string()), || self.job_outcome(&job)) {
-                // All the owner's call slots are busy: wait, do not fail.
-                Err(ServiceError::TooBusy(_)) => {
+                // No capacity for the owner now: wait, do not fail.
+                Err(ServiceError::Capacity(_)) => {
                     self.metrics.job_retries.inc();
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
@@ -824,10 +834,11 @@ impl Service {
     /// `/v1/eval`: `code` is an expression or the body of an async function,
     /// run as `user`'s own code (anonymously without a user).
     pub fn eval(&self, user: Option<&User>, code: &str, args_json: &str) -> ServiceResult<Value> {
-        let _slot = self.slots.take(user)?;
+        let slot = self.take_slot(user)?;
         let bytecode = self.compile_eval(code)?;
         let frame = Frame::own(user.map(|u| u.handle.as_str()), self.deadline());
         self.run_bytecode(
+            &slot,
             frame,
             "eval".into(),
             &bytecode,
@@ -862,10 +873,11 @@ impl Service {
         name: &str,
         args_json: &str,
     ) -> ServiceResult<RunAnswer> {
-        let _slot = self.slots.take(viewer)?;
+        let slot = self.take_slot(viewer)?;
         let (stored, frame) = self.api_target(viewer, owner, name)?;
         let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
         let text = self.run_text(
+            &slot,
             frame,
             target,
             &stored.bytecode,
@@ -894,7 +906,7 @@ impl Service {
         request: &Value,
         mode: ExpressMode,
     ) -> ServiceResult<ExpressResponse> {
-        let _slot = self.slots.take(viewer)?;
+        let slot = self.take_slot(viewer)?;
         let (stored, api_frame) = self.api_target(viewer, owner, name)?;
         let frame = match mode {
             ExpressMode::Api => api_frame,
@@ -906,6 +918,7 @@ impl Service {
         let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
         let request = request.to_string();
         let response = self.run_bytecode(
+            &slot,
             frame,
             target,
             &stored.bytecode,
@@ -935,6 +948,22 @@ impl Service {
         Ok((stored, frame))
     }
 
+    /// A place among the running calls for `caller`'s call, refusals counted.
+    fn take_slot(&self, caller: Option<&User>) -> ServiceResult<CallSlot<'_>> {
+        self.slots.take(caller).inspect_err(|refused| {
+            if let ServiceError::Capacity(refused) = refused {
+                let reason = match refused.scope {
+                    CapacityScope::User => "user_calls",
+                    CapacityScope::Server => "server_calls",
+                };
+                self.metrics
+                    .capacity_refusals
+                    .with_label_values(&[reason])
+                    .inc();
+            }
+        })
+    }
+
     fn deadline(&self) -> Instant {
         Instant::now() + self.sandbox.config().deadline
     }
@@ -942,22 +971,25 @@ impl Service {
     /// Runs bytecode in `frame`, keeps the traces, and returns the JSON result.
     fn run_bytecode(
         &self,
+        slot: &CallSlot<'_>,
         frame: Frame,
         target: String,
         bytecode: &[u8],
         export: &str,
         args: Arguments<'_>,
     ) -> ServiceResult<Value> {
-        let text = self.run_text(frame, target, bytecode, export, args)?;
+        let text = self.run_text(slot, frame, target, bytecode, export, args)?;
         let text = valbox_runtime::returned_response(&text).unwrap_or(&text);
         serde_json::from_str(text)
             .map_err(|e| ServiceError::Internal(format!("the result is not JSON: {e}")))
     }
 
-    /// Runs `export` of `bytecode` in `frame`, records the traces and the
-    /// metrics, and returns the result's text.
+    /// Runs `export` of `bytecode` in `frame` (its instances counted against
+    /// the slot's caller), records the traces and the metrics, and returns
+    /// the result's text.
     fn run_text(
         &self,
+        slot: &CallSlot<'_>,
         frame: Frame,
         target: String,
         bytecode: &[u8],
@@ -973,9 +1005,13 @@ impl Service {
                 bytecode,
                 export,
                 args,
+                payer: Some(&slot.caller),
             },
         );
         let result = outcome.result.map_err(ServiceError::from);
+        if !outcome.admitted {
+            return result;
+        }
         let took = std::time::Duration::from_micros(outcome.evaluation.duration_us);
         self.metrics
             .evaluation(mode, result.as_ref().map(drop), took);

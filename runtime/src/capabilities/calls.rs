@@ -145,11 +145,12 @@ fn run_nested(
     }
     let shared = state.shared.clone();
     let world = state.world.clone();
-    let budget = state.budget.clone();
+    let tree = state.tree.clone();
     let request = abi::run_request(&stored.bytecode, &stored.name, mode, args);
     let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
     let (result, mut evaluation) =
-        shared.run_in_frame(world, frame, budget.clone(), target, "run", &request);
+        shared.run_in_frame(world, frame, tree.clone(), target, "run", &request);
+    let budget = &tree.budget;
     if let Ok(Ok(payload)) = &result {
         // A library call whose Promise rejected answers `r` and the error:
         // the callee's trace records it as failed.
@@ -177,6 +178,10 @@ fn run_nested(
         },
         Ok(Err(thrown)) => Ok(Answer::Thrown(thrown)),
         Err(SandboxError::Timeout(_)) => Err(Stop::Trap(wasmtime::Error::new(DeadlineExceeded))),
+        // No instance for the callee: the server's capacity, not the
+        // callee's failure, so the caller's code never sees it as a throw;
+        // the whole tree ends with it.
+        Err(SandboxError::Capacity(refused)) => Err(Stop::Trap(wasmtime::Error::new(refused))),
         // A spent budget ends the whole tree, not only the callee.
         Err(SandboxError::Limit(_)) if budget.exhausted().is_some() => Err(Stop::Trap(
             wasmtime::Error::new(LimitExceeded(budget.exhausted().unwrap_or_default().into())),

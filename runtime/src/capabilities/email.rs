@@ -34,7 +34,7 @@ pub(super) fn send(caller: &mut Caller<'_, CallState>, request: &Value) -> Resul
     );
     match decision {
         Decision::Allow(to) => {
-            spend(state, state.budget.email(&state.shared.config.budgets))?;
+            spend(state, state.tree.budget.email(&state.shared.config.budgets))?;
             let email = Email {
                 to,
                 from_author: state.frame.author.clone(),

@@ -20,7 +20,7 @@ pub(super) fn fetch(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
     if !matches!(decision, Decision::Allow(_)) {
         return Ok(refusal(decision));
     }
-    spend(state, state.budget.fetch(&state.shared.config.budgets))?;
+    spend(state, state.tree.budget.fetch(&state.shared.config.budgets))?;
     let url = request
         .get("url")
         .and_then(Value::as_str)

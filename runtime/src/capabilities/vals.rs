@@ -48,6 +48,7 @@ pub(super) fn write(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
     spend(
         state,
         state
+            .tree
             .budget
             .write(&state.shared.config.budgets, source.len() as u64),
     )?;

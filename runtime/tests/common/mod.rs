@@ -51,6 +51,7 @@ pub fn run_with(
             bytecode: &bytecode,
             export: "default",
             args: Arguments::Json("[]"),
+            payer: None,
         },
     )
 }
