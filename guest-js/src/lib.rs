@@ -286,6 +286,7 @@ const RUN_JSON: u8 = 0;
 const RUN_TAGGED: u8 = 1;
 const RUN_READ: u8 = 2;
 const RUN_EXPRESS: u8 = 3;
+const RUN_TAGGED_ARGS: u8 = 4;
 
 /// WIT `run: func(bytecode: list<u8>, export: string, mode: run-mode, args: string) -> result<string, js-error>`.
 ///
@@ -341,7 +342,7 @@ pub extern "C" fn run(len: u32) -> u64 {
                 }
                 let decode = helpers.decode_args.clone().restore(&ctx).map_err(fail)?;
                 let args: javy::quickjs::Array =
-                    decode.call((args, mode == RUN_TAGGED)).map_err(fail)?;
+                    decode.call((args, mode == RUN_TAGGED || mode == RUN_TAGGED_ARGS)).map_err(fail)?;
                 let mut call_args = javy::quickjs::function::Args::new(ctx.clone(), args.len());
                 for arg in args.iter::<Value>() {
                     call_args.push_arg(arg.map_err(fail)?).map_err(fail)?;
@@ -366,7 +367,7 @@ pub extern "C" fn run(len: u32) -> u64 {
                 }
             }
             report_dropped_timers(&ctx, helpers);
-            let text: JsString = if mode == RUN_JSON {
+            let text: JsString = if mode == RUN_JSON || mode == RUN_TAGGED_ARGS {
                 let encode = helpers.encode_result.clone().restore(&ctx).map_err(fail)?;
                 let encoded: Value = encode.call((value,)).map_err(fail)?;
                 if let Some(promise) = encoded.as_promise().cloned() {

@@ -34,11 +34,33 @@ pub enum JobWork {
         /// Its `arguments`, a JSON array.
         args: String,
     },
+    /// One tick of a val's schedule (never submitted: the scheduler stores
+    /// these): the val runs as its author, who owns the job.
+    Scheduled {
+        /// The val's name (its owner is the job's).
+        name: String,
+        /// The pinned version, or the latest.
+        version: Option<u32>,
+        /// The tick, Unix milliseconds.
+        scheduled_at: i64,
+        /// Ticks missed before this one was claimed (this run stands for them).
+        skipped: u64,
+    },
 }
 
 impl JobWork {
-    /// Reads a submitted job (or a stored one, which was checked the same way).
+    /// Reads a submitted job: `run` or `eval` (schedules' ticks are not submitted).
     pub fn parse(request: &Value) -> Result<JobWork, String> {
+        match JobWork::parse_stored(request)? {
+            JobWork::Scheduled { .. } => {
+                Err("`kind` must be \"run\" or \"eval\", not \"schedule\"".into())
+            }
+            work => Ok(work),
+        }
+    }
+
+    /// Reads a stored job: a submitted one, or a schedule's tick.
+    pub fn parse_stored(request: &Value) -> Result<JobWork, String> {
         if !request.is_object() {
             return Err("a job is a JSON object: {\"kind\": \"run\"|\"eval\", ...}".into());
         }
@@ -54,6 +76,14 @@ impl JobWork {
             "eval" => Ok(JobWork::Eval {
                 code: string_field(request, "code")?.to_string(),
                 args,
+            }),
+            "schedule" => Ok(JobWork::Scheduled {
+                name: string_field(request, "name")?.to_string(),
+                version: request["version"].as_u64().map(|v| v as u32),
+                scheduled_at: request["scheduled_at"]
+                    .as_i64()
+                    .ok_or("no `scheduled_at`")?,
+                skipped: request["skipped"].as_u64().unwrap_or(0),
             }),
             other => Err(format!("`kind` must be \"run\" or \"eval\", not {other:?}")),
         }
@@ -72,6 +102,15 @@ impl JobWork {
             }
             JobWork::Eval { code, args: a } => {
                 json!({"kind": "eval", "code": code, "args": args(a)})
+            }
+            JobWork::Scheduled {
+                name,
+                version,
+                scheduled_at,
+                skipped,
+            } => {
+                json!({"kind": "schedule", "name": name, "version": version,
+                       "scheduled_at": scheduled_at, "skipped": skipped})
             }
         }
     }
@@ -159,6 +198,11 @@ mod tests {
                 "array",
             ),
             (json!({"kind": "eval", "code": 3}), "string"),
+            // A schedule's tick runs a val as its author: never submitted.
+            (
+                json!({"kind": "schedule", "name": "add", "scheduled_at": 1}),
+                "not \"schedule\"",
+            ),
         ] {
             let error = JobWork::parse(&bad).unwrap_err();
             assert!(error.contains(why), "{bad}: {error}");
@@ -177,8 +221,14 @@ mod tests {
                 code: "return 1".into(),
                 args: "[]".into(),
             },
+            JobWork::Scheduled {
+                name: "tick".into(),
+                version: Some(2),
+                scheduled_at: 1_800_000_000_000,
+                skipped: 3,
+            },
         ] {
-            assert_eq!(JobWork::parse(&work.to_json()), Ok(work));
+            assert_eq!(JobWork::parse_stored(&work.to_json()), Ok(work));
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod redis_queue;
 pub mod request_args;
 pub mod request_id;
+pub mod schedule;
 pub mod sealing;
 pub mod service;
 pub mod settings;

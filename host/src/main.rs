@@ -195,7 +195,8 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
         settings.admin_key.clone(),
         settings.call_limits,
     )
-    .with_storage_quota(settings.user_storage_quota);
+    .with_storage_quota(settings.user_storage_quota)
+    .with_schedules(settings.schedules);
     Ok(match &settings.redis_url {
         Some(url) => service
             .with_redis_queue(url)
@@ -303,6 +304,9 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             service
                 .start_pruner(settings.retention, settings.prune_interval)
                 .context("starting the pruner")?;
+            service
+                .start_scheduler()
+                .context("starting the scheduler")?;
             tracing::info!(settings = %settings.describe(), "valbox worker started");
             tracing::info!(
                 "{} job workers reading the Redis queue",
@@ -328,6 +332,9 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             service
                 .start_pruner(settings.retention, settings.prune_interval)
                 .context("starting the pruner")?;
+            service
+                .start_scheduler()
+                .context("starting the scheduler")?;
             let state = Arc::new(AppState::new(service.clone(), settings.max_body_bytes));
             // Sandbox calls (and their nested calls) run on these threads.
             let runtime = tokio::runtime::Builder::new_multi_thread()

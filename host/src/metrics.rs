@@ -39,6 +39,12 @@ pub struct Metrics {
     pub quota_refusals: IntCounter,
     /// Bytes the store's database takes (read when scraped).
     pub store_bytes: IntGauge,
+    /// Seconds from a schedule's tick to its run starting.
+    pub schedule_lag_seconds: Histogram,
+    /// Scheduled runs by outcome (`done`, `failed`).
+    pub schedule_runs: IntCounterVec,
+    /// Schedules paused after failing too often in a row.
+    pub schedules_paused: IntCounter,
     budget_overdrafts: IntCounterVec,
     instances_in_use: IntGauge,
     instances_max: IntGauge,
@@ -156,6 +162,30 @@ impl Metrics {
                 "valbox_jobs_total",
                 "Finished jobs by outcome (done, failed, dead_letter)",
                 &["outcome"],
+            ),
+            schedule_lag_seconds: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "valbox_schedule_lag_seconds",
+                        "Seconds from a schedule's tick to its run starting",
+                    )
+                    .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+                )
+                .unwrap(),
+            ),
+            schedule_runs: counter_vec(
+                "valbox_schedule_runs_total",
+                "Scheduled runs by outcome (done, failed)",
+                &["outcome"],
+            ),
+            schedules_paused: register(
+                &r,
+                IntCounter::new(
+                    "valbox_schedules_paused_total",
+                    "Schedules paused after failing too often in a row",
+                )
+                .unwrap(),
             ),
             job_retries: register(
                 &r,

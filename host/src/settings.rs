@@ -135,6 +135,12 @@ pub struct SettingsArgs {
     /// After SIGTERM or SIGINT, how long requests and jobs in flight may take to finish, in milliseconds [default: the deadline + 1000].
     #[arg(long, env = "VALBOX_SHUTDOWN_GRACE_MS", global = true)]
     pub shutdown_grace_ms: Option<u64>,
+    /// The shortest interval a val's schedule may ask for (`60s`, `5m`) [default: 60s].
+    #[arg(long, env = "VALBOX_MIN_SCHEDULE_INTERVAL", global = true)]
+    pub min_schedule_interval: Option<String>,
+    /// Failed runs in a row after which a schedule pauses itself and emails its author [default: 5].
+    #[arg(long, env = "VALBOX_SCHEDULE_MAX_FAILURES", global = true)]
+    pub schedule_max_failures: Option<u32>,
 }
 
 /// How log lines are written.
@@ -186,6 +192,8 @@ struct SettingsFile {
     log: Option<String>,
     log_format: Option<LogFormat>,
     shutdown_grace_ms: Option<u64>,
+    min_schedule_interval: Option<String>,
+    schedule_max_failures: Option<u32>,
     retain_evaluations_days: Option<u32>,
     retain_evaluations_per_user: Option<u32>,
     retain_jobs_days: Option<u32>,
@@ -249,6 +257,8 @@ pub struct Settings {
     pub user_storage_quota: u64,
     /// How often old rows are pruned.
     pub prune_interval: Duration,
+    /// How schedules behave.
+    pub schedules: crate::service::ScheduleSettings,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -297,12 +307,27 @@ impl SettingsArgs {
         let max_instances = self
             .max_instances
             .or(file.max_instances)
-            .unwrap_or_else(|| default_max_instances(memory_limit_mb << 20));
+            .unwrap_or_else(|| SandboxConfig::instances_fitting_memory(memory_limit_mb << 20));
         if !(1..=10_000).contains(&max_instances) {
             return Err(SettingsError::Invalid(
                 "max_instances must be between 1 and 10000".into(),
             ));
         }
+        let min_interval = match self
+            .min_schedule_interval
+            .as_deref()
+            .or(file.min_schedule_interval.as_deref())
+        {
+            None => Duration::from_secs(60),
+            Some(text) => humantime::parse_duration(text.trim())
+                .ok()
+                .filter(|d| *d >= Duration::from_secs(1))
+                .ok_or_else(|| {
+                    SettingsError::Invalid(format!(
+                        "min_schedule_interval {text:?} must be a duration of at least 1s (`60s`, `5m`)"
+                    ))
+                })?,
+        };
         let user_instance_share = self
             .user_instance_share
             .or(file.user_instance_share)
@@ -462,6 +487,15 @@ impl SettingsArgs {
                 Duration::from_millis(deadline_ms + 1_000),
                 Duration::from_millis,
             ),
+            schedules: crate::service::ScheduleSettings {
+                min_interval,
+                max_failures: self
+                    .schedule_max_failures
+                    .or(file.schedule_max_failures)
+                    .unwrap_or(5)
+                    .max(1),
+                ..Default::default()
+            },
         })
     }
 }
@@ -509,7 +543,8 @@ impl Settings {
              library_writes={:?} max_concurrent_calls={} max_calls_per_user={} max_instances={} \
              user_instance_share={} http_threads={} job_workers={} \
              cpu_turns={} fetch_allow_private={} admin_key={} master_key={} shutdown_grace_ms={} \
-             retention={:?} prune_interval_ms={} budgets={:?}",
+             retention={:?} prune_interval_ms={} budgets={:?} min_schedule_interval={:?} \
+             schedule_max_failures={}",
             self.listen,
             self.data_dir.display(),
             self.database_url.as_deref().map_or("sqlite".into(), mask_password),
@@ -532,6 +567,8 @@ impl Settings {
             self.retention,
             self.prune_interval.as_millis(),
             self.budgets,
+            self.schedules.min_interval,
+            self.schedules.max_failures,
         )
     }
 
@@ -552,21 +589,6 @@ impl Settings {
             ..SandboxConfig::default()
         }
     }
-}
-
-/// The pool's default size: every instance at the memory limit fits in
-/// half of the machine's memory (the rest is for the host, its caches and
-/// the store), between 16 and 1000 instances.
-fn default_max_instances(memory_limit: usize) -> u32 {
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(8 << 30);
-    (memory / 2 / memory_limit.max(1) as u64).clamp(16, 1000) as u32
 }
 
 #[cfg(test)]

@@ -46,6 +46,23 @@ pub struct SandboxConfig {
     pub cache_dir: Option<PathBuf>,
 }
 
+impl SandboxConfig {
+    /// The instance pool a server sizes by default: every instance at
+    /// `memory_limit` fits in half of the machine's memory (the rest is for
+    /// the host, its caches and the store), between 16 and 1000 instances.
+    pub fn instances_fitting_memory(memory_limit: usize) -> u32 {
+        let memory = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|info| {
+                let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kib * 1024)
+            })
+            .unwrap_or(8 << 30);
+        (memory / 2 / memory_limit.max(1) as u64).clamp(16, 1000) as u32
+    }
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {

@@ -49,6 +49,8 @@ pub(crate) enum RunMode {
     Read = 2,
     /// Call an Express-style handler.
     Express = 3,
+    /// Tagged arguments, a JSON result (scheduled runs).
+    TaggedArgs = 4,
 }
 
 /// What a run is given.
@@ -60,6 +62,9 @@ pub enum Arguments<'a> {
     /// `params`, `headers`, `body`, `protocol`) for an Express-style handler
     /// `(req, res)`; the result is `{"status", "headers", "body"}`.
     ExpressRequest(&'a str),
+    /// An array of arguments in the tagged codec of library calls (so a
+    /// `{"$": "d", "v": ms}` arrives as a `Date`); the result is JSON.
+    Tagged(&'a str),
 }
 
 /// What a call produced: the JSON result or the error, and the console lines
@@ -220,6 +225,7 @@ impl Sandbox {
         let (mode, args) = match invocation.args {
             Arguments::Json(args) => (RunMode::Json, args),
             Arguments::ExpressRequest(request) => (RunMode::Express, request),
+            Arguments::Tagged(args) => (RunMode::TaggedArgs, args),
         };
         let limit = self.shared.config.max_args_bytes;
         if args.len() > limit {

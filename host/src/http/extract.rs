@@ -95,6 +95,8 @@ macro_rules! scopes {
 scopes! {
     /// Any valid key.
     AnyKey = None;
+    /// `vals:read`.
+    ValsRead = Some("vals:read");
     /// `vals:write`.
     ValsWrite = Some("vals:write");
     /// `secrets:read` (names only).

@@ -179,13 +179,61 @@ pub struct SaveValRequest {
     /// `public` or `private` (a new val is private unless said).
     #[serde(default)]
     pub privacy: Option<crate::store::Privacy>,
+    /// Runs the val on a schedule (`null` removes it; absent keeps it).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<ScheduleRequest>)]
+    pub schedule: Option<serde_json::Value>,
+    /// Pauses (`true`) or resumes (`false`) the val's schedule.
+    #[serde(default)]
+    pub paused: Option<bool>,
 }
 
-/// `PATCH /v1/vals/{name}`.
+/// `PATCH /v1/vals/{name}`: what to change (absent fields stay as they are).
 #[derive(Deserialize, ToSchema)]
-pub struct PrivacyRequest {
+pub struct PatchValRequest {
     /// The new privacy.
-    pub privacy: crate::store::Privacy,
+    #[serde(default)]
+    pub privacy: Option<crate::store::Privacy>,
+    /// A new schedule, or `null` to remove it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<ScheduleRequest>)]
+    pub schedule: Option<serde_json::Value>,
+    /// Pauses (`true`) or resumes (`false`) the val's schedule.
+    #[serde(default)]
+    pub paused: Option<bool>,
+}
+
+/// A schedule: `{"every": "15m"}` or `{"cron": "0 9 * * 1-5", "timezone":
+/// "Europe/Paris"}`, with `"version": N` to pin a version (else the latest
+/// runs). The val's export runs as its author with one argument `{lastRunAt,
+/// scheduledAt, attempt, skippedTicks}`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only describes the schema; the service reads the JSON
+pub struct ScheduleRequest {
+    /// An interval (`30s`, `15m`, `2h`, `1d`), at least the server's minimum.
+    #[schema(pattern = r"^[1-9][0-9]{0,4}[smhd]$")]
+    every: Option<String>,
+    /// A 5-field cron expression (minute hour day month weekday).
+    cron: Option<String>,
+    /// The IANA time zone the cron fields are read in (default `UTC`).
+    timezone: Option<String>,
+    /// The pinned version.
+    #[schema(minimum = 1)]
+    version: Option<u32>,
+}
+
+/// A field that is present (even `null`) becomes `Some`; absent stays `None`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
+}
+
+/// `GET /v1/schedules`.
+#[derive(Serialize, ToSchema)]
+pub struct ScheduleList {
+    /// The caller's schedules, by val name.
+    pub schedules: Vec<crate::service::ScheduleView>,
 }
 
 /// `PUT /v1/secrets/{key}`.

@@ -2,10 +2,10 @@
 
 use super::code::split_target;
 use super::errors::{ApiError, ApiResult};
-use super::extract::{as_caller, blocking, Authed, JsonBody, QueryArgs, ValsWrite};
+use super::extract::{as_caller, blocking, Authed, JsonBody, QueryArgs, ValsRead, ValsWrite};
 use super::openapi::{
-    BadInput, BodyErrors, Deleted, Missing, NeedsKey, OptionalKey, PrivacyRequest, SaveValRequest,
-    ValList, VersionInfo, VersionList, TAG_VALS,
+    BadInput, BodyErrors, Deleted, Missing, NeedsKey, OptionalKey, PatchValRequest, SaveValRequest,
+    ScheduleList, ValList, VersionInfo, VersionList, TAG_VALS,
 };
 use super::AppState;
 use crate::service::Principal;
@@ -33,7 +33,9 @@ pub async fn put_val(
     JsonBody(body): JsonBody<SaveValRequest>,
 ) -> ApiResult<Json<ValMeta>> {
     let meta = blocking(&state, move |service| {
-        service.save_val(&user, &name, &body.code, body.privacy)
+        let meta = service.save_val(&user, &name, &body.code, body.privacy)?;
+        service.change_schedule(&user, &name, body.schedule.as_ref(), body.paused)?;
+        Ok(meta)
     })
     .await?;
     Ok(Json(meta))
@@ -71,23 +73,40 @@ pub async fn get_val(
     Ok(Json(view))
 }
 
-/// Change my val's privacy.
+/// Change my val's privacy or schedule, or pause or resume its schedule.
 #[utoipa::path(patch, path = "/v1/vals/{target}", tag = TAG_VALS,
     params(("target" = String, Path, description = "My val's name", pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
-    request_body(content = PrivacyRequest),
+    request_body(content = PatchValRequest),
     security(("bearer" = ["vals:write"])),
     responses((status = 200, description = "Changed", body = ValMeta), NeedsKey, Missing, BodyErrors))]
 pub async fn patch_val(
     State(state): Shared,
     Path(name): Path<String>,
     Authed(Principal { user, .. }, _): Authed<ValsWrite>,
-    JsonBody(body): JsonBody<PrivacyRequest>,
+    JsonBody(body): JsonBody<PatchValRequest>,
 ) -> ApiResult<Json<ValMeta>> {
     let meta = blocking(&state, move |service| {
-        service.set_privacy(&user, &name, body.privacy)
+        let meta = match body.privacy {
+            Some(privacy) => service.set_privacy(&user, &name, privacy)?,
+            None => service.val_meta(&user, &name)?,
+        };
+        service.change_schedule(&user, &name, body.schedule.as_ref(), body.paused)?;
+        Ok(meta)
     })
     .await?;
     Ok(Json(meta))
+}
+
+/// My scheduled vals: schedule, next and last run, failures in a row.
+#[utoipa::path(get, path = "/v1/schedules", tag = TAG_VALS,
+    security(("bearer" = ["vals:read"])),
+    responses((status = 200, description = "My schedules", body = ScheduleList), NeedsKey))]
+pub async fn list_schedules(
+    State(state): Shared,
+    Authed(Principal { user, .. }, _): Authed<ValsRead>,
+) -> ApiResult<Json<ScheduleList>> {
+    let schedules = blocking(&state, move |service| service.schedules(&user)).await?;
+    Ok(Json(ScheduleList { schedules }))
 }
 
 /// Delete my val and all its versions.

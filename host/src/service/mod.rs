@@ -6,9 +6,11 @@
 mod accounts;
 mod quota;
 mod retention;
+mod schedules;
 
 pub use accounts::{Principal, SCOPES};
 pub use quota::{StorageUse, DEFAULT_QUOTA};
+pub use schedules::{ScheduleSettings, ScheduleView};
 
 use crate::jobs::{JobEnd, JobQueue, JobWork, Queue, MAX_ATTEMPTS};
 use crate::metrics::Metrics;
@@ -199,6 +201,9 @@ pub struct ValView {
     pub code: String,
     /// When this version was saved (Unix seconds).
     pub created_at: i64,
+    /// The val's schedule (shown to its owner only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleView>,
 }
 
 /// The response an HTTP handler built: Express-style (`res.status(…)`,
@@ -380,6 +385,15 @@ pub struct Service {
     key_touches: Mutex<std::collections::HashMap<String, i64>>,
     /// Bytes each user may store.
     quota: quota::Quota,
+    /// How schedules behave.
+    schedules: ScheduleSettings,
+}
+
+/// A new job's id: 16 random bytes in hex.
+fn new_job_id() -> ServiceResult<String> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(hex::encode(id))
 }
 
 /// A name for this process's Redis consumer `role`, unique per host and process.
@@ -466,7 +480,14 @@ impl Service {
             workers: Mutex::new(Vec::new()),
             key_touches: Mutex::new(std::collections::HashMap::new()),
             quota,
+            schedules: ScheduleSettings::default(),
         }
+    }
+
+    /// Sets how schedules behave (minimum interval, failures before pausing).
+    pub fn with_schedules(mut self, settings: ScheduleSettings) -> Self {
+        self.schedules = settings;
+        self
     }
 
     /// Puts jobs on Redis Streams at `url` instead of the in-process queue.
@@ -483,38 +504,46 @@ impl Service {
     /// `POST /v1/jobs`: stores the job (durably) and queues it; it runs as `user`.
     pub fn submit_job(&self, user: &User, request: &Value) -> ServiceResult<StoredJob> {
         let work = JobWork::parse(request).map_err(ServiceError::BadRequest)?;
-        let mut id = [0u8; 16];
-        getrandom::fill(&mut id).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let id = hex::encode(id);
+        let id = new_job_id()?;
         self.store.add_job(&id, &user.handle, &work.to_json())?;
         let job = self.job(user, &id)?;
+        self.enqueue(&id, &user.handle, &work);
+        Ok(job)
+    }
+
+    /// Hands a stored job to the workers. With Redis, a job that cannot be
+    /// added now (Redis is down) stays stored as queued, and the reconciler
+    /// adds it once Redis is back: the store is the record of what was promised.
+    fn enqueue(&self, id: &str, owner: &str, work: &JobWork) {
         match &self.jobs {
             Queue::InProcess(queue) => {
                 self.metrics.queue_depth.inc();
-                queue.push(id);
+                queue.push(id.to_string());
             }
             Queue::Redis(producer) => {
-                let (kind, target, args) = match work {
-                    JobWork::Run { owner, name, args } => ("run", format!("{owner}.{name}"), args),
-                    JobWork::Eval { code, args } => ("eval", code, args),
-                };
-                let entry = JobEntry {
-                    id: id.clone(),
-                    kind: kind.into(),
-                    target,
-                    args,
-                    principal: user.handle.clone(),
-                    deadline_ms: self.sandbox.config().deadline.as_millis() as u64,
-                };
-                if let Err(e) = producer.push(&entry) {
-                    let error = ServiceError::Internal(format!("the job could not be queued: {e}"));
-                    self.store
-                        .finish_job(&id, JobStatus::Failed, &error.to_json())?;
-                    return Err(error);
+                let entry = self.job_entry(id, owner, work);
+                if let Err(error) = producer.push(&entry) {
+                    tracing::warn!(job = %id, %error, "the job is stored but not queued yet; the reconciler will queue it");
                 }
             }
         }
-        Ok(job)
+    }
+
+    /// A job as its Redis stream entry.
+    fn job_entry(&self, id: &str, owner: &str, work: &JobWork) -> JobEntry {
+        let (kind, target, args) = match work {
+            JobWork::Run { owner, name, args } => ("run", format!("{owner}.{name}"), args.clone()),
+            JobWork::Eval { code, args } => ("eval", code.clone(), args.clone()),
+            JobWork::Scheduled { name, .. } => ("schedule", format!("{owner}.{name}"), "[]".into()),
+        };
+        JobEntry {
+            id: id.to_string(),
+            kind: kind.into(),
+            target,
+            args,
+            principal: owner.to_string(),
+            deadline_ms: self.sandbox.config().deadline.as_millis() as u64,
+        }
     }
 
     /// `GET /v1/jobs/{id}`: one of `user`'s jobs.
@@ -686,11 +715,17 @@ impl Service {
             .store
             .user(&job.owner)?
             .ok_or_else(|| ServiceError::NotFound(format!("no user {}", job.owner)))?;
-        match JobWork::parse(&job.request).map_err(ServiceError::BadRequest)? {
+        match JobWork::parse_stored(&job.request).map_err(ServiceError::BadRequest)? {
             JobWork::Run { owner, name, args } => self
                 .run(Some(&user), &owner, &name, &args)
                 .map(RunAnswer::into_json),
             JobWork::Eval { code, args } => self.eval(Some(&user), &code, &args),
+            JobWork::Scheduled {
+                name,
+                version,
+                scheduled_at,
+                skipped,
+            } => self.run_scheduled(&user, &name, version, scheduled_at, skipped, job.attempts),
         }
     }
 
@@ -765,7 +800,19 @@ impl Service {
             privacy: found.meta.privacy,
             code: found.code.to_string(),
             created_at: found.created_at,
+            schedule: match viewer {
+                Some(viewer) if viewer.handle == owner => self.schedule_of(&owner, name)?,
+                _ => None,
+            },
         })
+    }
+
+    /// The latest version's metadata of `user`'s own val `name`.
+    pub fn val_meta(&self, user: &User, name: &str) -> ServiceResult<ValMeta> {
+        self.store
+            .version(&user.handle, name, None)?
+            .map(|found| found.meta)
+            .ok_or_else(|| ServiceError::NotFound(format!("no val @{}.{name}", user.handle)))
     }
 
     /// Version numbers and save times of a val the viewer may see.

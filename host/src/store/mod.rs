@@ -188,6 +188,29 @@ pub struct StoredJob {
     pub finished_at: Option<i64>,
 }
 
+/// A val's schedule as stored; times in Unix milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSchedule {
+    /// The val's owner, as whom it runs.
+    pub owner: String,
+    /// The val.
+    pub name: String,
+    /// The schedule as set (`every` or `cron` and `timezone`, maybe `version`).
+    pub spec: serde_json::Value,
+    /// Paused by its owner or after too many failures in a row.
+    pub paused: bool,
+    /// The next tick.
+    pub next_run_at: i64,
+    /// When the last run started.
+    pub last_run_at: Option<i64>,
+    /// How the last run ended (`done` or `failed`).
+    pub last_status: Option<String>,
+    /// The last failed run's error message.
+    pub last_error: Option<String>,
+    /// Failed runs in a row.
+    pub failures: u32,
+}
+
 /// A stored evaluation record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StoredEvaluation {
@@ -372,6 +395,51 @@ pub trait Store: Send + Sync {
     fn job(&self, owner: &str, id: &str) -> StoreResult<Option<StoredJob>>;
     /// Ids of jobs not finished (queued, or running when a process stopped), oldest first.
     fn unfinished_jobs(&self) -> StoreResult<Vec<String>>;
+    /// Sets the schedule of `owner.name` (replacing one it had, whose run
+    /// history goes with it).
+    fn put_schedule(&self, schedule: &StoredSchedule) -> StoreResult<()>;
+    /// Removes the schedule of `owner.name`; false when it had none.
+    fn delete_schedule(&self, owner: &str, name: &str) -> StoreResult<bool>;
+    /// The schedule of `owner.name`.
+    fn schedule(&self, owner: &str, name: &str) -> StoreResult<Option<StoredSchedule>>;
+    /// `owner`'s schedules, by val name.
+    fn schedules(&self, owner: &str) -> StoreResult<Vec<StoredSchedule>>;
+    /// Pauses or resumes a schedule; resuming clears its failures and sets
+    /// its next tick to `next_run_at`. False when there is none.
+    fn set_schedule_paused(
+        &self,
+        owner: &str,
+        name: &str,
+        paused: bool,
+        next_run_at: i64,
+    ) -> StoreResult<bool>;
+    /// Unpaused schedules whose next tick is at or before `now_ms`, most overdue first.
+    fn due_schedules(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<StoredSchedule>>;
+    /// Claims tick `tick` of `owner.name` for this node: in one transaction,
+    /// moves its next tick from `tick` to `next` and stores the tick's job
+    /// (`id`, `request`) under the idempotency key `owner/name@tick`. False
+    /// (and nothing written) when another node claimed the tick first.
+    fn claim_tick(
+        &self,
+        owner: &str,
+        name: &str,
+        tick: i64,
+        next: i64,
+        id: &str,
+        request: &serde_json::Value,
+    ) -> StoreResult<bool>;
+    /// Records how a scheduled run that started at `started_at` ended, and
+    /// returns the failures in a row after it.
+    fn record_schedule_run(
+        &self,
+        owner: &str,
+        name: &str,
+        started_at: i64,
+        error: Option<&str>,
+    ) -> StoreResult<u32>;
+    /// Jobs queued or running since before `before` (Unix seconds), oldest
+    /// first: for re-queueing what a lost queue forgot.
+    fn stale_jobs(&self, before: i64, limit: u32) -> StoreResult<Vec<StoredJob>>;
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -7,7 +7,7 @@ use super::retention::Writers;
 use super::schema::{self, Dialect};
 use super::{
     ApiKey, JobStatus, Privacy, Pruned, Reseal, Retention, Store, StoreError, StoreResult,
-    StoredEmail, StoredEvaluation, StoredJob, User, ValMeta, ValVersion,
+    StoredEmail, StoredEvaluation, StoredJob, StoredSchedule, User, ValMeta, ValVersion,
 };
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
@@ -249,6 +249,7 @@ impl Store for PgStore {
             "DELETE FROM evaluations WHERE viewer = $1",
             "DELETE FROM emails WHERE to_user = $1",
             "DELETE FROM jobs WHERE owner = $1",
+            "DELETE FROM schedules WHERE owner = $1",
             "DELETE FROM users WHERE handle = $1",
         ] {
             t.execute(statement, &[&handle])?;
@@ -502,8 +503,13 @@ impl Store for PgStore {
     }
 
     fn delete_val(&self, owner: &str, name: &str) -> StoreResult<bool> {
-        let deleted = self.client().execute(
+        let mut client = self.client();
+        let deleted = client.execute(
             "DELETE FROM vals WHERE owner = $1 AND name = $2",
+            &[&owner, &name],
+        )?;
+        client.execute(
+            "DELETE FROM schedules WHERE owner = $1 AND name = $2",
             &[&owner, &name],
         )?;
         Ok(deleted > 0)
@@ -669,5 +675,149 @@ impl Store for PgStore {
             &[],
         )?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    fn put_schedule(&self, schedule: &StoredSchedule) -> StoreResult<()> {
+        self.client().execute(
+            "INSERT INTO schedules (owner, name, spec, paused, next_run_at, failures, created_at)
+             VALUES ($1, $2, $3, $4, $5, 0, $6)
+             ON CONFLICT (owner, name) DO UPDATE SET spec = excluded.spec, paused = excluded.paused,
+               next_run_at = excluded.next_run_at, failures = 0, last_error = NULL",
+            &[
+                &schedule.owner,
+                &schedule.name,
+                &schedule.spec.to_string(),
+                &i32::from(schedule.paused),
+                &schedule.next_run_at,
+                &now(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_schedule(&self, owner: &str, name: &str) -> StoreResult<bool> {
+        let deleted = self.client().execute(
+            "DELETE FROM schedules WHERE owner = $1 AND name = $2",
+            &[&owner, &name],
+        )?;
+        Ok(deleted > 0)
+    }
+
+    fn schedule(&self, owner: &str, name: &str) -> StoreResult<Option<StoredSchedule>> {
+        let row = self.client().query_opt(
+            &format!("{SCHEDULE_COLUMNS} WHERE owner = $1 AND name = $2"),
+            &[&owner, &name],
+        )?;
+        Ok(row.as_ref().map(schedule))
+    }
+
+    fn schedules(&self, owner: &str) -> StoreResult<Vec<StoredSchedule>> {
+        let rows = self.client().query(
+            &format!("{SCHEDULE_COLUMNS} WHERE owner = $1 ORDER BY name"),
+            &[&owner],
+        )?;
+        Ok(rows.iter().map(schedule).collect())
+    }
+
+    fn set_schedule_paused(
+        &self,
+        owner: &str,
+        name: &str,
+        paused: bool,
+        next_run_at: i64,
+    ) -> StoreResult<bool> {
+        let changed = if paused {
+            self.client().execute(
+                "UPDATE schedules SET paused = 1 WHERE owner = $1 AND name = $2",
+                &[&owner, &name],
+            )?
+        } else {
+            self.client().execute(
+                "UPDATE schedules SET paused = 0, failures = 0, next_run_at = $3 WHERE owner = $1 AND name = $2",
+                &[&owner, &name, &next_run_at],
+            )?
+        };
+        Ok(changed > 0)
+    }
+
+    fn due_schedules(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<StoredSchedule>> {
+        let rows = self.client().query(
+            &format!(
+                "{SCHEDULE_COLUMNS} WHERE paused = 0 AND next_run_at <= $1 ORDER BY next_run_at LIMIT $2"
+            ),
+            &[&now_ms, &i64::from(limit)],
+        )?;
+        Ok(rows.iter().map(schedule).collect())
+    }
+
+    fn claim_tick(
+        &self,
+        owner: &str,
+        name: &str,
+        tick: i64,
+        next: i64,
+        id: &str,
+        request: &Value,
+    ) -> StoreResult<bool> {
+        let mut client = self.client();
+        let mut t = client.transaction()?;
+        let moved = t.execute(
+            "UPDATE schedules SET next_run_at = $4 WHERE owner = $1 AND name = $2 AND next_run_at = $3 AND paused = 0",
+            &[&owner, &name, &tick, &next],
+        )?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        let stored = t.execute(
+            "INSERT INTO jobs (id, owner, request, status, created_at, tick_key) VALUES ($1, $2, $3, 'queued', $4, $5)
+             ON CONFLICT (tick_key) DO NOTHING",
+            &[&id, &owner, &request.to_string(), &now(), &format!("{owner}/{name}@{tick}")],
+        )?;
+        t.commit()?;
+        Ok(stored == 1)
+    }
+
+    fn record_schedule_run(
+        &self,
+        owner: &str,
+        name: &str,
+        started_at: i64,
+        error: Option<&str>,
+    ) -> StoreResult<u32> {
+        let row = self.client().query_opt(
+            "UPDATE schedules SET last_run_at = greatest(coalesce(last_run_at, 0), $3),
+               last_status = CASE WHEN $4::TEXT IS NULL THEN 'done' ELSE 'failed' END,
+               last_error = $4,
+               failures = CASE WHEN $4::TEXT IS NULL THEN 0 ELSE failures + 1 END
+             WHERE owner = $1 AND name = $2 RETURNING failures",
+            &[&owner, &name, &started_at, &error],
+        )?;
+        Ok(row.map_or(0, |row| row.get::<_, i32>(0) as u32))
+    }
+
+    fn stale_jobs(&self, before: i64, limit: u32) -> StoreResult<Vec<StoredJob>> {
+        let rows = self.client().query(
+            &format!(
+                "{JOB_COLUMNS} WHERE status IN ('queued', 'running') AND created_at < $1 ORDER BY seq LIMIT $2"
+            ),
+            &[&before, &i64::from(limit)],
+        )?;
+        Ok(rows.iter().map(job).collect())
+    }
+}
+
+const SCHEDULE_COLUMNS: &str = "SELECT owner, name, spec, paused, next_run_at, last_run_at, last_status, last_error, failures FROM schedules";
+
+fn schedule(row: &Row) -> StoredSchedule {
+    StoredSchedule {
+        owner: row.get(0),
+        name: row.get(1),
+        spec: serde_json::from_str(row.get(2)).unwrap_or_default(),
+        paused: row.get::<_, i32>(3) != 0,
+        next_run_at: row.get(4),
+        last_run_at: row.get(5),
+        last_status: row.get(6),
+        last_error: row.get(7),
+        failures: row.get::<_, i32>(8) as u32,
     }
 }

@@ -12,7 +12,7 @@ pub(crate) enum Dialect {
 
 /// The migrations, in order. `{serial}` is an auto-numbered primary key,
 /// `{bytes}` a binary column; timestamps are Unix seconds in `BIGINT`
-/// (64-bit in both).
+/// (64-bit in both), except the schedules' (Unix milliseconds).
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE users (
@@ -95,6 +95,24 @@ CREATE UNIQUE INDEX api_keys_by_id ON api_keys (id);
 CREATE INDEX api_keys_by_handle ON api_keys (handle);
 CREATE TABLE retired_handles (handle TEXT PRIMARY KEY, deleted_at BIGINT NOT NULL);
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#,
+    r#"
+CREATE TABLE schedules (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    next_run_at BIGINT NOT NULL,
+    last_run_at BIGINT,
+    last_status TEXT,
+    last_error TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (owner, name)
+);
+CREATE INDEX schedules_due ON schedules (paused, next_run_at);
+ALTER TABLE jobs ADD COLUMN tick_key TEXT;
+CREATE UNIQUE INDEX jobs_by_tick ON jobs (tick_key);
 "#,
 ];
 

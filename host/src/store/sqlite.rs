@@ -330,6 +330,7 @@ impl Store for SqliteStore {
                 "DELETE FROM evaluations WHERE viewer = ?1",
                 "DELETE FROM emails WHERE to_user = ?1",
                 "DELETE FROM jobs WHERE owner = ?1",
+                "DELETE FROM schedules WHERE owner = ?1",
                 "DELETE FROM users WHERE handle = ?1",
             ] {
                 t.execute(statement, params![handle])?;
@@ -615,6 +616,8 @@ impl Store for SqliteStore {
             let deleted = c
                 .prepare_cached("DELETE FROM vals WHERE owner = ?1 AND name = ?2")?
                 .execute(params![owner, name])?;
+            c.prepare_cached("DELETE FROM schedules WHERE owner = ?1 AND name = ?2")?
+                .execute(params![owner, name])?;
             self.shared.hot.forget_val(owner, name);
             Ok(deleted > 0)
         })
@@ -828,10 +831,164 @@ impl Store for SqliteStore {
             rows.collect()
         })
     }
+    fn put_schedule(&self, schedule: &StoredSchedule) -> StoreResult<()> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT INTO schedules (owner, name, spec, paused, next_run_at, failures, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
+                 ON CONFLICT (owner, name) DO UPDATE SET spec = excluded.spec, paused = excluded.paused,
+                   next_run_at = excluded.next_run_at, failures = 0, last_error = NULL",
+            )?
+            .execute(params![
+                schedule.owner,
+                schedule.name,
+                schedule.spec.to_string(),
+                schedule.paused,
+                schedule.next_run_at,
+                now()
+            ])
+            .map(drop)
+        })
+    }
+
+    fn delete_schedule(&self, owner: &str, name: &str) -> StoreResult<bool> {
+        self.with(|c| {
+            c.prepare_cached("DELETE FROM schedules WHERE owner = ?1 AND name = ?2")?
+                .execute(params![owner, name])
+                .map(|n| n > 0)
+        })
+    }
+
+    fn schedule(&self, owner: &str, name: &str) -> StoreResult<Option<StoredSchedule>> {
+        self.with(|c| {
+            c.prepare_cached(&format!(
+                "{SCHEDULE_COLUMNS} WHERE owner = ?1 AND name = ?2"
+            ))?
+            .query_row(params![owner, name], schedule_row)
+            .optional()
+        })
+    }
+
+    fn schedules(&self, owner: &str) -> StoreResult<Vec<StoredSchedule>> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(&format!(
+                "{SCHEDULE_COLUMNS} WHERE owner = ?1 ORDER BY name"
+            ))?;
+            let rows = statement.query_map(params![owner], schedule_row)?;
+            rows.collect()
+        })
+    }
+
+    fn set_schedule_paused(
+        &self,
+        owner: &str,
+        name: &str,
+        paused: bool,
+        next_run_at: i64,
+    ) -> StoreResult<bool> {
+        self.with(|c| {
+            let changed = if paused {
+                c.prepare_cached("UPDATE schedules SET paused = 1 WHERE owner = ?1 AND name = ?2")?
+                    .execute(params![owner, name])?
+            } else {
+                c.prepare_cached(
+                    "UPDATE schedules SET paused = 0, failures = 0, next_run_at = ?3 WHERE owner = ?1 AND name = ?2",
+                )?
+                .execute(params![owner, name, next_run_at])?
+            };
+            Ok(changed > 0)
+        })
+    }
+
+    fn due_schedules(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<StoredSchedule>> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(&format!(
+                "{SCHEDULE_COLUMNS} WHERE paused = 0 AND next_run_at <= ?1 ORDER BY next_run_at LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![now_ms, limit], schedule_row)?;
+            rows.collect()
+        })
+    }
+
+    fn claim_tick(
+        &self,
+        owner: &str,
+        name: &str,
+        tick: i64,
+        next: i64,
+        id: &str,
+        request: &serde_json::Value,
+    ) -> StoreResult<bool> {
+        self.with(|c| {
+            let t = c.transaction()?;
+            let moved = t.execute(
+                "UPDATE schedules SET next_run_at = ?4 WHERE owner = ?1 AND name = ?2 AND next_run_at = ?3 AND paused = 0",
+                params![owner, name, tick, next],
+            )?;
+            if moved == 0 {
+                return Ok(false);
+            }
+            let stored = t.execute(
+                "INSERT INTO jobs (id, owner, request, status, created_at, tick_key) VALUES (?1, ?2, ?3, 'queued', ?4, ?5)
+                 ON CONFLICT (tick_key) DO NOTHING",
+                params![id, owner, request.to_string(), now(), format!("{owner}/{name}@{tick}")],
+            )?;
+            t.commit()?;
+            Ok(stored == 1)
+        })
+    }
+
+    fn record_schedule_run(
+        &self,
+        owner: &str,
+        name: &str,
+        started_at: i64,
+        error: Option<&str>,
+    ) -> StoreResult<u32> {
+        self.with(|c| {
+            c.prepare_cached(
+                "UPDATE schedules SET last_run_at = max(coalesce(last_run_at, 0), ?3),
+                   last_status = CASE WHEN ?4 IS NULL THEN 'done' ELSE 'failed' END,
+                   last_error = ?4,
+                   failures = CASE WHEN ?4 IS NULL THEN 0 ELSE failures + 1 END
+                 WHERE owner = ?1 AND name = ?2 RETURNING failures",
+            )?
+            .query_row(params![owner, name, started_at, error], |row| row.get(0))
+            .optional()
+            .map(|failures| failures.unwrap_or(0))
+        })
+    }
+
+    fn stale_jobs(&self, before: i64, limit: u32) -> StoreResult<Vec<StoredJob>> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(&format!(
+                "{JOB_COLUMNS} WHERE status IN ('queued', 'running') AND created_at < ?1 ORDER BY seq LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![before, limit], job_row)?;
+            rows.collect()
+        })
+    }
 }
 
 const JOB_COLUMNS: &str =
     "SELECT id, owner, request, status, attempts, result, error, created_at, finished_at FROM jobs";
+
+const SCHEDULE_COLUMNS: &str = "SELECT owner, name, spec, paused, next_run_at, last_run_at, last_status, last_error, failures FROM schedules";
+
+fn schedule_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSchedule> {
+    let spec: String = row.get(2)?;
+    Ok(StoredSchedule {
+        owner: row.get(0)?,
+        name: row.get(1)?,
+        spec: serde_json::from_str(&spec).unwrap_or_default(),
+        paused: row.get(3)?,
+        next_run_at: row.get(4)?,
+        last_run_at: row.get(5)?,
+        last_status: row.get(6)?,
+        last_error: row.get(7)?,
+        failures: row.get(8)?,
+    })
+}
 
 fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredJob> {
     let json = |text: Option<String>| {
