@@ -307,6 +307,9 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             service
                 .start_scheduler()
                 .context("starting the scheduler")?;
+            service
+                .start_reconciler()
+                .context("starting the reconciler")?;
             tracing::info!(settings = %settings.describe(), "valbox worker started");
             tracing::info!(
                 "{} job workers reading the Redis queue",
@@ -335,6 +338,9 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             service
                 .start_scheduler()
                 .context("starting the scheduler")?;
+            service
+                .start_reconciler()
+                .context("starting the reconciler")?;
             let state = Arc::new(AppState::new(service.clone(), settings.max_body_bytes));
             // Sandbox calls (and their nested calls) run on these threads.
             let runtime = tokio::runtime::Builder::new_multi_thread()

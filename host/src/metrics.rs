@@ -33,6 +33,8 @@ pub struct Metrics {
     pub jobs: IntCounterVec,
     /// Jobs put back in the queue to be tried again.
     pub job_retries: IntCounter,
+    /// Stored jobs the reconciler added to Redis again (Redis had lost them).
+    pub jobs_requeued: IntCounter,
     /// Rows retention deleted, by kind (`evaluations`, `jobs`, `emails`).
     pub pruned_rows: IntCounterVec,
     /// Writes refused by the storage quota.
@@ -184,6 +186,14 @@ impl Metrics {
                 IntCounter::new(
                     "valbox_schedules_paused_total",
                     "Schedules paused after failing too often in a row",
+                )
+                .unwrap(),
+            ),
+            jobs_requeued: register(
+                &r,
+                IntCounter::new(
+                    "valbox_jobs_requeued_total",
+                    "Stored jobs added to Redis again because Redis had lost them",
                 )
                 .unwrap(),
             ),

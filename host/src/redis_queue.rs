@@ -6,6 +6,14 @@
 //! timeout (its worker crashed or hangs) is taken over with `XAUTOCLAIM`; a
 //! job started too often goes to the dead-letter stream [`DEAD_STREAM`].
 //! Delivery is at least once; the store keeps the job's status and result.
+//!
+//! Redis only carries what the store promised: every job in the stream is
+//! also in the hash [`KNOWN`] until it is acknowledged. When Redis loses its
+//! data (a restart without persistence, a failover to a lagging replica),
+//! the hash goes with the stream, and the reconciler
+//! ([`RedisQueue::requeue_if_unknown`]) adds again every job the store holds
+//! as queued or running that Redis no longer knows; a lost consumer group is
+//! created again by the first worker that misses it.
 
 use redis::{Connection, Value};
 use std::collections::HashMap;
@@ -18,6 +26,33 @@ pub const STREAM: &str = "valbox:jobs";
 pub const DEAD_STREAM: &str = "valbox:jobs:dead";
 /// The consumer group every worker reads through.
 pub const GROUP: &str = "valbox-workers";
+/// The hash of job ids the stream holds and no worker has acknowledged yet.
+pub const KNOWN: &str = "valbox:jobs:known";
+
+/// Adds a job to the stream unless Redis already knows it (atomically, so
+/// two reconcilers never add it twice). KEYS: stream, known hash;
+/// ARGV: the job id, then the entry's field/value pairs.
+const REQUEUE_IF_UNKNOWN: &str = r#"
+if redis.call('HSETNX', KEYS[2], ARGV[1], 1) == 0 then return 0 end
+local fields = {}
+for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('XADD', KEYS[1], '*', unpack(fields))
+return 1
+"#;
+
+impl JobEntry {
+    /// The entry's fields, in order.
+    fn fields(&self) -> [(&'static str, String); 6] {
+        [
+            ("id", self.id.clone()),
+            ("kind", self.kind.clone()),
+            ("target", self.target.clone()),
+            ("args", self.args.clone()),
+            ("principal", self.principal.clone()),
+            ("deadline_ms", self.deadline_ms.to_string()),
+        ]
+    }
+}
 
 /// A job as a stream entry: the fields SPEC §5 lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +106,13 @@ impl RedisQueue {
             consumer: consumer.to_string(),
             visibility,
         };
-        let created = queue.with(|c| {
+        queue.create_group()?;
+        Ok(queue)
+    }
+
+    /// Creates the stream and the consumer group when they are missing.
+    fn create_group(&self) -> Result<(), String> {
+        let created = self.with(|c| {
             redis::cmd("XGROUP")
                 .arg("CREATE")
                 .arg(STREAM)
@@ -81,8 +122,8 @@ impl RedisQueue {
                 .query::<()>(c)
         });
         match created {
-            Ok(()) => Ok(queue),
-            Err(e) if e.contains("BUSYGROUP") => Ok(queue),
+            Ok(()) => Ok(()),
+            Err(e) if e.contains("BUSYGROUP") => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -119,32 +160,52 @@ impl RedisQueue {
         result.map_err(|e| error("command", e))
     }
 
-    /// Adds a job to the stream.
+    /// Adds a job to the stream (and to [`KNOWN`], in one transaction).
     pub fn push(&self, job: &JobEntry) -> Result<(), String> {
         self.with(|c| {
-            redis::cmd("XADD")
-                .arg(STREAM)
-                .arg("*")
-                .arg("id")
-                .arg(&job.id)
-                .arg("kind")
-                .arg(&job.kind)
-                .arg("target")
-                .arg(&job.target)
-                .arg("args")
-                .arg(&job.args)
-                .arg("principal")
-                .arg(&job.principal)
-                .arg("deadline_ms")
-                .arg(job.deadline_ms)
-                .query::<String>(c)
-                .map(drop)
+            let mut add = redis::cmd("XADD");
+            add.arg(STREAM).arg("*");
+            for (name, value) in job.fields() {
+                add.arg(name).arg(value);
+            }
+            redis::pipe()
+                .atomic()
+                .add_command(add)
+                .ignore()
+                .hset(KNOWN, &job.id, 1)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    /// Adds `job` to the stream unless Redis knows it already; true when it
+    /// was added (Redis had lost it).
+    pub fn requeue_if_unknown(&self, job: &JobEntry) -> Result<bool, String> {
+        self.with(|c| {
+            let script = redis::Script::new(REQUEUE_IF_UNKNOWN);
+            let mut invocation = script.key(STREAM);
+            invocation.key(KNOWN).arg(&job.id);
+            for (name, value) in job.fields() {
+                invocation.arg(name).arg(value);
+            }
+            invocation.invoke::<i64>(c).map(|added| added == 1)
         })
     }
 
     /// The next job for this worker: one another worker left unacknowledged
     /// past the visibility timeout, else a new one (waiting up to `wait`).
     pub fn next(&self, wait: Duration) -> Result<Option<Delivery>, String> {
+        match self.read(wait) {
+            // Redis lost the group (it restarted empty): make it again.
+            Err(e) if e.contains("NOGROUP") => {
+                self.create_group()?;
+                self.read(wait)
+            }
+            other => other,
+        }
+    }
+
+    fn read(&self, wait: Duration) -> Result<Option<Delivery>, String> {
         let claimed: Value = self.with(|c| {
             redis::cmd("XAUTOCLAIM")
                 .arg(STREAM)
@@ -192,12 +253,15 @@ impl RedisQueue {
     /// Acknowledges a delivery: the job is finished with.
     pub fn ack(&self, delivery: &Delivery) -> Result<(), String> {
         self.with(|c| {
-            redis::cmd("XACK")
+            redis::pipe()
+                .cmd("XACK")
                 .arg(STREAM)
                 .arg(GROUP)
                 .arg(&delivery.entry_id)
-                .query::<i64>(c)
-                .map(drop)
+                .ignore()
+                .hdel(KNOWN, &delivery.job_id)
+                .ignore()
+                .query::<()>(c)
         })
     }
 

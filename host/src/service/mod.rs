@@ -5,6 +5,7 @@
 
 mod accounts;
 mod quota;
+mod reconcile;
 mod retention;
 mod schedules;
 
