@@ -4,7 +4,8 @@
 # - Debian packages: clang/lld/llvm 19 and wasi-libc (QuickJS is C compiled for
 #   wasm32-wasip1 by the guest build), redis-server (queue tests), postgresql
 #   (store tests start their own cluster), wrk (HTTP bench), prometheus (its
-#   promtool checks /metrics and the deploy/ rules), curl (413 test).
+#   promtool checks /metrics and the deploy/ rules), curl (413 test),
+#   python3-aiosmtpd (the SMTP server the email delivery tests start).
 # - The Rust target wasm32-wasip1.
 # - A wasi-sdk-shaped folder of links under build/wasi-sdk (see guest-js/README.md).
 #
@@ -15,7 +16,7 @@ root=$(pwd)
 
 fail() { echo "setup: $1" >&2; echo "setup: fix: $2" >&2; exit 1; }
 
-packages=(clang-19 lld-19 llvm-19 libclang-19-dev libclang-rt-19-dev-wasm32 wasi-libc redis-server postgresql wrk prometheus curl)
+packages=(clang-19 lld-19 llvm-19 libclang-19-dev libclang-rt-19-dev-wasm32 wasi-libc redis-server postgresql wrk prometheus curl python3-aiosmtpd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

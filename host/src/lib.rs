@@ -5,6 +5,7 @@
 pub mod http;
 pub mod jobs;
 pub mod local_run;
+pub mod mailer;
 pub mod metrics;
 pub mod redis_queue;
 pub mod request_args;

@@ -197,6 +197,12 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
     )
     .with_storage_quota(settings.user_storage_quota)
     .with_schedules(settings.schedules);
+    let service = match &settings.smtp_url {
+        Some(url) => service.with_mailer(
+            valbox::mailer::Mailer::new(url, &settings.email_from).map_err(anyhow::Error::msg)?,
+        ),
+        None => service,
+    };
     Ok(match &settings.redis_url {
         Some(url) => service
             .with_redis_queue(url)
@@ -310,6 +316,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             service
                 .start_reconciler()
                 .context("starting the reconciler")?;
+            service.start_outbox().context("starting the outbox")?;
             tracing::info!(settings = %settings.describe(), "valbox worker started");
             tracing::info!(
                 "{} job workers reading the Redis queue",
@@ -341,6 +348,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             service
                 .start_reconciler()
                 .context("starting the reconciler")?;
+            service.start_outbox().context("starting the outbox")?;
             let state = Arc::new(AppState::new(service.clone(), settings.max_body_bytes));
             // Sandbox calls (and their nested calls) run on these threads.
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub schedule_runs: IntCounterVec,
     /// Schedules paused after failing too often in a row.
     pub schedules_paused: IntCounter,
+    /// Attempts to send emails by outcome (`sent`, `retried`, `failed`).
+    pub emails: IntCounterVec,
     budget_overdrafts: IntCounterVec,
     instances_in_use: IntGauge,
     instances_max: IntGauge,
@@ -179,6 +181,11 @@ impl Metrics {
             schedule_runs: counter_vec(
                 "valbox_schedule_runs_total",
                 "Scheduled runs by outcome (done, failed)",
+                &["outcome"],
+            ),
+            emails: counter_vec(
+                "valbox_emails_total",
+                "Attempts to send emails through SMTP by outcome (sent, retried, failed)",
                 &["outcome"],
             ),
             schedules_paused: register(

@@ -141,6 +141,13 @@ pub struct SettingsArgs {
     /// Failed runs in a row after which a schedule pauses itself and emails its author [default: 5].
     #[arg(long, env = "VALBOX_SCHEDULE_MAX_FAILURES", global = true)]
     pub schedule_max_failures: Option<u32>,
+    /// SMTP server that delivers `console.email` (`smtp://host:port`,
+    /// `smtp://host:port?tls=required`, `smtps://user:password@host`) [default: none: emails are only stored].
+    #[arg(long, env = "VALBOX_SMTP_URL", global = true)]
+    pub smtp_url: Option<String>,
+    /// The sender address of delivered emails [default: valbox@localhost].
+    #[arg(long, env = "VALBOX_EMAIL_FROM", global = true)]
+    pub email_from: Option<String>,
 }
 
 /// How log lines are written.
@@ -194,6 +201,8 @@ struct SettingsFile {
     shutdown_grace_ms: Option<u64>,
     min_schedule_interval: Option<String>,
     schedule_max_failures: Option<u32>,
+    smtp_url: Option<String>,
+    email_from: Option<String>,
     retain_evaluations_days: Option<u32>,
     retain_evaluations_per_user: Option<u32>,
     retain_jobs_days: Option<u32>,
@@ -259,6 +268,10 @@ pub struct Settings {
     pub prune_interval: Duration,
     /// How schedules behave.
     pub schedules: crate::service::ScheduleSettings,
+    /// The SMTP server emails are delivered through, when set.
+    pub smtp_url: Option<String>,
+    /// The sender address of delivered emails.
+    pub email_from: String,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -496,6 +509,16 @@ impl SettingsArgs {
                     .max(1),
                 ..Default::default()
             },
+            smtp_url: self
+                .smtp_url
+                .clone()
+                .or(file.smtp_url)
+                .filter(|u| !u.is_empty()),
+            email_from: self
+                .email_from
+                .clone()
+                .or(file.email_from)
+                .unwrap_or_else(|| "valbox@localhost".into()),
         })
     }
 }
@@ -544,7 +567,7 @@ impl Settings {
              user_instance_share={} http_threads={} job_workers={} \
              cpu_turns={} fetch_allow_private={} admin_key={} master_key={} shutdown_grace_ms={} \
              retention={:?} prune_interval_ms={} budgets={:?} min_schedule_interval={:?} \
-             schedule_max_failures={}",
+             schedule_max_failures={} smtp={} email_from={}",
             self.listen,
             self.data_dir.display(),
             self.database_url.as_deref().map_or("sqlite".into(), mask_password),
@@ -569,6 +592,8 @@ impl Settings {
             self.budgets,
             self.schedules.min_interval,
             self.schedules.max_failures,
+            self.smtp_url.as_deref().map_or("none".into(), mask_password),
+            self.email_from,
         )
     }
 

@@ -4,6 +4,7 @@
 //! here and nowhere else. Users, keys and scopes are in `accounts.rs`.
 
 mod accounts;
+mod outbox;
 mod quota;
 mod reconcile;
 mod retention;
@@ -388,6 +389,8 @@ pub struct Service {
     quota: quota::Quota,
     /// How schedules behave.
     schedules: ScheduleSettings,
+    /// The SMTP server emails are sent through, when configured.
+    mailer: Option<Arc<crate::mailer::Mailer>>,
 }
 
 /// A new job's id: 16 random bytes in hex.
@@ -464,6 +467,7 @@ impl Service {
             sandbox: sandbox.clone(),
             sealer: sealer.clone(),
             quota: quota.clone(),
+            send_from_domain: None,
         });
         Service {
             store,
@@ -482,7 +486,21 @@ impl Service {
             key_touches: Mutex::new(std::collections::HashMap::new()),
             quota,
             schedules: ScheduleSettings::default(),
+            mailer: None,
         }
+    }
+
+    /// Sends stored emails through `mailer` (see `outbox.rs`).
+    pub fn with_mailer(mut self, mailer: crate::mailer::Mailer) -> Self {
+        self.world = Arc::new(StoreWorld {
+            store: self.store.clone(),
+            sandbox: self.sandbox.clone(),
+            sealer: self.sealer.clone(),
+            quota: self.quota.clone(),
+            send_from_domain: Some(mailer.domain().to_string()),
+        });
+        self.mailer = Some(Arc::new(mailer));
+        self
     }
 
     /// Sets how schedules behave (minimum interval, failures before pausing).
@@ -1128,6 +1146,8 @@ struct StoreWorld {
     sandbox: Arc<Sandbox>,
     sealer: Arc<SecretSealer>,
     quota: quota::Quota,
+    /// With an SMTP server: emails are stored to be sent, with `Message-ID`s in this domain.
+    send_from_domain: Option<String>,
 }
 
 impl StoreWorld {
@@ -1187,12 +1207,18 @@ impl World for StoreWorld {
     }
 
     fn send_email(&self, email: Email) -> Result<(), String> {
+        let mut id = [0u8; 12];
+        getrandom::fill(&mut id).map_err(|e| e.to_string())?;
+        let domain = self.send_from_domain.as_deref().unwrap_or("valbox.invalid");
+        let message_id = format!("<{}@{domain}>", hex::encode(id));
         self.store
             .add_email(
                 &email.to,
                 email.from_author.as_deref(),
                 &email.subject,
                 &email.body,
+                &message_id,
+                self.send_from_domain.is_some(),
             )
             .map_err(|e| e.to_string())
     }

@@ -129,6 +129,40 @@ pub struct StoredEmail {
     pub body: String,
     /// When (Unix seconds).
     pub created_at: i64,
+    /// The `Message-ID` it is sent with (the same on every attempt).
+    pub message_id: Option<String>,
+    /// `stored` (no SMTP server configured), `pending`, `sent` or `failed`.
+    pub delivery: String,
+    /// Why the last attempt to send it failed.
+    pub delivery_error: Option<String>,
+}
+
+/// An email on its way out through SMTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// Row id.
+    pub id: i64,
+    /// The recipient's address (their account's email).
+    pub to_address: String,
+    /// Subject.
+    pub subject: String,
+    /// Body.
+    pub body: String,
+    /// Its `Message-ID`.
+    pub message_id: String,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// How an attempt to send an email ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The SMTP server took it.
+    Sent,
+    /// It failed and is tried again at this time (Unix milliseconds).
+    Retry(i64, String),
+    /// It failed for good.
+    Failed(String),
 }
 
 /// Where a job is.
@@ -376,7 +410,16 @@ pub trait Store: Send + Sync {
         from_author: Option<&str>,
         subject: &str,
         body: &str,
+        message_id: &str,
+        deliver: bool,
     ) -> StoreResult<()>;
+    /// Emails waiting to be sent whose next attempt is due at `now_ms`.
+    fn due_emails(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<OutgoingEmail>>;
+    /// Claims an attempt at `email` for this node until `lease_until`
+    /// (Unix milliseconds): false when another node claimed it first.
+    fn claim_email(&self, email: &OutgoingEmail, lease_until: i64) -> StoreResult<bool>;
+    /// Records how an attempt to send email `id` ended.
+    fn email_delivered(&self, id: i64, delivery: &Delivery) -> StoreResult<()>;
     /// Emails sent to `to`, newest first.
     fn emails(&self, to: &str) -> StoreResult<Vec<StoredEmail>>;
     /// Stores a queued job (durably, before it is acknowledged).

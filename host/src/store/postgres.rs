@@ -6,8 +6,9 @@
 use super::retention::Writers;
 use super::schema::{self, Dialect};
 use super::{
-    ApiKey, JobStatus, Privacy, Pruned, Reseal, Retention, Store, StoreError, StoreResult,
-    StoredEmail, StoredEvaluation, StoredJob, StoredSchedule, User, ValMeta, ValVersion,
+    ApiKey, Delivery, JobStatus, OutgoingEmail, Privacy, Pruned, Reseal, Retention, Store,
+    StoreError, StoreResult, StoredEmail, StoredEvaluation, StoredJob, StoredSchedule, User,
+    ValMeta, ValVersion,
 };
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
@@ -605,17 +606,62 @@ impl Store for PgStore {
         from_author: Option<&str>,
         subject: &str,
         body: &str,
+        message_id: &str,
+        deliver: bool,
     ) -> StoreResult<()> {
+        let delivery = if deliver { "pending" } else { "stored" };
         self.client().execute(
-            "INSERT INTO emails (to_user, from_author, subject, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-            &[&to, &from_author, &subject, &body, &now()],
+            "INSERT INTO emails (to_user, from_author, subject, body, created_at, message_id, delivery, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
+            &[&to, &from_author, &subject, &body, &now(), &message_id, &delivery],
+        )?;
+        Ok(())
+    }
+
+    fn due_emails(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<OutgoingEmail>> {
+        let rows = self.client().query(
+            "SELECT e.id, u.email, e.subject, e.body, e.message_id, e.attempts FROM emails e JOIN users u ON u.handle = e.to_user
+             WHERE e.delivery = 'pending' AND e.next_attempt_at <= $1 ORDER BY e.next_attempt_at LIMIT $2",
+            &[&now_ms, &i64::from(limit)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| OutgoingEmail {
+                id: row.get(0),
+                to_address: row.get(1),
+                subject: row.get(2),
+                body: row.get(3),
+                message_id: row.get::<_, Option<String>>(4).unwrap_or_default(),
+                attempts: row.get::<_, i32>(5) as u32,
+            })
+            .collect())
+    }
+
+    fn claim_email(&self, email: &OutgoingEmail, lease_until: i64) -> StoreResult<bool> {
+        let claimed = self.client().execute(
+            "UPDATE emails SET attempts = attempts + 1, next_attempt_at = $3
+             WHERE id = $1 AND attempts = $2 AND delivery = 'pending'",
+            &[&email.id, &(email.attempts as i32), &lease_until],
+        )?;
+        Ok(claimed == 1)
+    }
+
+    fn email_delivered(&self, id: i64, delivery: &Delivery) -> StoreResult<()> {
+        let (state, retry_at, error) = match delivery {
+            Delivery::Sent => ("sent", None, None),
+            Delivery::Retry(at, error) => ("pending", Some(*at), Some(error.as_str())),
+            Delivery::Failed(error) => ("failed", None, Some(error.as_str())),
+        };
+        self.client().execute(
+            "UPDATE emails SET delivery = $2, next_attempt_at = coalesce($3, next_attempt_at), delivery_error = $4 WHERE id = $1",
+            &[&id, &state, &retry_at, &error],
         )?;
         Ok(())
     }
 
     fn emails(&self, to: &str) -> StoreResult<Vec<StoredEmail>> {
         let rows = self.client().query(
-            "SELECT id, to_user, from_author, subject, body, created_at FROM emails WHERE to_user = $1 ORDER BY id DESC",
+            "SELECT id, to_user, from_author, subject, body, created_at, message_id, delivery, delivery_error FROM emails WHERE to_user = $1 ORDER BY id DESC",
             &[&to],
         )?;
         Ok(rows
@@ -627,6 +673,9 @@ impl Store for PgStore {
                 subject: row.get(3),
                 body: row.get(4),
                 created_at: row.get(5),
+                message_id: row.get(6),
+                delivery: row.get(7),
+                delivery_error: row.get(8),
             })
             .collect())
     }

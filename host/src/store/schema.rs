@@ -114,6 +114,14 @@ CREATE INDEX schedules_due ON schedules (paused, next_run_at);
 ALTER TABLE jobs ADD COLUMN tick_key TEXT;
 CREATE UNIQUE INDEX jobs_by_tick ON jobs (tick_key);
 "#,
+    r#"
+ALTER TABLE emails ADD COLUMN message_id TEXT;
+ALTER TABLE emails ADD COLUMN delivery TEXT NOT NULL DEFAULT 'stored';
+ALTER TABLE emails ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE emails ADD COLUMN next_attempt_at BIGINT;
+ALTER TABLE emails ADD COLUMN delivery_error TEXT;
+CREATE INDEX emails_pending ON emails (delivery, next_attempt_at);
+"#,
 ];
 
 /// The migrations for `dialect`, in order; a store applies those it has not yet.

@@ -741,11 +741,62 @@ impl Store for SqliteStore {
         from_author: Option<&str>,
         subject: &str,
         body: &str,
+        message_id: &str,
+        deliver: bool,
     ) -> StoreResult<()> {
+        let delivery = if deliver { "pending" } else { "stored" };
         self.with(|c| {
-            c.prepare_cached("INSERT INTO emails (to_user, from_author, subject, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
-                params![to, from_author, subject, body, now()],
-            )
+            c.prepare_cached(
+                "INSERT INTO emails (to_user, from_author, subject, body, created_at, message_id, delivery, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+            )?
+            .execute(params![to, from_author, subject, body, now(), message_id, delivery])
+            .map(drop)
+        })
+    }
+
+    fn due_emails(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<OutgoingEmail>> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT e.id, u.email, e.subject, e.body, e.message_id, e.attempts FROM emails e JOIN users u ON u.handle = e.to_user
+                 WHERE e.delivery = 'pending' AND e.next_attempt_at <= ?1 ORDER BY e.next_attempt_at LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![now_ms, limit], |row| {
+                Ok(OutgoingEmail {
+                    id: row.get(0)?,
+                    to_address: row.get(1)?,
+                    subject: row.get(2)?,
+                    body: row.get(3)?,
+                    message_id: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    attempts: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn claim_email(&self, email: &OutgoingEmail, lease_until: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            c.prepare_cached(
+                "UPDATE emails SET attempts = attempts + 1, next_attempt_at = ?3
+                 WHERE id = ?1 AND attempts = ?2 AND delivery = 'pending'",
+            )?
+            .execute(params![email.id, email.attempts, lease_until])
+            .map(|n| n == 1)
+        })
+    }
+
+    fn email_delivered(&self, id: i64, delivery: &Delivery) -> StoreResult<()> {
+        let (state, retry_at, error) = match delivery {
+            Delivery::Sent => ("sent", None, None),
+            Delivery::Retry(at, error) => ("pending", Some(*at), Some(error.as_str())),
+            Delivery::Failed(error) => ("failed", None, Some(error.as_str())),
+        };
+        self.with(|c| {
+            c.prepare_cached(
+                "UPDATE emails SET delivery = ?2, next_attempt_at = coalesce(?3, next_attempt_at), delivery_error = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, state, retry_at, error])
             .map(drop)
         })
     }
@@ -753,7 +804,7 @@ impl Store for SqliteStore {
     fn emails(&self, to: &str) -> StoreResult<Vec<StoredEmail>> {
         self.with(|c| {
             let mut statement = c.prepare_cached(
-                "SELECT id, to_user, from_author, subject, body, created_at FROM emails WHERE to_user = ?1 ORDER BY id DESC",
+                "SELECT id, to_user, from_author, subject, body, created_at, message_id, delivery, delivery_error FROM emails WHERE to_user = ?1 ORDER BY id DESC",
             )?;
             let rows = statement.query_map(params![to], |row| {
                 Ok(StoredEmail {
@@ -763,6 +814,9 @@ impl Store for SqliteStore {
                     subject: row.get(3)?,
                     body: row.get(4)?,
                     created_at: row.get(5)?,
+                    message_id: row.get(6)?,
+                    delivery: row.get(7)?,
+                    delivery_error: row.get(8)?,
                 })
             })?;
             rows.collect()
@@ -1193,7 +1247,9 @@ mod tests {
                 .add_evaluation("alice", None, serde_json::json!({ "n": n }).to_string())
                 .unwrap();
         }
-        store.add_email("alice", None, "s", "b").unwrap();
+        store
+            .add_email("alice", None, "s", "b", "<1@x>", false)
+            .unwrap();
         let job = serde_json::json!({"kind": "eval", "code": "1", "args": []});
         store.add_job("j1", "alice", &job).unwrap();
         store.start_job("j1").unwrap();
