@@ -21,7 +21,8 @@ data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 admin=contract-admin-key
 VALBOX_ADMIN_KEY=$admin VALBOX_LOG=warn "$binary" serve --data-dir "$data" --listen "127.0.0.1:$port" \
-    --max-concurrent-calls 64 --max-calls-per-user 64 --deadline-ms 2000 2>"$data/server.log" &
+    --max-concurrent-calls 64 --max-calls-per-user 64 --deadline-ms 2000 --min-schedule-interval 1s \
+    2>"$data/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
 base="http://127.0.0.1:$port"

@@ -2,7 +2,8 @@
 //! cluster this test starts on a free port (as the `postgres` user when run
 //! as root) unless `VALBOX_TEST_POSTGRES_URL` names a database to use (it is
 //! emptied first). Two `valbox serve` processes with different data dirs
-//! share it, as two nodes would.
+//! share it, as two nodes would. And `valbox rotate-master-key` on it,
+//! killed inside its transaction.
 
 mod common;
 
@@ -65,7 +66,9 @@ fn postgres() -> (String, Option<Cluster>) {
             .unwrap();
         return (url, None);
     }
-    let dir = std::env::temp_dir().join(format!("valbox-pg-{}", std::process::id()));
+    static CLUSTERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("valbox-pg-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let _ = Command::new("chown")
@@ -374,4 +377,136 @@ fn two_nodes_share_users_vals_secrets_traces_emails_and_jobs() {
         Some(json!({"handle": "bob", "email": "b@x"})),
     );
     assert_eq!(status, 409);
+}
+
+/// Reads secrets `s0..s{count}` of the key's user through `/v1/eval`.
+fn read_secrets(http: &Http, key: &str, count: usize) -> Value {
+    let reads: Vec<String> = (0..count).map(|n| format!("@me.secrets.s{n}")).collect();
+    let code = format!("[{}]", reads.join(","));
+    let (status, answer) = http.call("POST", "/v1/eval", Some(key), Some(json!({ "code": code })));
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+#[test]
+fn the_master_key_rotates_on_postgres_even_when_killed_inside_its_transaction() {
+    if std::env::var("VALBOX_TEST_POSTGRES_URL").is_ok() {
+        // The shared database is emptied by the other test of this file.
+        return;
+    }
+    let (database, _postgres) = postgres();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg-rotate");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The master key lives in the data dir (no VALBOX_MASTER_KEY).
+    let serve = || {
+        let port = free_port();
+        let server = Process(
+            Command::new(env!("CARGO_BIN_EXE_valbox"))
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .env("VALBOX_DATA_DIR", &dir)
+                .env("VALBOX_ADMIN_KEY", ADMIN)
+                .env("VALBOX_DATABASE_URL", &database)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for_port(port, "valbox serve");
+        (server, Http { port })
+    };
+    let count = 1500;
+    let key = {
+        let (_server, http) = serve();
+        let key = http.user("sec");
+        for n in 0..count {
+            let (status, _) = http.call(
+                "PUT",
+                &format!("/v1/secrets/s{n}"),
+                Some(&key),
+                Some(json!({"value": format!("value {n}")})),
+            );
+            assert_eq!(status, 200);
+        }
+        key
+    };
+    let expected: Value = (0..count).map(|n| json!(format!("value {n}"))).collect();
+    let old_key = std::fs::read_to_string(dir.join("master.key")).unwrap();
+    let new_file = dir.join("new.key");
+    std::fs::write(&new_file, "ab".repeat(32)).unwrap();
+    let rotate = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_valbox"));
+        command
+            .args(["rotate-master-key", "--new-key-file"])
+            .arg(&new_file)
+            .env("VALBOX_DATA_DIR", &dir)
+            .env("VALBOX_DATABASE_URL", &database)
+            .stderr(Stdio::piped());
+        command
+    };
+
+    // kill -9 exactly while the rotation's transaction is open: watched
+    // from PostgreSQL's own view of its backends.
+    let mut watcher = postgres::Client::connect(&database, postgres::NoTls).unwrap();
+    let mut child = rotate().spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let open: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+                 AND xact_start IS NOT NULL AND query ILIKE '%secrets%'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if open > 0 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the rotation ended before its transaction was seen"
+        );
+        assert!(Instant::now() < deadline, "the rotation never began");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("master.key")).unwrap(),
+        old_key,
+        "killed before its commit: the key file is unchanged"
+    );
+    {
+        // Nothing was committed: the old key opens every secret.
+        let (_server, http) = serve();
+        assert_eq!(read_secrets(&http, &key, count), expected);
+    }
+
+    // Run again to the end: every secret opens with the new key, none with the old.
+    let output = rotate().output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("master.key"))
+            .unwrap()
+            .trim(),
+        "ab".repeat(32)
+    );
+    {
+        let (_server, http) = serve();
+        assert_eq!(read_secrets(&http, &key, count), expected);
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_valbox"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .env("VALBOX_DATA_DIR", &dir)
+        .env("VALBOX_DATABASE_URL", &database)
+        .env("VALBOX_MASTER_KEY", old_key.trim())
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a node with the old key refuses to start"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("master key"));
 }

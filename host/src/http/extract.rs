@@ -208,7 +208,7 @@ async fn drain(mut body: Body, mut seen: usize, limit: usize) -> bool {
     false
 }
 
-/// A JSON request body of type `T`, read under the size limit; a body that
+/// A JSON object body of type `T`, read under the size limit; a body that
 /// is too large, not JSON, or not a `T` is answered with the JSON error
 /// before the handler runs.
 pub struct JsonBody<T>(pub T);
@@ -218,6 +218,12 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, Response> {
         let bytes = read_body(state, request.into_body()).await?;
+        // Every such body is an object: serde would also read a struct
+        // from an array of its fields, which no client means.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{') {
+            return Err(ApiError::bad_request("the body must be a JSON object").into_response());
+        }
         parse_json(&bytes)
             .map(JsonBody)
             .map_err(IntoResponse::into_response)
