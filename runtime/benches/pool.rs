@@ -2,8 +2,9 @@
 //! server's default size on this machine
 //! (`SandboxConfig::instances_fitting_memory`, 64 MiB instances): threads run call trees 12 deep (`@deep.rec` and `@deep2.rec`
 //! calling each other, nothing at the bottom) for a few seconds each, as
-//! one user (whose share is half the pool) and as many users; refusals for
-//! want of an instance are counted, not retried.
+//! one user (whose share is half the pool) and as many users; a thread
+//! refused for want of an instance waits 10 ms before its next tree (a
+//! client backing off), and refusals are counted.
 //!
 //! Run: `cargo bench -p valbox-runtime --bench pool` (numbers go to
 //! docs/perf.md). `VALBOX_BENCH_SECONDS` sets each measurement's length
@@ -84,7 +85,11 @@ fn main() {
                             );
                             match outcome.result {
                                 Ok(_) => trees.fetch_add(1, Relaxed),
-                                Err(SandboxError::Capacity(_)) => refused.fetch_add(1, Relaxed),
+                                Err(SandboxError::Capacity(_)) => {
+                                    // A client told to come back later does not retry at once.
+                                    std::thread::sleep(Duration::from_millis(10));
+                                    refused.fetch_add(1, Relaxed)
+                                }
                                 Err(e) => panic!("{e}"),
                             };
                         }

@@ -14,6 +14,14 @@
 //! to come back (429 for a payer's share, 503 for the pool). A tree holds
 //! at most `max_depth + 1` instances: nested calls run one at a time, on
 //! the caller's thread, so its instances form a stack.
+//!
+//! A new tree's first instance is admitted only while a quarter of the
+//! pool (and of the payer's share) stays free: that quarter is for the
+//! nested calls of trees already running. Without it, under overload new
+//! trees take every instance that running trees give back, and every tree
+//! ends half-way for want of its next instance (the pool bench in
+//! docs/perf.md: a few hundred nested calls a second instead of ~10,000);
+//! with it, running trees finish and new ones wait their turn.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -109,28 +117,36 @@ impl Admission {
         self.per_user
     }
 
-    /// Takes one instance for `payer`, or says which limit refuses it.
-    pub(crate) fn acquire<'a>(&'a self, payer: &'a Payer) -> Result<Lease<'a>, Capacity> {
+    /// Takes one instance for `payer` — the first of a new tree (`root`)
+    /// or one for a nested call — or says which limit refuses it.
+    pub(crate) fn acquire<'a>(
+        &'a self,
+        payer: &'a Payer,
+        root: bool,
+    ) -> Result<Lease<'a>, Capacity> {
+        // A new tree leaves a quarter free for running trees' nested calls.
+        let room = |limit: u32| if root { limit - limit / 4 } else { limit };
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if held.total >= self.capacity {
+        if held.total >= room(self.capacity) {
+            let in_use = held.total;
             drop(held);
             return Err(self.refuse(
                 CapacityScope::Server,
                 format!(
-                    "no capacity: all {} sandbox instances of the server are in use; try again shortly",
+                    "no capacity: {in_use} of the server's {} sandbox instances are in use; try again shortly",
                     self.capacity
                 ),
             ));
         }
         if let Payer::User(user) = payer {
             let mine = held.by_user.get(user).copied().unwrap_or(0);
-            if mine >= self.per_user {
+            if mine >= room(self.per_user) {
                 drop(held);
                 return Err(self.refuse(
                     CapacityScope::User,
                     format!(
-                        "no capacity: your calls hold {} sandbox instances (nested calls included), \
-                         the share one user may hold; try again when some end",
+                        "no capacity: your calls hold {mine} of the {} sandbox instances one user may hold \
+                         (nested calls included); try again when some end",
                         self.per_user
                     ),
                 ));
@@ -194,26 +210,29 @@ mod tests {
             Payer::user(Some("bob")),
             Payer::user(Some("carol")),
         );
-        let a1 = admission.acquire(&alice).unwrap();
-        let _a2 = admission.acquire(&alice).unwrap();
+        let a1 = admission.acquire(&alice, true).unwrap();
+        let _a2 = admission.acquire(&alice, false).unwrap();
         assert_eq!(
-            admission.acquire(&alice).err().map(|c| c.scope),
+            admission.acquire(&alice, false).err().map(|c| c.scope),
             Some(CapacityScope::User)
         );
-        let _b1 = admission.acquire(&bob).unwrap();
-        let _b2 = admission.acquire(&bob).unwrap();
+        let _b1 = admission.acquire(&bob, true).unwrap();
+        let _b2 = admission.acquire(&bob, false).unwrap();
         assert_eq!(
-            admission.acquire(&carol).err().map(|c| c.scope),
+            admission.acquire(&carol, false).err().map(|c| c.scope),
             Some(CapacityScope::Server)
         );
         assert_eq!(
-            admission.acquire(&Payer::Pool).err().map(|c| c.scope),
+            admission
+                .acquire(&Payer::Pool, false)
+                .err()
+                .map(|c| c.scope),
             Some(CapacityScope::Server)
         );
         assert_eq!(admission.in_use(), 4);
         drop(a1);
         assert_eq!(admission.in_use(), 3);
-        let _c1 = admission.acquire(&carol).unwrap();
+        let _c1 = admission.acquire(&carol, false).unwrap();
         assert_eq!(admission.refusals(), vec![("user_share", 1), ("pool", 2)]);
     }
 
@@ -221,15 +240,33 @@ mod tests {
     fn anonymous_callers_share_one_count_and_compiles_only_the_pool() {
         let admission = Admission::new(10, 0.2);
         let anonymous = Payer::user(None);
-        let _x = admission.acquire(&anonymous).unwrap();
-        let _y = admission.acquire(&anonymous).unwrap();
-        assert!(admission.acquire(&anonymous).is_err());
+        let _x = admission.acquire(&anonymous, true).unwrap();
+        let _y = admission.acquire(&anonymous, false).unwrap();
+        assert!(admission.acquire(&anonymous, false).is_err());
         let compiles: Vec<_> = (0..8)
-            .map(|_| admission.acquire(&Payer::Pool).unwrap())
+            .map(|_| admission.acquire(&Payer::Pool, false).unwrap())
             .collect();
         assert_eq!(admission.in_use(), 10);
         drop(compiles);
         assert_eq!(admission.in_use(), 2);
+    }
+
+    #[test]
+    fn a_new_tree_leaves_a_quarter_free_for_running_trees() {
+        let admission = Admission::new(8, 1.0);
+        let alice = Payer::user(Some("alice"));
+        let roots: Vec<_> = (0..6)
+            .map(|_| admission.acquire(&alice, true).unwrap())
+            .collect();
+        assert!(
+            admission.acquire(&alice, true).is_err(),
+            "6 of 8 taken: no new tree"
+        );
+        let nested: Vec<_> = (0..2)
+            .map(|_| admission.acquire(&alice, false).unwrap())
+            .collect();
+        assert_eq!(admission.in_use(), 8);
+        drop((roots, nested));
     }
 
     #[test]

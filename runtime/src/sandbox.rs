@@ -300,7 +300,7 @@ impl Sandbox {
         let tree = CallTree::new(Payer::Pool);
         let _lease = shared
             .admission
-            .acquire(&tree.payer)
+            .acquire(&tree.payer, true)
             .map_err(SandboxError::Capacity)?;
         let mut store = Store::new(
             &shared.engine,
@@ -424,7 +424,8 @@ impl Shared {
         request: &[u8],
     ) -> (Result<abi::GuestResponse, SandboxError>, Evaluation) {
         let mut evaluation = Evaluation::start(target, &frame);
-        let _lease = match self.admission.acquire(&tree.payer) {
+        let root = frame.depth == 0 && matches!(tree.payer, Payer::User(_));
+        let _lease = match self.admission.acquire(&tree.payer, root) {
             Ok(lease) => lease,
             Err(refused) => {
                 evaluation.error = Some(refused.to_string());

@@ -73,7 +73,12 @@ fn a_tree_deeper_than_the_users_share_ends_with_a_capacity_error_the_code_cannot
     match outcome.result {
         Err(SandboxError::Capacity(refused)) => {
             assert_eq!(refused.scope, CapacityScope::User);
-            assert!(refused.message.contains("4 sandbox instances"), "{refused}");
+            assert!(
+                refused
+                    .message
+                    .contains("hold 4 of the 4 sandbox instances"),
+                "{refused}"
+            );
         }
         other => panic!("expected a capacity error, got {other:?}"),
     }
