@@ -4,7 +4,8 @@
 //! SQLite file.
 //!
 //! - Redis restarted without its data: every job the store holds still
-//!   runs, exactly once; a job submitted while Redis is down is accepted.
+//!   runs, exactly once; a job submitted while Redis is down is accepted;
+//!   a schedule's ticks claimed during the outage all run, once.
 //! - Two nodes and two workers, three 1 s schedules, one worker and then
 //!   one node killed with SIGKILL and started again: every tick runs once
 //!   (no tick twice, none missing that a run does not count as skipped).
@@ -91,9 +92,19 @@ fn jobs_stored_before_redis_lost_its_data_still_run_exactly_once() {
         body["id"].as_str().unwrap().to_string()
     };
     let mut jobs: Vec<(u32, String)> = (0..50).map(|n| (n, submit(n))).collect();
+    // A schedule keeps ticking through the outage: its ticks are stored.
+    let code = "export default (i) => { console.log(JSON.stringify({at: i.scheduledAt.getTime(), skipped: i.skippedTicks})) }";
+    let (status, body) = http.call(
+        "PUT",
+        "/v1/vals/beat",
+        Some(&key),
+        Some(json!({"code": code, "schedule": {"every": "1s"}})),
+    );
+    assert_eq!(status, 200, "{body}");
     // Redis dies: a job submitted now is still accepted (the store has it).
     drop(redis);
     jobs.extend((50..55).map(|n| (n, submit(n))));
+    std::thread::sleep(Duration::from_secs(3));
     // Redis comes back empty, as after a restart without persistence.
     let _redis = redis_on(redis_port);
     jobs.extend((55..65).map(|n| (n, submit(n))));
@@ -110,6 +121,39 @@ fn jobs_stored_before_redis_lost_its_data_still_run_exactly_once() {
         };
         assert_eq!(job["result"], json!(n * 2), "job {n}");
         assert_eq!(job["attempts"], 1, "job {n} ran exactly once: {job}");
+    }
+    // Every tick claimed during the outage runs, once: those Redis never
+    // had are queued by the reconciler after its grace period.
+    let (status, _) = http.call(
+        "PATCH",
+        "/v1/vals/beat",
+        Some(&key),
+        Some(json!({"paused": true})),
+    );
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, listed) = http.call("GET", "/v1/jobs?limit=100", Some(&key), None);
+        let waiting = listed["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|job| job["status"] != "done")
+            .count();
+        if waiting == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} jobs never ran: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let runs = &ticks(&http, &key)["alice.beat"];
+    assert!(runs.len() >= 4, "{runs:?}");
+    for pair in runs.windows(2) {
+        let ((earlier, skipped), (later, _)) = (pair[0], pair[1]);
+        assert_eq!(later - earlier, 1_000 * (1 + skipped), "{runs:?}");
     }
 }
 

@@ -119,6 +119,17 @@ fn an_interval_schedule_runs_every_tick_with_the_last_run_time() {
     let (status, list) = http.call("GET", "/v1/schedules", Some(&key), None);
     assert_eq!(status, 200);
     assert_eq!(list["schedules"][0]["val"], "al.tick");
+    // Each run is one of the author's jobs.
+    let (status, jobs) = http.call("GET", "/v1/jobs?limit=100", Some(&key), None);
+    assert_eq!(status, 200, "{jobs}");
+    let ticks: Vec<&Value> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|job| job["request"]["kind"] == "schedule" && job["request"]["name"] == "tick")
+        .collect();
+    assert!(ticks.len() >= seen.len(), "{jobs}");
+    assert!(ticks.iter().all(|job| job["owner"] == "al"));
 
     // Paused: no run. Resumed: runs again. Removed: no schedule at all.
     assert_eq!(patch(&http, &key, "tick", json!({"paused": true})).0, 200);
@@ -230,4 +241,49 @@ fn downtime_ends_in_one_catch_up_run_that_counts_the_missed_ticks() {
     );
     let catch_ups = seen.iter().filter(|run| run["skipped"] != 0).count();
     assert_eq!(catch_ups, 1, "one catch-up run, not a storm: {seen:?}");
+}
+
+#[test]
+fn a_pinned_schedule_runs_its_version_and_an_unpinned_one_the_latest() {
+    let dir = fresh_dir("schedules-pinned");
+    let port = free_port();
+    let _server = serve(&dir, port);
+    let http = Http { port };
+    let key = http.user("al");
+    let logs = |version: &str| {
+        format!("export default (i) => {{ console.log(JSON.stringify({{at: i.scheduledAt.getTime(), skipped: 0, v: '{version}'}})) }}")
+    };
+    save(&http, &key, "job", json!({"code": logs("one")}));
+    save(
+        &http,
+        &key,
+        "job",
+        json!({"code": logs("two"), "schedule": {"every": "1s", "version": 1}}),
+    );
+    assert_eq!(
+        schedule(&http, &key, "job")["schedule"],
+        json!({"every": "1s", "version": 1})
+    );
+    std::thread::sleep(Duration::from_millis(2_300));
+    let pinned = runs(&http, &key, "job");
+    assert!(
+        !pinned.is_empty() && pinned.iter().all(|run| run["v"] == "one"),
+        "{pinned:?}"
+    );
+    let (status, _) = patch(&http, &key, "job", json!({"schedule": {"every": "1s"}}));
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(2_300));
+    let all = runs(&http, &key, "job");
+    assert_eq!(
+        all.last().unwrap()["v"],
+        "two",
+        "unpinned: the latest version: {all:?}"
+    );
+    let (status, body) = patch(
+        &http,
+        &key,
+        "job",
+        json!({"schedule": {"every": "1s", "version": 9}}),
+    );
+    assert_eq!(status, 404, "a pinned version must exist: {body}");
 }

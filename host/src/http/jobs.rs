@@ -1,8 +1,10 @@
 //! The job queue over HTTP: submit, then poll.
 
-use super::errors::ApiResult;
-use super::extract::{blocking, Authed, JsonBody, Run};
-use super::openapi::{AcceptedJob, BodyErrors, JobRequest, Missing, NeedsKey, TAG_JOBS};
+use super::errors::{ApiError, ApiResult};
+use super::extract::{blocking, Authed, JsonBody, QueryArgs, Run};
+use super::openapi::{
+    AcceptedJob, BadInput, BodyErrors, JobList, JobRequest, Missing, NeedsKey, TAG_JOBS,
+};
 use super::AppState;
 use crate::service::Principal;
 use crate::service::ServiceError;
@@ -34,6 +36,38 @@ pub async fn submit_job(
             status: job.status,
         }),
     ))
+}
+
+/// `GET /v1/jobs`'s query.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct JobsQuery {
+    /// How many (1 to 100, default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// Only jobs submitted before this one (its id), for the next page.
+    #[param(pattern = r"^[0-9a-f]{32}$")]
+    before: Option<String>,
+}
+
+/// My jobs, newest first: submitted ones and my schedules' runs.
+#[utoipa::path(get, path = "/v1/jobs", tag = TAG_JOBS,
+    params(JobsQuery),
+    security(("bearer" = ["run"])),
+    responses((status = 200, description = "Newest first", body = JobList), NeedsKey, BadInput))]
+pub async fn list_jobs(
+    State(state): Shared,
+    Authed(Principal { user, .. }, _): Authed<Run>,
+    QueryArgs(query): QueryArgs<JobsQuery>,
+) -> ApiResult<Json<JobList>> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("`limit` must be between 1 and 100"));
+    }
+    let jobs = blocking(&state, move |service| {
+        service.jobs(&user, limit, query.before.as_deref())
+    })
+    .await?;
+    Ok(Json(JobList { jobs }))
 }
 
 /// One of my jobs: status, attempts, result or error.

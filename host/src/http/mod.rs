@@ -91,7 +91,7 @@ fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(admin::delete_user))
         .routes(routes!(admin::user_keys))
         .routes(routes!(admin::revoke_user_key))
-        .routes(routes!(jobs::submit_job))
+        .routes(routes!(jobs::submit_job, jobs::list_jobs))
         .routes(routes!(jobs::get_job))
 }
 

@@ -229,6 +229,13 @@ fn present<'de, D: serde::Deserializer<'de>>(
     serde_json::Value::deserialize(deserializer).map(Some)
 }
 
+/// `GET /v1/jobs`.
+#[derive(Serialize, ToSchema)]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<crate::store::StoredJob>,
+}
+
 /// `GET /v1/schedules`.
 #[derive(Serialize, ToSchema)]
 pub struct ScheduleList {

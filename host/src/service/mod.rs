@@ -565,6 +565,16 @@ impl Service {
         }
     }
 
+    /// `GET /v1/jobs`: `user`'s jobs (scheduled runs included), newest first.
+    pub fn jobs(
+        &self,
+        user: &User,
+        limit: u32,
+        before: Option<&str>,
+    ) -> ServiceResult<Vec<StoredJob>> {
+        Ok(self.store.jobs(&user.handle, limit.clamp(1, 100), before)?)
+    }
+
     /// `GET /v1/jobs/{id}`: one of `user`'s jobs.
     pub fn job(&self, user: &User, id: &str) -> ServiceResult<StoredJob> {
         self.store

@@ -436,6 +436,9 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<bool>;
     /// One of `owner`'s jobs.
     fn job(&self, owner: &str, id: &str) -> StoreResult<Option<StoredJob>>;
+    /// `owner`'s jobs, newest first, `limit` of them submitted before job
+    /// `before` (by id) when given.
+    fn jobs(&self, owner: &str, limit: u32, before: Option<&str>) -> StoreResult<Vec<StoredJob>>;
     /// Ids of jobs not finished (queued, or running when a process stopped), oldest first.
     fn unfinished_jobs(&self) -> StoreResult<Vec<String>>;
     /// Sets the schedule of `owner.name` (replacing one it had, whose run

@@ -718,6 +718,17 @@ impl Store for PgStore {
         Ok(row.as_ref().map(job))
     }
 
+    fn jobs(&self, owner: &str, limit: u32, before: Option<&str>) -> StoreResult<Vec<StoredJob>> {
+        let rows = self.client().query(
+            &format!(
+                "{JOB_COLUMNS} WHERE owner = $1 AND ($2::TEXT IS NULL OR seq < (SELECT seq FROM jobs WHERE id = $2))
+                 ORDER BY seq DESC LIMIT $3"
+            ),
+            &[&owner, &before, &i64::from(limit)],
+        )?;
+        Ok(rows.iter().map(job).collect())
+    }
+
     fn unfinished_jobs(&self) -> StoreResult<Vec<String>> {
         let rows = self.client().query(
             "SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq",

@@ -876,6 +876,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn jobs(&self, owner: &str, limit: u32, before: Option<&str>) -> StoreResult<Vec<StoredJob>> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(&format!(
+                "{JOB_COLUMNS} WHERE owner = ?1 AND (?2 IS NULL OR seq < (SELECT seq FROM jobs WHERE id = ?2))
+                 ORDER BY seq DESC LIMIT ?3"
+            ))?;
+            let rows = statement.query_map(params![owner, before, limit], job_row)?;
+            rows.collect()
+        })
+    }
+
     fn unfinished_jobs(&self) -> StoreResult<Vec<String>> {
         self.with(|c| {
             let mut statement = c.prepare_cached(
