@@ -40,6 +40,7 @@ pub async fn submit_job(
 
 /// `GET /v1/jobs`'s query.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobsQuery {
     /// How many (1 to 100, default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -62,6 +63,17 @@ pub async fn list_jobs(
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad_request("`limit` must be between 1 and 100"));
+    }
+    if let Some(before) = &query.before {
+        let job_id = before.len() == 32
+            && before
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !job_id {
+            return Err(ApiError::bad_request(
+                "`before` must be a job id (32 lower-case hex digits)",
+            ));
+        }
     }
     let jobs = blocking(&state, move |service| {
         service.jobs(&user, limit, query.before.as_deref())
