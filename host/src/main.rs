@@ -166,7 +166,10 @@ fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
     let path = settings.data_dir.join("valbox.db");
     Ok(match &settings.database_url {
-        Some(url) => Arc::new(PgStore::open(url).context("opening the PostgreSQL database")?),
+        Some(url) => Arc::new(
+            PgStore::open(url, settings.database_pool)
+                .context("opening the PostgreSQL database")?,
+        ),
         // With a Redis queue, `valbox worker` processes may write the same file.
         None if settings.redis_url.is_some() => {
             Arc::new(SqliteStore::open_shared(&path).context("opening the database")?)

@@ -141,6 +141,9 @@ pub struct SettingsArgs {
     /// Failed runs in a row after which a schedule pauses itself and emails its author [default: 5].
     #[arg(long, env = "VALBOX_SCHEDULE_MAX_FAILURES", global = true)]
     pub schedule_max_failures: Option<u32>,
+    /// Connections in the PostgreSQL pool [default: 4 per core].
+    #[arg(long, env = "VALBOX_DATABASE_POOL", global = true)]
+    pub database_pool: Option<u32>,
     /// SMTP server that delivers `console.email` (`smtp://host:port`,
     /// `smtp://host:port?tls=required`, `smtps://user:password@host`) [default: none: emails are only stored].
     #[arg(long, env = "VALBOX_SMTP_URL", global = true)]
@@ -203,6 +206,7 @@ struct SettingsFile {
     schedule_max_failures: Option<u32>,
     smtp_url: Option<String>,
     email_from: Option<String>,
+    database_pool: Option<u32>,
     retain_evaluations_days: Option<u32>,
     retain_evaluations_per_user: Option<u32>,
     retain_jobs_days: Option<u32>,
@@ -270,6 +274,8 @@ pub struct Settings {
     pub schedules: crate::service::ScheduleSettings,
     /// The SMTP server emails are delivered through, when set.
     pub smtp_url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    pub database_pool: u32,
     /// The sender address of delivered emails.
     pub email_from: String,
 }
@@ -514,6 +520,13 @@ impl SettingsArgs {
                 .clone()
                 .or(file.smtp_url)
                 .filter(|u| !u.is_empty()),
+            database_pool: self
+                .database_pool
+                .or(file.database_pool)
+                .unwrap_or_else(|| {
+                    4 * std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
+                })
+                .clamp(1, 1000),
             email_from: self
                 .email_from
                 .clone()
@@ -567,7 +580,7 @@ impl Settings {
              user_instance_share={} http_threads={} job_workers={} \
              cpu_turns={} fetch_allow_private={} admin_key={} master_key={} shutdown_grace_ms={} \
              retention={:?} prune_interval_ms={} budgets={:?} min_schedule_interval={:?} \
-             schedule_max_failures={} smtp={} email_from={}",
+             schedule_max_failures={} smtp={} email_from={} database_pool={}",
             self.listen,
             self.data_dir.display(),
             self.database_url.as_deref().map_or("sqlite".into(), mask_password),
@@ -594,6 +607,7 @@ impl Settings {
             self.schedules.max_failures,
             self.smtp_url.as_deref().map_or("none".into(), mask_password),
             self.email_from,
+            self.database_pool,
         )
     }
 

@@ -275,13 +275,19 @@ fn two_nodes_share_users_vals_secrets_traces_emails_and_jobs() {
     assert_eq!(sent, 1);
     let (_, emails) = two.call("GET", "/v1/emails", Some(&alice), None);
     assert_eq!(emails["emails"][0]["subject"], "hi", "{emails}");
-    let (_, traces) = two.call("GET", "/v1/evaluations?limit=10", Some(&alice), None);
-    assert!(
-        traces["evaluations"]
+    // Records are batched per node (≤ 10 ms): the other node sees them after.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (_, traces) = two.call("GET", "/v1/evaluations?limit=10", Some(&alice), None);
+        if traces["evaluations"]
             .as_array()
-            .is_some_and(|t| t.len() >= 3),
-        "{traces}"
-    );
+            .is_some_and(|t| t.len() >= 3)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{traces}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     let (status, queued) = one.call(
         "POST",

@@ -5,6 +5,8 @@
 //! one several nodes share; both apply the migrations of `schema.rs`.
 
 mod cache;
+mod invalidation;
+mod pg_traces;
 mod postgres;
 mod retention;
 mod schema;

@@ -1,8 +1,14 @@
 //! The store on PostgreSQL (`--database-url`), for several nodes sharing one
 //! database: the same migrations as the SQLite store (`schema.rs`; applied
-//! ones counted in `schema_version`), no rows cached in memory (another node
-//! may change them), and evaluation records written as they come.
+//! ones counted in `schema_version`), a pool of connections (`r2d2`, each
+//! checked when taken, so a connection the server dropped is replaced),
+//! the same hot cache as the embedded store kept right across nodes by
+//! `LISTEN`/`NOTIFY` (`invalidation.rs`), and evaluation records written in
+//! batches (`pg_traces.rs`).
 
+use super::cache::HotCache;
+use super::invalidation::{self, Invalidation, CHANNEL};
+use super::pg_traces::TraceBatch;
 use super::retention::Writers;
 use super::schema::{self, Dialect};
 use super::{
@@ -10,16 +16,30 @@ use super::{
     StoreError, StoreResult, StoredEmail, StoredEvaluation, StoredJob, StoredSchedule, User,
     ValMeta, ValVersion,
 };
-use postgres::{Client, NoTls, Row};
+use postgres::{NoTls, Row};
+use r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
 use serde_json::Value;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-/// The PostgreSQL store: one connection, used by one request at a time,
-/// opened again when the server closed it (a restart, a failover).
+type Manager = PostgresConnectionManager<NoTls>;
+
+/// The PostgreSQL store: a pool of connections shared by every request (a
+/// connection is held for one store call, never while a sandbox runs).
 pub struct PgStore {
-    url: String,
-    client: Mutex<Client>,
+    pool: Pool<Manager>,
+    hot: Arc<HotCache>,
+    traces: Arc<TraceBatch>,
+    /// Stops the cache listener when the store is dropped.
+    stop: Arc<AtomicBool>,
     writers: Writers,
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Database(format!("no database connection: {e}"))
+    }
 }
 
 impl From<postgres::Error> for StoreError {
@@ -113,10 +133,21 @@ fn evaluation(row: &Row) -> StoredEvaluation {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://user@host/db`) and migrates the schema;
-    /// concurrent starts take turns on an advisory lock.
-    pub fn open(url: &str) -> StoreResult<Self> {
-        let mut client = Client::connect(url, NoTls)?;
+    /// Connects to `url` (`postgres://user@host/db`) with a pool of at most
+    /// `pool_size` connections, migrates the schema (concurrent starts take
+    /// turns on an advisory lock), and starts the cache listener and the
+    /// evaluation record writer.
+    pub fn open(url: &str, pool_size: u32) -> StoreResult<Self> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e: postgres::Error| StoreError::Database(format!("the database URL: {e}")))?;
+        let pool = Pool::builder()
+            .max_size(pool_size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(std::time::Duration::from_secs(5))
+            .test_on_check_out(true)
+            .build(PostgresConnectionManager::new(config, NoTls))?;
+        let mut client = pool.get()?;
         let mut t = client.transaction()?;
         t.execute("SELECT pg_advisory_xact_lock(7150867)", &[])?;
         t.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (applied INTEGER NOT NULL)")?;
@@ -131,22 +162,42 @@ impl PgStore {
             t.execute("INSERT INTO schema_version (applied) VALUES (1)", &[])?;
         }
         t.commit()?;
+        drop(client);
+        // Off until the listener listens: nothing is served from it before.
+        let hot = Arc::new(HotCache::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        invalidation::listen(url.to_string(), hot.clone(), stop.clone());
         Ok(PgStore {
-            url: url.to_string(),
-            client: Mutex::new(client),
+            traces: TraceBatch::start(pool.clone()),
+            pool,
+            hot,
+            stop,
             writers: Writers::default(),
         })
     }
 
-    fn client(&self) -> MutexGuard<'_, Client> {
-        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if client.is_closed() {
-            // When this fails, the closed client's errors say why.
-            if let Ok(fresh) = Client::connect(&self.url, NoTls) {
-                *client = fresh;
-            }
-        }
-        client
+    /// A pooled connection, for one store call.
+    fn client(&self) -> StoreResult<PooledConnection<Manager>> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Forgets `what` here and announces it to every node, inside `t` (the
+    /// announcement is delivered when, and only if, `t` commits).
+    fn announce(
+        &self,
+        t: &mut impl postgres::GenericClient,
+        what: Invalidation,
+    ) -> Result<(), postgres::Error> {
+        what.apply(&self.hot);
+        t.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &what.payload()])?;
+        Ok(())
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.traces.close();
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -158,7 +209,7 @@ impl Store for PgStore {
         key_hash: &str,
         key: &ApiKey,
     ) -> StoreResult<()> {
-        let mut client = self.client();
+        let mut client = self.client()?;
         let mut t = client.transaction()?;
         let retired = t
             .query_opt(
@@ -189,23 +240,31 @@ impl Store for PgStore {
     }
 
     fn key_by_hash(&self, key_hash: &str) -> StoreResult<Option<(User, ApiKey)>> {
-        let row = self.client().query_opt(
+        if let Some(found) = self.hot.key(key_hash) {
+            return Ok(Some(found));
+        }
+        let epoch = self.hot.epoch();
+        let row = self.client()?.query_opt(
             "SELECT u.handle, u.email, k.id, k.name, k.scopes, k.created_at, k.expires_at, k.last_used_at
              FROM api_keys k JOIN users u ON u.handle = k.handle WHERE k.key_hash = $1",
             &[&key_hash],
         )?;
-        Ok(row.as_ref().map(|row| (user(row), key_row(row, 2))))
+        let found = row.as_ref().map(|row| (user(row), key_row(row, 2)));
+        if let Some(found) = &found {
+            self.hot.keep_key(key_hash, found, epoch);
+        }
+        Ok(found)
     }
 
     fn add_key(&self, owner: &str, key_hash: &str, key: &ApiKey) -> StoreResult<()> {
-        let mut client = self.client();
+        let mut client = self.client()?;
         let mut t = client.transaction()?;
         insert_key(&mut t, owner, key_hash, key)?;
         Ok(t.commit()?)
     }
 
     fn keys(&self, owner: &str) -> StoreResult<Vec<ApiKey>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             "SELECT id, name, scopes, created_at, expires_at, last_used_at FROM api_keys
              WHERE handle = $1 ORDER BY created_at, id",
             &[&owner],
@@ -214,15 +273,19 @@ impl Store for PgStore {
     }
 
     fn revoke_key(&self, owner: &str, id: &str) -> StoreResult<bool> {
-        let deleted = self.client().execute(
+        let mut client = self.client()?;
+        let mut t = client.transaction()?;
+        let deleted = t.execute(
             "DELETE FROM api_keys WHERE handle = $1 AND id = $2",
             &[&owner, &id],
         )?;
+        self.announce(&mut t, Invalidation::Everything)?;
+        t.commit()?;
         Ok(deleted > 0)
     }
 
     fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
-        self.client().execute(
+        self.client()?.execute(
             "UPDATE api_keys SET last_used_at = $2 WHERE id = $1",
             &[&id, &at],
         )?;
@@ -231,13 +294,14 @@ impl Store for PgStore {
 
     fn users(&self) -> StoreResult<Vec<User>> {
         let rows = self
-            .client()
+            .client()?
             .query("SELECT handle, email FROM users ORDER BY handle", &[])?;
         Ok(rows.iter().map(user).collect())
     }
 
     fn delete_user(&self, handle: &str) -> StoreResult<bool> {
-        let mut client = self.client();
+        self.traces.flush();
+        let mut client = self.client()?;
         let mut t = client.transaction()?;
         let existed = t
             .query_opt("SELECT 1 FROM users WHERE handle = $1", &[&handle])?
@@ -261,12 +325,13 @@ impl Store for PgStore {
                 &[&handle, &now()],
             )?;
         }
+        self.announce(&mut t, Invalidation::Everything)?;
         t.commit()?;
         Ok(existed)
     }
 
     fn reseal_secrets(&self, reseal: Reseal<'_>, fingerprint: &str) -> StoreResult<usize> {
-        let mut client = self.client();
+        let mut client = self.client()?;
         let mut t = client.transaction()?;
         // Writers of secrets wait for this rotation, and it sees all of them.
         t.batch_execute("LOCK TABLE secrets IN EXCLUSIVE MODE")?;
@@ -294,20 +359,20 @@ impl Store for PgStore {
 
     fn master_key_fingerprint(&self) -> StoreResult<Option<String>> {
         let row = self
-            .client()
+            .client()?
             .query_opt("SELECT value FROM meta WHERE name = 'master_key'", &[])?;
         Ok(row.map(|row| row.get(0)))
     }
 
     fn size_bytes(&self) -> StoreResult<u64> {
         let row = self
-            .client()
+            .client()?
             .query_one("SELECT pg_database_size(current_database())", &[])?;
         Ok(row.get::<_, i64>(0).max(0) as u64)
     }
 
     fn storage_used(&self, owner: &str) -> StoreResult<u64> {
-        let row = self.client().query_one(
+        let row = self.client()?.query_one(
             "SELECT (SELECT COALESCE(SUM(octet_length(code) + octet_length(bytecode)), 0) FROM val_versions WHERE owner = $1)::BIGINT
                   + (SELECT COALESCE(SUM(octet_length(sealed)), 0) FROM secrets WHERE owner = $1)::BIGINT",
             &[&owner],
@@ -317,7 +382,7 @@ impl Store for PgStore {
 
     fn prune(&self, retention: &Retention, now: i64, batch: u32) -> StoreResult<Pruned> {
         let writers = self.writers.take();
-        let mut client = self.client();
+        let mut client = self.client()?;
         let batch_rows = i64::from(batch);
         let mut pruned = Pruned::default();
         // Oldest first by id (ids grow with time): only the first `batch`
@@ -373,7 +438,7 @@ impl Store for PgStore {
     }
 
     fn init_master_key_fingerprint(&self, fingerprint: &str) -> StoreResult<String> {
-        let mut client = self.client();
+        let mut client = self.client()?;
         client.execute(
             "INSERT INTO meta (name, value) VALUES ('master_key', $1) ON CONFLICT (name) DO NOTHING",
             &[&fingerprint],
@@ -383,7 +448,7 @@ impl Store for PgStore {
     }
 
     fn user(&self, handle: &str) -> StoreResult<Option<User>> {
-        let row = self.client().query_opt(
+        let row = self.client()?.query_opt(
             "SELECT handle, email FROM users WHERE handle = $1",
             &[&handle],
         )?;
@@ -399,7 +464,7 @@ impl Store for PgStore {
         bytecode: &[u8],
         guest_hash: &str,
     ) -> StoreResult<ValMeta> {
-        let mut client = self.client();
+        let mut client = self.client()?;
         let mut t = client.transaction()?;
         // One writer per val at a time, across nodes.
         t.execute(
@@ -431,6 +496,7 @@ impl Store for PgStore {
              ON CONFLICT (owner, name) DO UPDATE SET privacy = excluded.privacy, latest = excluded.latest",
             &[&owner, &name, &privacy.as_str(), &version],
         )?;
+        self.announce(&mut t, Invalidation::Val(owner.into(), name.into()))?;
         t.commit()?;
         Ok(ValMeta {
             user: owner.into(),
@@ -446,21 +512,32 @@ impl Store for PgStore {
         name: &str,
         version: Option<u32>,
     ) -> StoreResult<Option<ValVersion>> {
+        if version.is_none() {
+            if let Some(latest) = self.hot.latest(owner, name) {
+                return Ok(Some(latest));
+            }
+        }
+        let pinned = version.is_some();
+        let epoch = self.hot.epoch();
         let version = version.map(|v| v as i32);
-        let row = self.client().query_opt(
+        let row = self.client()?.query_opt(
             "SELECT v.owner, v.name, v.latest, v.privacy, x.version, x.code, x.bytecode, x.guest_hash, x.created_at
              FROM vals v JOIN val_versions x ON x.owner = v.owner AND x.name = v.name
              WHERE v.owner = $1 AND v.name = $2 AND x.version = COALESCE($3, v.latest)",
             &[&owner, &name, &version],
         )?;
-        Ok(row.map(|row| ValVersion {
+        let found = row.map(|row| ValVersion {
             meta: meta(&row),
             version: row.get::<_, i32>(4) as u32,
             code: row.get::<_, String>(5).into(),
             bytecode: row.get::<_, Vec<u8>>(6).into(),
             guest_hash: row.get(7),
             created_at: row.get(8),
-        }))
+        });
+        if let (false, Some(latest)) = (pinned, &found) {
+            self.hot.keep_latest(latest, epoch);
+        }
+        Ok(found)
     }
 
     fn replace_bytecode(
@@ -471,15 +548,19 @@ impl Store for PgStore {
         bytecode: &[u8],
         guest_hash: &str,
     ) -> StoreResult<()> {
-        self.client().execute(
+        let mut client = self.client()?;
+        let mut t = client.transaction()?;
+        t.execute(
             "UPDATE val_versions SET bytecode = $4, guest_hash = $5 WHERE owner = $1 AND name = $2 AND version = $3",
             &[&owner, &name, &(version as i32), &bytecode, &guest_hash],
         )?;
+        self.announce(&mut t, Invalidation::Val(owner.into(), name.into()))?;
+        t.commit()?;
         Ok(())
     }
 
     fn versions(&self, owner: &str, name: &str) -> StoreResult<Vec<(u32, i64)>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             "SELECT x.version, x.created_at FROM val_versions x JOIN vals v ON v.owner = x.owner AND v.name = x.name
              WHERE x.owner = $1 AND x.name = $2 ORDER BY x.version",
             &[&owner, &name],
@@ -496,28 +577,35 @@ impl Store for PgStore {
         name: &str,
         privacy: Privacy,
     ) -> StoreResult<Option<ValMeta>> {
-        let row = self.client().query_opt(
+        let mut client = self.client()?;
+        let mut t = client.transaction()?;
+        let row = t.query_opt(
             "UPDATE vals SET privacy = $3 WHERE owner = $1 AND name = $2 RETURNING owner, name, latest, privacy",
             &[&owner, &name, &privacy.as_str()],
         )?;
+        self.announce(&mut t, Invalidation::Val(owner.into(), name.into()))?;
+        t.commit()?;
         Ok(row.as_ref().map(meta))
     }
 
     fn delete_val(&self, owner: &str, name: &str) -> StoreResult<bool> {
-        let mut client = self.client();
-        let deleted = client.execute(
+        let mut client = self.client()?;
+        let mut t = client.transaction()?;
+        let deleted = t.execute(
             "DELETE FROM vals WHERE owner = $1 AND name = $2",
             &[&owner, &name],
         )?;
-        client.execute(
+        t.execute(
             "DELETE FROM schedules WHERE owner = $1 AND name = $2",
             &[&owner, &name],
         )?;
+        self.announce(&mut t, Invalidation::Val(owner.into(), name.into()))?;
+        t.commit()?;
         Ok(deleted > 0)
     }
 
     fn list_vals(&self, owner: &str, include_private: bool) -> StoreResult<Vec<ValMeta>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             "SELECT owner, name, latest, privacy FROM vals WHERE owner = $1 AND ($2 OR privacy = 'public') ORDER BY name",
             &[&owner, &include_private],
         )?;
@@ -525,7 +613,7 @@ impl Store for PgStore {
     }
 
     fn put_secret(&self, owner: &str, key: &str, sealed: &[u8]) -> StoreResult<()> {
-        self.client().execute(
+        self.client()?.execute(
             "INSERT INTO secrets (owner, key, sealed) VALUES ($1, $2, $3)
              ON CONFLICT (owner, key) DO UPDATE SET sealed = excluded.sealed",
             &[&owner, &key, &sealed],
@@ -534,7 +622,7 @@ impl Store for PgStore {
     }
 
     fn secret(&self, owner: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let row = self.client().query_opt(
+        let row = self.client()?.query_opt(
             "SELECT sealed FROM secrets WHERE owner = $1 AND key = $2",
             &[&owner, &key],
         )?;
@@ -542,7 +630,7 @@ impl Store for PgStore {
     }
 
     fn secret_names(&self, owner: &str) -> StoreResult<Vec<String>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             "SELECT key FROM secrets WHERE owner = $1 ORDER BY key",
             &[&owner],
         )?;
@@ -550,7 +638,7 @@ impl Store for PgStore {
     }
 
     fn delete_secret(&self, owner: &str, key: &str) -> StoreResult<bool> {
-        let deleted = self.client().execute(
+        let deleted = self.client()?.execute(
             "DELETE FROM secrets WHERE owner = $1 AND key = $2",
             &[&owner, &key],
         )?;
@@ -564,10 +652,7 @@ impl Store for PgStore {
         record: String,
     ) -> StoreResult<()> {
         self.writers.wrote(viewer);
-        self.client().execute(
-            "INSERT INTO evaluations (viewer, record, created_at, request_id) VALUES ($1, $2, $3, $4)",
-            &[&viewer, &record, &now(), &request_id],
-        )?;
+        self.traces.add(viewer, request_id, record);
         Ok(())
     }
 
@@ -578,7 +663,8 @@ impl Store for PgStore {
         before: Option<i64>,
         request_id: Option<&str>,
     ) -> StoreResult<Vec<StoredEvaluation>> {
-        let rows = self.client().query(
+        self.traces.flush();
+        let rows = self.client()?.query(
             "SELECT id, record, created_at, request_id FROM evaluations WHERE viewer = $1
              AND ($4::TEXT IS NULL OR request_id = $4) AND id < COALESCE($2, 9223372036854775807)
              ORDER BY id DESC LIMIT $3",
@@ -588,12 +674,13 @@ impl Store for PgStore {
     }
 
     fn flush(&self) -> StoreResult<()> {
-        // Records are written as they come.
+        self.traces.flush();
         Ok(())
     }
 
     fn evaluation(&self, viewer: &str, id: i64) -> StoreResult<Option<StoredEvaluation>> {
-        let row = self.client().query_opt(
+        self.traces.flush();
+        let row = self.client()?.query_opt(
             "SELECT id, record, created_at, request_id FROM evaluations WHERE viewer = $1 AND id = $2",
             &[&viewer, &id],
         )?;
@@ -610,7 +697,7 @@ impl Store for PgStore {
         deliver: bool,
     ) -> StoreResult<()> {
         let delivery = if deliver { "pending" } else { "stored" };
-        self.client().execute(
+        self.client()?.execute(
             "INSERT INTO emails (to_user, from_author, subject, body, created_at, message_id, delivery, next_attempt_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
             &[&to, &from_author, &subject, &body, &now(), &message_id, &delivery],
@@ -619,7 +706,7 @@ impl Store for PgStore {
     }
 
     fn due_emails(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<OutgoingEmail>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             "SELECT e.id, u.email, e.subject, e.body, e.message_id, e.attempts FROM emails e JOIN users u ON u.handle = e.to_user
              WHERE e.delivery = 'pending' AND e.next_attempt_at <= $1 ORDER BY e.next_attempt_at LIMIT $2",
             &[&now_ms, &i64::from(limit)],
@@ -638,7 +725,7 @@ impl Store for PgStore {
     }
 
     fn claim_email(&self, email: &OutgoingEmail, lease_until: i64) -> StoreResult<bool> {
-        let claimed = self.client().execute(
+        let claimed = self.client()?.execute(
             "UPDATE emails SET attempts = attempts + 1, next_attempt_at = $3
              WHERE id = $1 AND attempts = $2 AND delivery = 'pending'",
             &[&email.id, &(email.attempts as i32), &lease_until],
@@ -652,7 +739,7 @@ impl Store for PgStore {
             Delivery::Retry(at, error) => ("pending", Some(*at), Some(error.as_str())),
             Delivery::Failed(error) => ("failed", None, Some(error.as_str())),
         };
-        self.client().execute(
+        self.client()?.execute(
             "UPDATE emails SET delivery = $2, next_attempt_at = coalesce($3, next_attempt_at), delivery_error = $4 WHERE id = $1",
             &[&id, &state, &retry_at, &error],
         )?;
@@ -660,7 +747,7 @@ impl Store for PgStore {
     }
 
     fn emails(&self, to: &str) -> StoreResult<Vec<StoredEmail>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             "SELECT id, to_user, from_author, subject, body, created_at, message_id, delivery, delivery_error FROM emails WHERE to_user = $1 ORDER BY id DESC",
             &[&to],
         )?;
@@ -681,7 +768,7 @@ impl Store for PgStore {
     }
 
     fn add_job(&self, id: &str, owner: &str, request: &Value) -> StoreResult<()> {
-        self.client().execute(
+        self.client()?.execute(
             "INSERT INTO jobs (id, owner, request, status, created_at) VALUES ($1, $2, $3, 'queued', $4)",
             &[&id, &owner, &request.to_string(), &now()],
         )?;
@@ -689,7 +776,7 @@ impl Store for PgStore {
     }
 
     fn start_job(&self, id: &str) -> StoreResult<Option<StoredJob>> {
-        let row = self.client().query_opt(
+        let row = self.client()?.query_opt(
             "UPDATE jobs SET status = 'running', attempts = attempts + 1
              WHERE id = $1 AND status IN ('queued', 'running')
              RETURNING id, owner, request, status, attempts, result, error, created_at, finished_at",
@@ -703,7 +790,7 @@ impl Store for PgStore {
             JobStatus::Done => (Some(outcome.to_string()), None),
             _ => (None, Some(outcome.to_string())),
         };
-        let changed = self.client().execute(
+        let changed = self.client()?.execute(
             "UPDATE jobs SET status = $2, result = $3, error = $4, finished_at = $5 WHERE id = $1 AND status IN ('queued', 'running')",
             &[&id, &status.as_str(), &result, &error, &now()],
         )?;
@@ -711,7 +798,7 @@ impl Store for PgStore {
     }
 
     fn job(&self, owner: &str, id: &str) -> StoreResult<Option<StoredJob>> {
-        let row = self.client().query_opt(
+        let row = self.client()?.query_opt(
             &format!("{JOB_COLUMNS} WHERE id = $1 AND owner = $2"),
             &[&id, &owner],
         )?;
@@ -719,7 +806,7 @@ impl Store for PgStore {
     }
 
     fn jobs(&self, owner: &str, limit: u32, before: Option<&str>) -> StoreResult<Vec<StoredJob>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             &format!(
                 "{JOB_COLUMNS} WHERE owner = $1 AND ($2::TEXT IS NULL OR seq < (SELECT seq FROM jobs WHERE id = $2))
                  ORDER BY seq DESC LIMIT $3"
@@ -730,7 +817,7 @@ impl Store for PgStore {
     }
 
     fn unfinished_jobs(&self) -> StoreResult<Vec<String>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             "SELECT id FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq",
             &[],
         )?;
@@ -738,7 +825,7 @@ impl Store for PgStore {
     }
 
     fn put_schedule(&self, schedule: &StoredSchedule) -> StoreResult<()> {
-        self.client().execute(
+        self.client()?.execute(
             "INSERT INTO schedules (owner, name, spec, paused, next_run_at, failures, created_at)
              VALUES ($1, $2, $3, $4, $5, 0, $6)
              ON CONFLICT (owner, name) DO UPDATE SET spec = excluded.spec, paused = excluded.paused,
@@ -756,7 +843,7 @@ impl Store for PgStore {
     }
 
     fn delete_schedule(&self, owner: &str, name: &str) -> StoreResult<bool> {
-        let deleted = self.client().execute(
+        let deleted = self.client()?.execute(
             "DELETE FROM schedules WHERE owner = $1 AND name = $2",
             &[&owner, &name],
         )?;
@@ -764,7 +851,7 @@ impl Store for PgStore {
     }
 
     fn schedule(&self, owner: &str, name: &str) -> StoreResult<Option<StoredSchedule>> {
-        let row = self.client().query_opt(
+        let row = self.client()?.query_opt(
             &format!("{SCHEDULE_COLUMNS} WHERE owner = $1 AND name = $2"),
             &[&owner, &name],
         )?;
@@ -772,7 +859,7 @@ impl Store for PgStore {
     }
 
     fn schedules(&self, owner: &str) -> StoreResult<Vec<StoredSchedule>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             &format!("{SCHEDULE_COLUMNS} WHERE owner = $1 ORDER BY name"),
             &[&owner],
         )?;
@@ -787,12 +874,12 @@ impl Store for PgStore {
         next_run_at: i64,
     ) -> StoreResult<bool> {
         let changed = if paused {
-            self.client().execute(
+            self.client()?.execute(
                 "UPDATE schedules SET paused = 1 WHERE owner = $1 AND name = $2",
                 &[&owner, &name],
             )?
         } else {
-            self.client().execute(
+            self.client()?.execute(
                 "UPDATE schedules SET paused = 0, failures = 0, next_run_at = $3 WHERE owner = $1 AND name = $2",
                 &[&owner, &name, &next_run_at],
             )?
@@ -801,7 +888,7 @@ impl Store for PgStore {
     }
 
     fn due_schedules(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<StoredSchedule>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             &format!(
                 "{SCHEDULE_COLUMNS} WHERE paused = 0 AND next_run_at <= $1 ORDER BY next_run_at LIMIT $2"
             ),
@@ -819,7 +906,7 @@ impl Store for PgStore {
         id: &str,
         request: &Value,
     ) -> StoreResult<bool> {
-        let mut client = self.client();
+        let mut client = self.client()?;
         let mut t = client.transaction()?;
         let moved = t.execute(
             "UPDATE schedules SET next_run_at = $4 WHERE owner = $1 AND name = $2 AND next_run_at = $3 AND paused = 0",
@@ -844,7 +931,7 @@ impl Store for PgStore {
         started_at: i64,
         error: Option<&str>,
     ) -> StoreResult<u32> {
-        let row = self.client().query_opt(
+        let row = self.client()?.query_opt(
             "UPDATE schedules SET last_run_at = greatest(coalesce(last_run_at, 0), $3),
                last_status = CASE WHEN $4::TEXT IS NULL THEN 'done' ELSE 'failed' END,
                last_error = $4,
@@ -856,7 +943,7 @@ impl Store for PgStore {
     }
 
     fn stale_jobs(&self, before: i64, limit: u32) -> StoreResult<Vec<StoredJob>> {
-        let rows = self.client().query(
+        let rows = self.client()?.query(
             &format!(
                 "{JOB_COLUMNS} WHERE status IN ('queued', 'running') AND created_at < $1 ORDER BY seq LIMIT $2"
             ),

@@ -245,6 +245,7 @@ impl Store for SqliteStore {
         }
         // Revoking a key or deleting a user empties the cache (under the
         // connection lock), so a cached key is one that still exists.
+        let epoch = self.shared.hot.epoch();
         self.with(|c| {
             let found = c
                 .prepare_cached(
@@ -262,7 +263,7 @@ impl Store for SqliteStore {
                 })
                 .optional()?;
             if let Some(found) = &found {
-                self.shared.hot.keep_key(key_hash, found);
+                self.shared.hot.keep_key(key_hash, found, epoch);
             }
             Ok(found)
         })
@@ -541,6 +542,7 @@ impl Store for SqliteStore {
                 return Ok(Some(latest));
             }
         }
+        let epoch = self.shared.hot.epoch();
         self.with(|c| {
             let found = c.prepare_cached("SELECT v.owner, v.name, v.latest, v.privacy, x.version, x.code, x.bytecode, x.guest_hash, x.created_at
                  FROM vals v JOIN val_versions x ON x.owner = v.owner AND x.name = v.name
@@ -559,7 +561,7 @@ impl Store for SqliteStore {
             )
             .optional()?;
             if let (None, Some(latest)) = (version, &found) {
-                self.shared.hot.keep_latest(latest);
+                self.shared.hot.keep_latest(latest, epoch);
             }
             Ok(found)
         })
