@@ -41,6 +41,10 @@ pub struct Metrics {
     pub quota_refusals: IntCounter,
     /// Bytes the store's database takes (read when scraped).
     pub store_bytes: IntGauge,
+    cache_live: IntGauge,
+    cache_lookups: IntCounterVec,
+    pool_connections: IntGauge,
+    pool_idle: IntGauge,
     /// Seconds from a schedule's tick to its run starting.
     pub schedule_lag_seconds: Histogram,
     /// Scheduled runs by outcome (`done`, `failed`).
@@ -167,6 +171,35 @@ impl Metrics {
                 "Finished jobs by outcome (done, failed, dead_letter)",
                 &["outcome"],
             ),
+            cache_live: register(
+                &r,
+                IntGauge::new(
+                    "valbox_cache_live",
+                    "1 while the store's cache serves (PostgreSQL: while its invalidation listener is connected)",
+                )
+                .unwrap(),
+            ),
+            cache_lookups: counter_vec(
+                "valbox_cache_lookups_total",
+                "Cache lookups of keys and latest versions, by result (hit, miss)",
+                &["result"],
+            ),
+            pool_connections: register(
+                &r,
+                IntGauge::new(
+                    "valbox_db_pool_connections",
+                    "PostgreSQL connections the pool holds open",
+                )
+                .unwrap(),
+            ),
+            pool_idle: register(
+                &r,
+                IntGauge::new(
+                    "valbox_db_pool_idle_connections",
+                    "PostgreSQL connections of the pool not in use",
+                )
+                .unwrap(),
+            ),
             schedule_lag_seconds: register(
                 &r,
                 Histogram::with_opts(
@@ -289,6 +322,20 @@ impl Metrics {
         self.http_request_seconds
             .with_label_values(&[route])
             .observe(took.as_secs_f64());
+    }
+
+    /// Brings the store's figures up to `store`.
+    pub fn store(&self, store: &crate::store::StoreStats) {
+        let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
+        self.cache_live.set(i64::from(store.cache_live));
+        for (result, total) in [("hit", store.cache_hits), ("miss", store.cache_misses)] {
+            let counter = self.cache_lookups.with_label_values(&[result]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        if let Some((connections, idle)) = store.pool {
+            self.pool_connections.set(i64::from(connections));
+            self.pool_idle.set(i64::from(idle));
+        }
     }
 
     /// The Prometheus text exposition of everything, with the sandbox's

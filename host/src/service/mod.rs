@@ -771,6 +771,7 @@ impl Service {
         if let Ok(bytes) = self.store.size_bytes() {
             self.metrics.store_bytes.set(bytes as i64);
         }
+        self.metrics.store(&self.store.stats());
         let refused = self.quota.refusals();
         let counted = self.metrics.quota_refusals.get();
         self.metrics

@@ -22,6 +22,8 @@ const HOT_CACHE_ENTRIES: usize = 4096;
 pub(super) struct HotCache {
     live: AtomicBool,
     epoch: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
     latest_versions: Mutex<HashMap<(String, String), ValVersion>>,
     key_owners: Mutex<HashMap<String, (User, ApiKey)>>,
 }
@@ -33,6 +35,8 @@ impl HotCache {
         HotCache {
             live: AtomicBool::new(live),
             epoch: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
             latest_versions: Mutex::default(),
             key_owners: Mutex::default(),
         }
@@ -44,8 +48,27 @@ impl HotCache {
         self.live.store(live, Ordering::SeqCst);
     }
 
-    fn is_live(&self) -> bool {
+    /// Whether the cache serves now.
+    pub(super) fn is_live(&self) -> bool {
         self.live.load(Ordering::SeqCst)
+    }
+
+    /// Lookups answered from the cache and not, so far.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    fn counted<T>(&self, found: Option<T>) -> Option<T> {
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
     }
 
     /// The epoch to pass to `keep_*` for a read that starts now.
@@ -57,9 +80,10 @@ impl HotCache {
         if !self.is_live() {
             return None;
         }
-        lock(&self.latest_versions)
+        let found = lock(&self.latest_versions)
             .get(&(owner.to_string(), name.to_string()))
-            .cloned()
+            .cloned();
+        self.counted(found)
     }
 
     /// Keeps `version` as its val's latest, unless something was forgotten since `epoch`.
@@ -87,7 +111,8 @@ impl HotCache {
         if !self.is_live() {
             return None;
         }
-        lock(&self.key_owners).get(key_hash).cloned()
+        let found = lock(&self.key_owners).get(key_hash).cloned();
+        self.counted(found)
     }
 
     /// Keeps a key's owner, unless something was forgotten since `epoch`.

@@ -15,7 +15,7 @@
 //! the connection dies silently, until the next heartbeat fails.
 
 use super::cache::HotCache;
-use postgres::{Client, NoTls};
+use postgres::{Config, NoTls};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,13 +63,13 @@ impl Invalidation {
 }
 
 /// Starts the listener thread for `cache`; it stops soon after `stop` is set.
-pub(super) fn listen(url: String, cache: Arc<HotCache>, stop: Arc<AtomicBool>) {
+pub(super) fn listen(config: Config, cache: Arc<HotCache>, stop: Arc<AtomicBool>) {
     let spawned = std::thread::Builder::new()
         .name("valbox-cache-listener".into())
         .spawn(move || {
             let mut connected = true;
             while !stop.load(Ordering::SeqCst) {
-                match listen_once(&url, &cache, &stop, &mut connected) {
+                match listen_once(&config, &cache, &stop, &mut connected) {
                     Ok(()) => return,
                     Err(error) => {
                         cache.set_live(false);
@@ -90,12 +90,12 @@ pub(super) fn listen(url: String, cache: Arc<HotCache>, stop: Arc<AtomicBool>) {
 /// Connects, listens and applies notifications until `stop` (`Ok`) or the
 /// connection fails (`Err`); `connected` is set once it listens.
 fn listen_once(
-    url: &str,
+    config: &Config,
     cache: &HotCache,
     stop: &AtomicBool,
     connected: &mut bool,
 ) -> Result<(), postgres::Error> {
-    let mut client = Client::connect(url, NoTls)?;
+    let mut client = config.connect(NoTls)?;
     client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
     // Whatever happened while nobody listened is unknown: start empty.
     cache.set_live(true);

@@ -247,6 +247,20 @@ pub struct StoredSchedule {
     pub failures: u32,
 }
 
+/// What operators watch about a store: its cache and its connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Whether the cache serves (the PostgreSQL store's is off while its
+    /// invalidation listener is not connected).
+    pub cache_live: bool,
+    /// Lookups answered from the cache.
+    pub cache_hits: u64,
+    /// Lookups the cache could not answer.
+    pub cache_misses: u64,
+    /// Pooled database connections open, and of them idle (PostgreSQL).
+    pub pool: Option<(u32, u32)>,
+}
+
 /// A stored evaluation record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StoredEvaluation {
@@ -485,6 +499,8 @@ pub trait Store: Send + Sync {
         started_at: i64,
         error: Option<&str>,
     ) -> StoreResult<u32>;
+    /// The cache's and the pool's figures.
+    fn stats(&self) -> StoreStats;
     /// Jobs queued or running since before `before` (Unix seconds), oldest
     /// first: for re-queueing what a lost queue forgot.
     fn stale_jobs(&self, before: i64, limit: u32) -> StoreResult<Vec<StoredJob>>;

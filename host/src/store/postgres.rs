@@ -13,8 +13,8 @@ use super::retention::Writers;
 use super::schema::{self, Dialect};
 use super::{
     ApiKey, Delivery, JobStatus, OutgoingEmail, Privacy, Pruned, Reseal, Retention, Store,
-    StoreError, StoreResult, StoredEmail, StoredEvaluation, StoredJob, StoredSchedule, User,
-    ValMeta, ValVersion,
+    StoreError, StoreResult, StoreStats, StoredEmail, StoredEvaluation, StoredJob, StoredSchedule,
+    User, ValMeta, ValVersion,
 };
 use postgres::{NoTls, Row};
 use r2d2::{Pool, PooledConnection};
@@ -138,9 +138,13 @@ impl PgStore {
     /// turns on an advisory lock), and starts the cache listener and the
     /// evaluation record writer.
     pub fn open(url: &str, pool_size: u32) -> StoreResult<Self> {
-        let config: postgres::Config = url
+        let mut config: postgres::Config = url
             .parse()
             .map_err(|e: postgres::Error| StoreError::Database(format!("the database URL: {e}")))?;
+        // Operators (and the tests) tell this node's connections apart by name.
+        let mut listener_config = config.clone();
+        listener_config.application_name(&format!("valbox-listener-{}", std::process::id()));
+        config.application_name(&format!("valbox-{}", std::process::id()));
         let pool = Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
@@ -166,7 +170,7 @@ impl PgStore {
         // Off until the listener listens: nothing is served from it before.
         let hot = Arc::new(HotCache::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        invalidation::listen(url.to_string(), hot.clone(), stop.clone());
+        invalidation::listen(listener_config, hot.clone(), stop.clone());
         Ok(PgStore {
             traces: TraceBatch::start(pool.clone()),
             pool,
@@ -940,6 +944,17 @@ impl Store for PgStore {
             &[&owner, &name, &started_at, &error],
         )?;
         Ok(row.map_or(0, |row| row.get::<_, i32>(0) as u32))
+    }
+
+    fn stats(&self) -> StoreStats {
+        let (cache_hits, cache_misses) = self.hot.counts();
+        let state = self.pool.state();
+        StoreStats {
+            cache_live: self.hot.is_live(),
+            cache_hits,
+            cache_misses,
+            pool: Some((state.connections, state.idle_connections)),
+        }
     }
 
     fn stale_jobs(&self, before: i64, limit: u32) -> StoreResult<Vec<StoredJob>> {

@@ -1026,6 +1026,16 @@ impl Store for SqliteStore {
         })
     }
 
+    fn stats(&self) -> StoreStats {
+        let (cache_hits, cache_misses) = self.shared.hot.counts();
+        StoreStats {
+            cache_live: self.shared.hot.is_live(),
+            cache_hits,
+            cache_misses,
+            pool: None,
+        }
+    }
+
     fn stale_jobs(&self, before: i64, limit: u32) -> StoreResult<Vec<StoredJob>> {
         self.with(|c| {
             let mut statement = c.prepare_cached(&format!(
