@@ -171,10 +171,12 @@ fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                 .context("opening the PostgreSQL database")?,
         ),
         // With a Redis queue, `valbox worker` processes may write the same file.
-        None if settings.redis_url.is_some() => {
-            Arc::new(SqliteStore::open_shared(&path).context("opening the database")?)
-        }
-        None => Arc::new(SqliteStore::open(&path).context("opening the database")?),
+        None => match &settings.redis_url {
+            Some(redis_url) => Arc::new(
+                SqliteStore::open_shared(&path, redis_url).context("opening the database")?,
+            ),
+            None => Arc::new(SqliteStore::open(&path).context("opening the database")?),
+        },
     })
 }
 

@@ -44,7 +44,7 @@ impl Invalidation {
         }
     }
 
-    fn parse(payload: &str) -> Invalidation {
+    pub(super) fn parse(payload: &str) -> Invalidation {
         let mut parts = payload.split('\t');
         match (parts.next(), parts.next(), parts.next()) {
             (Some("v"), Some(owner), Some(name)) => Invalidation::Val(owner.into(), name.into()),

@@ -8,6 +8,7 @@ mod cache;
 mod invalidation;
 mod pg_traces;
 mod postgres;
+mod redis_invalidation;
 mod retention;
 mod schema;
 mod sqlite;

@@ -2,11 +2,14 @@
 //! cache of recent rows and batched evaluation records.
 
 use super::cache::HotCache;
+use super::invalidation::Invalidation;
+use super::redis_invalidation::RedisPeers;
 use super::retention::Writers;
 use super::schema::{self, Dialect};
 use super::*;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Condvar;
 
 /// The embedded store: one SQLite file in WAL mode.
@@ -24,10 +27,24 @@ pub struct SqliteStore {
 /// What the store's callers and its trace writer share.
 struct Shared {
     connection: Mutex<Connection>,
-    hot: HotCache,
+    hot: Arc<HotCache>,
+    /// The other processes sharing the file, when there are any.
+    peers: Option<RedisPeers>,
+    /// Stops the cache subscriber when the store is dropped.
+    stop: Arc<AtomicBool>,
     writers: Writers,
     traces: Mutex<TraceQueue>,
     traces_waiting: Condvar,
+}
+
+impl Shared {
+    /// Forgets `what` here and tells the other processes sharing the file.
+    fn forget(&self, what: Invalidation) {
+        what.apply(&self.hot);
+        if let Some(peers) = &self.peers {
+            peers.publish(&what);
+        }
+    }
 }
 
 /// How long a queued evaluation record may wait for the trace writer: the
@@ -56,26 +73,39 @@ struct NewEvaluation {
 impl SqliteStore {
     /// Opens (creating when needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> StoreResult<Self> {
-        Self::open_with_cache(path, true)
+        Self::open_with_cache(path, None)
     }
 
     /// Like [`Self::open`] for a file other processes write too (`valbox
-    /// worker` beside `valbox serve`): no rows are cached in memory, since
-    /// another process could change them behind this one's back.
-    pub fn open_shared(path: &Path) -> StoreResult<Self> {
-        Self::open_with_cache(path, false)
+    /// worker` beside `valbox serve`, given the same `redis_url`): the
+    /// processes tell each other what their writes made wrong over Redis
+    /// (`redis_invalidation.rs`), and each serves from its cache only while
+    /// it hears them.
+    pub fn open_shared(path: &Path, redis_url: &str) -> StoreResult<Self> {
+        Self::open_with_cache(path, Some(redis_url))
     }
 
-    fn open_with_cache(path: &Path, cache: bool) -> StoreResult<Self> {
+    fn open_with_cache(path: &Path, redis_url: Option<&str>) -> StoreResult<Self> {
         let connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         // Every acknowledged write must survive a crash of the process or the machine.
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Shared: off until the subscriber hears the other processes.
+        let hot = Arc::new(HotCache::new(redis_url.is_none()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let peers = match redis_url {
+            Some(url) => Some(
+                RedisPeers::start(url, hot.clone(), stop.clone()).map_err(StoreError::Database)?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             connection: Mutex::new(connection),
-            hot: HotCache::new(cache),
+            hot,
+            peers,
+            stop,
             writers: Writers::default(),
             traces: Mutex::new(TraceQueue::default()),
             traces_waiting: Condvar::new(),
@@ -124,6 +154,7 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
         lock(&self.shared.traces).closed = true;
         self.shared.traces_waiting.notify_all();
         if let Some(writer) = self.trace_writer.take() {
@@ -289,7 +320,7 @@ impl Store for SqliteStore {
             let deleted = c
                 .prepare_cached("DELETE FROM api_keys WHERE handle = ?1 AND id = ?2")?
                 .execute(params![owner, id])?;
-            self.shared.hot.forget_all();
+            self.shared.forget(Invalidation::Everything);
             Ok(deleted > 0)
         })
     }
@@ -343,7 +374,7 @@ impl Store for SqliteStore {
                 )?;
             }
             t.commit()?;
-            self.shared.hot.forget_all();
+            self.shared.forget(Invalidation::Everything);
             Ok(existed)
         })
     }
@@ -526,7 +557,7 @@ impl Store for SqliteStore {
                 params![owner, name, privacy.as_str(), version],
             )?;
             t.commit()?;
-            self.shared.hot.forget_val(owner, name);
+            self.shared.forget(Invalidation::Val(owner.into(), name.into()));
             Ok(ValMeta { user: owner.into(), name: name.into(), version, privacy })
         })
     }
@@ -579,7 +610,7 @@ impl Store for SqliteStore {
             c.prepare_cached("UPDATE val_versions SET bytecode = ?4, guest_hash = ?5 WHERE owner = ?1 AND name = ?2 AND version = ?3")?.execute(
                 params![owner, name, version, bytecode, guest_hash],
             )?;
-            self.shared.hot.forget_val(owner, name);
+            self.shared.forget(Invalidation::Val(owner.into(), name.into()));
             Ok(())
         })
     }
@@ -604,7 +635,8 @@ impl Store for SqliteStore {
         self.with(|c| {
             c.prepare_cached("UPDATE vals SET privacy = ?3 WHERE owner = ?1 AND name = ?2")?
                 .execute(params![owner, name, privacy.as_str()])?;
-            self.shared.hot.forget_val(owner, name);
+            self.shared
+                .forget(Invalidation::Val(owner.into(), name.into()));
             c.prepare_cached(
                 "SELECT owner, name, latest, privacy FROM vals WHERE owner = ?1 AND name = ?2",
             )?
@@ -620,7 +652,8 @@ impl Store for SqliteStore {
                 .execute(params![owner, name])?;
             c.prepare_cached("DELETE FROM schedules WHERE owner = ?1 AND name = ?2")?
                 .execute(params![owner, name])?;
-            self.shared.hot.forget_val(owner, name);
+            self.shared
+                .forget(Invalidation::Val(owner.into(), name.into()));
             Ok(deleted > 0)
         })
     }
