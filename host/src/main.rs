@@ -202,6 +202,9 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
     )
     .with_storage_quota(settings.user_storage_quota)
     .with_schedules(settings.schedules);
+    service
+        .index_existing_references()
+        .context("indexing the references of earlier versions")?;
     let service = match &settings.smtp_url {
         Some(url) => service.with_mailer(
             valbox::mailer::Mailer::new(url, &settings.email_from).map_err(anyhow::Error::msg)?,

@@ -56,8 +56,65 @@ const EXPRESSION_KEYWORDS: &[&str] = &[
     "await",
 ];
 
+/// What a reference in the source does with what it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceKind {
+    /// `@user.val` read as a value.
+    Read,
+    /// `@user.val(...)`: a library call.
+    LibraryCall,
+    /// `api(@user.val, ...)`: an API-mode call.
+    ApiCall,
+    /// `@user.val = v`.
+    Write,
+    /// `@user.secrets.key`.
+    SecretRead,
+}
+
+impl ReferenceKind {
+    /// The kind's name in the API (`read`, `library_call`, `api_call`, `write`, `secret_read`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferenceKind::Read => "read",
+            ReferenceKind::LibraryCall => "library_call",
+            ReferenceKind::ApiCall => "api_call",
+            ReferenceKind::Write => "write",
+            ReferenceKind::SecretRead => "secret_read",
+        }
+    }
+}
+
+/// One `@` reference as written in a val's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceReference {
+    /// What the code does with it.
+    pub kind: ReferenceKind,
+    /// The handle as written, lower-cased (`me` for the author).
+    pub owner: String,
+    /// The val's name, or the secret's key.
+    pub name: String,
+    /// The pinned version, if any.
+    pub version: Option<u32>,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
 /// Rewrites every `@` reference in `source`.
 pub fn transform(source: &str) -> Result<String, TransformError> {
+    rewrite(source, &mut |_| {})
+}
+
+/// Every `@` reference in `source`, in order, as [`transform`] reads them.
+pub fn references(source: &str) -> Result<Vec<SourceReference>, TransformError> {
+    let mut found = Vec::new();
+    rewrite(source, &mut |reference| found.push(reference))?;
+    Ok(found)
+}
+
+/// Rewrites `source`, telling `seen` of each reference.
+fn rewrite(source: &str, seen: &mut dyn FnMut(SourceReference)) -> Result<String, TransformError> {
     let bytes = source.as_bytes();
     let mut out = String::with_capacity(source.len() + 64);
     let mut i = 0;
@@ -138,10 +195,22 @@ pub fn transform(source: &str) -> Result<String, TransformError> {
                     read_reference(source, i).map_err(|(at, message)| error(at, message))?;
                 let previous_was_api_paren = previous == Previous::ApiParen;
                 let rest = source[end..].trim_start_matches([' ', '\t']);
+                let (line, column) = position(i);
+                let mut note = |kind, owner: &str, name: &str, version| {
+                    seen(SourceReference {
+                        kind,
+                        owner: owner.to_string(),
+                        name: name.to_string(),
+                        version,
+                        line,
+                        column,
+                    })
+                };
                 i = end;
                 previous = Previous::Value;
                 match reference {
                     Reference::Secret { owner, key } => {
+                        note(ReferenceKind::SecretRead, &owner, key, None);
                         write!(out, "__vt.secret({owner:?},{key:?})").unwrap();
                     }
                     Reference::Val {
@@ -149,6 +218,19 @@ pub fn transform(source: &str) -> Result<String, TransformError> {
                         name,
                         version,
                     } => {
+                        let kind = if previous_was_api_paren {
+                            ReferenceKind::ApiCall
+                        } else if rest.starts_with('(') {
+                            ReferenceKind::LibraryCall
+                        } else if rest.starts_with('=')
+                            && !rest.starts_with("==")
+                            && !rest.starts_with("=>")
+                        {
+                            ReferenceKind::Write
+                        } else {
+                            ReferenceKind::Read
+                        };
+                        note(kind, &owner, name, version);
                         let version = version.map_or("null".to_string(), |v| v.to_string());
                         if previous_was_api_paren {
                             // `api(@user.val, ...)` takes the reference itself.
@@ -359,6 +441,50 @@ fn skip_regex(bytes: &[u8], start: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn references_are_listed_with_what_the_code_does_with_them() {
+        let source = "const k = @me.secrets.openai;\n\
+                      const c = @me.config; @bob.gpt3(\"hi\");\n\
+                      await api(@Bob.gpt3@2, 1); @me.count = 1; if (@me.count == 2) {}\n\
+                      // @not.aReference\n\
+                      const s = \"@nor.this\";";
+        let found: Vec<_> = super::references(source)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.kind.as_str(),
+                    r.owner,
+                    r.name,
+                    r.version,
+                    r.line,
+                    r.column,
+                )
+            })
+            .collect();
+        let expect = |kind: &'static str, owner: &str, name: &str, version, line, column| {
+            (
+                kind,
+                owner.to_string(),
+                name.to_string(),
+                version,
+                line,
+                column,
+            )
+        };
+        assert_eq!(
+            found,
+            vec![
+                expect("secret_read", "me", "openai", None, 1, 11),
+                expect("read", "me", "config", None, 2, 11),
+                expect("library_call", "bob", "gpt3", None, 2, 23),
+                expect("api_call", "bob", "gpt3", Some(2), 3, 11),
+                expect("write", "me", "count", None, 3, 28),
+                expect("read", "me", "count", None, 3, 47),
+            ]
+        );
+    }
+
     use super::*;
 
     fn t(source: &str) -> String {

@@ -79,6 +79,8 @@ fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
             vals::delete_val
         ))
         .routes(routes!(vals::val_versions))
+        .routes(routes!(vals::val_references))
+        .routes(routes!(vals::val_referenced_by))
         .routes(routes!(vals::list_schedules))
         .routes(routes!(vals::user_vals))
         .routes(routes!(account::put_secret, account::delete_secret))

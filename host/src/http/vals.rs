@@ -9,7 +9,7 @@ use super::openapi::{
 };
 use super::AppState;
 use crate::service::Principal;
-use crate::service::ValView;
+use crate::service::{ReferenceList, ReferrerList, ValView};
 use crate::store::ValMeta;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -146,6 +146,52 @@ pub async fn val_versions(
         })
         .collect();
     Ok(Json(VersionList { versions }))
+}
+
+/// A val's outgoing `@` references (of `?version=N`, else the latest):
+/// what each does, what it names (`@me` as the author), and where.
+#[utoipa::path(get, path = "/v1/vals/{target}/references", tag = TAG_VALS,
+    params(
+        ("target" = String, Path, description = "`user.name`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$"),
+        ("version" = Option<u32>, Query, description = "A version number", minimum = 1)),
+    security((), ("bearer" = ["vals:read"])),
+    responses((status = 200, description = "In source order", body = ReferenceList), OptionalKey, Missing, BadInput))]
+pub async fn val_references(
+    State(state): Shared,
+    Path(target): Path<String>,
+    QueryArgs(query): QueryArgs<VersionQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Json<ReferenceList>> {
+    let (user, name) = split_target(&target)?;
+    if query.version == Some(0) {
+        return Err(ApiError::bad_request(
+            "`version` must be a positive integer",
+        ));
+    }
+    let list = as_caller(&state, &headers, "vals:read", move |service, viewer| {
+        service.references(viewer, &user, &name, query.version)
+    })
+    .await?;
+    Ok(Json(list))
+}
+
+/// The vals whose latest version references this one: public ones (and
+/// the caller's own) by name, other users' private ones only counted.
+#[utoipa::path(get, path = "/v1/vals/{target}/referenced-by", tag = TAG_VALS,
+    params(("target" = String, Path, description = "`user.name`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
+    security((), ("bearer" = ["vals:read"])),
+    responses((status = 200, description = "Its referrers", body = ReferrerList), OptionalKey, Missing, BadInput))]
+pub async fn val_referenced_by(
+    State(state): Shared,
+    Path(target): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<ReferrerList>> {
+    let (user, name) = split_target(&target)?;
+    let list = as_caller(&state, &headers, "vals:read", move |service, viewer| {
+        service.referenced_by(viewer, &user, &name)
+    })
+    .await?;
+    Ok(Json(list))
 }
 
 /// A user's vals (private ones to their owner only).

@@ -7,11 +7,13 @@ mod accounts;
 mod outbox;
 mod quota;
 mod reconcile;
+mod references;
 mod retention;
 mod schedules;
 
 pub use accounts::{Principal, SCOPES};
 pub use quota::{StorageUse, DEFAULT_QUOTA};
+pub use references::{ReferenceList, ReferrerList, ReferrerView};
 pub use schedules::{ScheduleSettings, ScheduleView};
 
 use crate::jobs::{JobEnd, JobQueue, JobWork, Queue, MAX_ATTEMPTS};
@@ -796,9 +798,11 @@ impl Service {
         let adding = (code.len() + bytecode.len()) as u64;
         self.quota
             .check(self.store.as_ref(), &user.handle, adding)?;
-        Ok(self
-            .store
-            .save_version(&user.handle, name, privacy, code, &bytecode, GUEST_SHA256)?)
+        let meta =
+            self.store
+                .save_version(&user.handle, name, privacy, code, &bytecode, GUEST_SHA256)?;
+        self.index_references(&user.handle, name, meta.version, code)?;
+        Ok(meta)
     }
 
     /// A version of a val, if the viewer may see it (private: owner only).

@@ -248,6 +248,39 @@ pub struct StoredSchedule {
     pub failures: u32,
 }
 
+/// One `@` reference in a version's source, with `me` resolved to the author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct StoredReference {
+    /// `read`, `library_call`, `api_call`, `write` or `secret_read`.
+    pub kind: String,
+    /// The referenced val's (or secret's) owner.
+    pub owner: String,
+    /// The val's name, or the secret's key.
+    pub name: String,
+    /// The pinned version; absent: the latest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// 1-based line in the referring source.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+/// A reference to a val from the latest version of another val.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    /// The referring val's owner.
+    pub owner: String,
+    /// The referring val.
+    pub name: String,
+    /// Its latest version, the one that holds the reference.
+    pub version: u32,
+    /// Whether the referring val is public.
+    pub public: bool,
+    /// The reference.
+    pub reference: StoredReference,
+}
+
 /// What operators watch about a store: its cache and its connections.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
@@ -502,6 +535,36 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<u32>;
     /// The cache's and the pool's figures.
     fn stats(&self) -> StoreStats;
+    /// Records the references of version `version` of `owner.name`
+    /// (replacing what was recorded for it).
+    fn put_references(
+        &self,
+        owner: &str,
+        name: &str,
+        version: u32,
+        references: &[StoredReference],
+    ) -> StoreResult<()>;
+    /// The references recorded for a version, in source order.
+    fn references(
+        &self,
+        owner: &str,
+        name: &str,
+        version: u32,
+    ) -> StoreResult<Vec<StoredReference>>;
+    /// References to `owner.name` (or to secrets, when `name` is a key)
+    /// from the latest version of every val.
+    fn referenced_by(&self, owner: &str, name: &str) -> StoreResult<Vec<Referrer>>;
+    /// Versions' sources in (owner, name, version) order after `after`, for
+    /// indexing references once: `limit` of them.
+    fn version_sources(
+        &self,
+        after: Option<(&str, &str, u32)>,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, String, u32, String)>>;
+    /// A value of the `meta` table.
+    fn meta_value(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Sets a value of the `meta` table.
+    fn set_meta_value(&self, name: &str, value: &str) -> StoreResult<()>;
     /// Jobs queued or running since before `before` (Unix seconds), oldest
     /// first: for re-queueing what a lost queue forgot.
     fn stale_jobs(&self, before: i64, limit: u32) -> StoreResult<Vec<StoredJob>>;

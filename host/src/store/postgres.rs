@@ -12,9 +12,9 @@ use super::pg_traces::TraceBatch;
 use super::retention::Writers;
 use super::schema::{self, Dialect};
 use super::{
-    ApiKey, Delivery, JobStatus, OutgoingEmail, Privacy, Pruned, Reseal, Retention, Store,
-    StoreError, StoreResult, StoreStats, StoredEmail, StoredEvaluation, StoredJob, StoredSchedule,
-    User, ValMeta, ValVersion,
+    ApiKey, Delivery, JobStatus, OutgoingEmail, Privacy, Pruned, Referrer, Reseal, Retention,
+    Store, StoreError, StoreResult, StoreStats, StoredEmail, StoredEvaluation, StoredJob,
+    StoredReference, StoredSchedule, User, ValMeta, ValVersion,
 };
 use postgres::{NoTls, Row};
 use r2d2::{Pool, PooledConnection};
@@ -957,6 +957,113 @@ impl Store for PgStore {
         }
     }
 
+    fn put_references(
+        &self,
+        owner: &str,
+        name: &str,
+        version: u32,
+        references: &[StoredReference],
+    ) -> StoreResult<()> {
+        let mut client = self.client()?;
+        let mut t = client.transaction()?;
+        let version = version as i32;
+        t.execute(
+            "DELETE FROM val_references WHERE owner = $1 AND name = $2 AND version = $3",
+            &[&owner, &name, &version],
+        )?;
+        for (seq, r) in references.iter().enumerate() {
+            t.execute(
+                "INSERT INTO val_references (owner, name, version, seq, kind, target_owner, target_name, target_version, line, col)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &owner,
+                    &name,
+                    &version,
+                    &(seq as i32),
+                    &r.kind,
+                    &r.owner,
+                    &r.name,
+                    &r.version.map(|v| v as i32),
+                    &(r.line as i32),
+                    &(r.column as i32),
+                ],
+            )?;
+        }
+        Ok(t.commit()?)
+    }
+
+    fn references(
+        &self,
+        owner: &str,
+        name: &str,
+        version: u32,
+    ) -> StoreResult<Vec<StoredReference>> {
+        let rows = self.client()?.query(
+            "SELECT kind, target_owner, target_name, target_version, line, col FROM val_references
+             WHERE owner = $1 AND name = $2 AND version = $3 ORDER BY seq",
+            &[&owner, &name, &(version as i32)],
+        )?;
+        Ok(rows.iter().map(|row| reference(row, 0)).collect())
+    }
+
+    fn referenced_by(&self, owner: &str, name: &str) -> StoreResult<Vec<Referrer>> {
+        let rows = self.client()?.query(
+            "SELECT r.owner, r.name, r.version, v.privacy, r.kind, r.target_owner, r.target_name, r.target_version, r.line, r.col
+             FROM val_references r JOIN vals v ON v.owner = r.owner AND v.name = r.name AND v.latest = r.version
+             WHERE r.target_owner = $1 AND r.target_name = $2 ORDER BY r.owner, r.name, r.seq",
+            &[&owner, &name],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| Referrer {
+                owner: row.get(0),
+                name: row.get(1),
+                version: row.get::<_, i32>(2) as u32,
+                public: row.get::<_, String>(3) == "public",
+                reference: reference(row, 4),
+            })
+            .collect())
+    }
+
+    fn version_sources(
+        &self,
+        after: Option<(&str, &str, u32)>,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, String, u32, String)>> {
+        let (owner, name, version) = after.unwrap_or(("", "", 0));
+        let rows = self.client()?.query(
+            "SELECT owner, name, version, code FROM val_versions
+             WHERE (owner, name, version) > ($1, $2, $3) ORDER BY owner, name, version LIMIT $4",
+            &[&owner, &name, &(version as i32), &i64::from(limit)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    row.get(0),
+                    row.get(1),
+                    row.get::<_, i32>(2) as u32,
+                    row.get(3),
+                )
+            })
+            .collect())
+    }
+
+    fn meta_value(&self, name: &str) -> StoreResult<Option<String>> {
+        let row = self
+            .client()?
+            .query_opt("SELECT value FROM meta WHERE name = $1", &[&name])?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    fn set_meta_value(&self, name: &str, value: &str) -> StoreResult<()> {
+        self.client()?.execute(
+            "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[&name, &value],
+        )?;
+        Ok(())
+    }
+
     fn stale_jobs(&self, before: i64, limit: u32) -> StoreResult<Vec<StoredJob>> {
         let rows = self.client()?.query(
             &format!(
@@ -965,6 +1072,17 @@ impl Store for PgStore {
             &[&before, &i64::from(limit)],
         )?;
         Ok(rows.iter().map(job).collect())
+    }
+}
+
+fn reference(row: &Row, first: usize) -> StoredReference {
+    StoredReference {
+        kind: row.get(first),
+        owner: row.get(first + 1),
+        name: row.get(first + 2),
+        version: row.get::<_, Option<i32>>(first + 3).map(|v| v as u32),
+        line: row.get::<_, i32>(first + 4) as u32,
+        column: row.get::<_, i32>(first + 5) as u32,
     }
 }
 

@@ -122,6 +122,22 @@ ALTER TABLE emails ADD COLUMN next_attempt_at BIGINT;
 ALTER TABLE emails ADD COLUMN delivery_error TEXT;
 CREATE INDEX emails_pending ON emails (delivery, next_attempt_at);
 "#,
+    r#"
+CREATE TABLE val_references (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    target_owner TEXT NOT NULL,
+    target_name TEXT NOT NULL,
+    target_version INTEGER,
+    line INTEGER NOT NULL,
+    col INTEGER NOT NULL,
+    PRIMARY KEY (owner, name, version, seq)
+);
+CREATE INDEX val_references_by_target ON val_references (target_owner, target_name);
+"#,
 ];
 
 /// The migrations for `dialect`, in order; a store applies those it has not yet.

@@ -1069,6 +1069,109 @@ impl Store for SqliteStore {
         }
     }
 
+    fn put_references(
+        &self,
+        owner: &str,
+        name: &str,
+        version: u32,
+        references: &[StoredReference],
+    ) -> StoreResult<()> {
+        self.with(|c| {
+            let t = c.transaction()?;
+            t.execute(
+                "DELETE FROM val_references WHERE owner = ?1 AND name = ?2 AND version = ?3",
+                params![owner, name, version],
+            )?;
+            {
+                let mut insert = t.prepare_cached(
+                    "INSERT INTO val_references (owner, name, version, seq, kind, target_owner, target_name, target_version, line, col)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
+                for (seq, r) in references.iter().enumerate() {
+                    insert.execute(params![
+                        owner, name, version, seq as i64, r.kind, r.owner, r.name, r.version, r.line, r.column
+                    ])?;
+                }
+            }
+            t.commit()
+        })
+    }
+
+    fn references(
+        &self,
+        owner: &str,
+        name: &str,
+        version: u32,
+    ) -> StoreResult<Vec<StoredReference>> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT kind, target_owner, target_name, target_version, line, col FROM val_references
+                 WHERE owner = ?1 AND name = ?2 AND version = ?3 ORDER BY seq",
+            )?;
+            let rows = statement.query_map(params![owner, name, version], |row| reference_row(row, 0))?;
+            rows.collect()
+        })
+    }
+
+    fn referenced_by(&self, owner: &str, name: &str) -> StoreResult<Vec<Referrer>> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT r.owner, r.name, r.version, v.privacy, r.kind, r.target_owner, r.target_name, r.target_version, r.line, r.col
+                 FROM val_references r JOIN vals v ON v.owner = r.owner AND v.name = r.name AND v.latest = r.version
+                 WHERE r.target_owner = ?1 AND r.target_name = ?2 ORDER BY r.owner, r.name, r.seq",
+            )?;
+            let rows = statement.query_map(params![owner, name], |row| {
+                Ok(Referrer {
+                    owner: row.get(0)?,
+                    name: row.get(1)?,
+                    version: row.get(2)?,
+                    public: row.get::<_, String>(3)? == "public",
+                    reference: reference_row(row, 4)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn version_sources(
+        &self,
+        after: Option<(&str, &str, u32)>,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, String, u32, String)>> {
+        let (owner, name, version) = after.unwrap_or(("", "", 0));
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT owner, name, version, code FROM val_versions
+                 WHERE (owner, name, version) > (?1, ?2, ?3) ORDER BY owner, name, version LIMIT ?4",
+            )?;
+            let rows = statement.query_map(params![owner, name, version, limit], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn meta_value(&self, name: &str) -> StoreResult<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT value FROM meta WHERE name = ?1",
+                params![name],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn set_meta_value(&self, name: &str, value: &str) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![name, value],
+            )
+            .map(drop)
+        })
+    }
+
     fn stale_jobs(&self, before: i64, limit: u32) -> StoreResult<Vec<StoredJob>> {
         self.with(|c| {
             let mut statement = c.prepare_cached(&format!(
@@ -1082,6 +1185,17 @@ impl Store for SqliteStore {
 
 const JOB_COLUMNS: &str =
     "SELECT id, owner, request, status, attempts, result, error, created_at, finished_at FROM jobs";
+
+fn reference_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<StoredReference> {
+    Ok(StoredReference {
+        kind: row.get(first)?,
+        owner: row.get(first + 1)?,
+        name: row.get(first + 2)?,
+        version: row.get(first + 3)?,
+        line: row.get(first + 4)?,
+        column: row.get(first + 5)?,
+    })
+}
 
 const SCHEDULE_COLUMNS: &str = "SELECT owner, name, spec, paused, next_run_at, last_run_at, last_status, last_error, failures FROM schedules";
 

@@ -1,0 +1,161 @@
+//! References between vals over HTTP: a version's outgoing references,
+//! the vals that reference a val (private referrers only counted), what a
+//! stranger may not learn, and the one-time index of versions saved before
+//! references were recorded.
+
+mod common;
+
+use common::{free_port, fresh_dir, wait_for_port, Http, Process, ADMIN};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn serve(dir: &Path) -> (Process, Http) {
+    let port = free_port();
+    let process = Process(
+        Command::new(env!("CARGO_BIN_EXE_valbox"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("VALBOX_DATA_DIR", dir)
+            .env("VALBOX_ADMIN_KEY", ADMIN)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, "valbox serve");
+    (process, Http { port })
+}
+
+fn save(http: &Http, key: &str, name: &str, privacy: &str, code: &str) {
+    let (status, body) = http.call(
+        "PUT",
+        &format!("/v1/vals/{name}"),
+        Some(key),
+        Some(json!({"code": code, "privacy": privacy})),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+fn get(http: &Http, key: Option<&str>, path: &str) -> (u16, Value) {
+    http.call("GET", path, key, None)
+}
+
+#[test]
+fn references_and_referrers_show_only_what_the_viewer_may_know() {
+    let dir = fresh_dir("references");
+    let (server, http) = serve(&dir);
+    let alice = http.user("alice");
+    let bob = http.user("bob");
+    let carol = http.user("carol");
+    save(&http, &bob, "f", "public", "export const f = (x) => x");
+    save(
+        &http,
+        &alice,
+        "helper",
+        "private",
+        "export const helper = 1",
+    );
+    save(&http, &alice, "lib", "public", "export const lib = () => 1");
+    save(
+        &http,
+        &alice,
+        "lib",
+        "public",
+        "export const lib = async () =>\n  @me.helper + @me.secrets.k + @bob.f@1(1) + await api(@bob.f, 2);\n@me.counter = 1;",
+    );
+    let (status, listed) = get(&http, None, "/v1/vals/alice.lib/references");
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["version"], 2);
+    assert_eq!(
+        listed["references"],
+        json!([
+            {"kind": "read", "owner": "alice", "name": "helper", "line": 2, "column": 3},
+            {"kind": "secret_read", "owner": "alice", "name": "k", "line": 2, "column": 16},
+            {"kind": "library_call", "owner": "bob", "name": "f", "version": 1, "line": 2, "column": 32},
+            {"kind": "api_call", "owner": "bob", "name": "f", "line": 2, "column": 56},
+            {"kind": "write", "owner": "alice", "name": "counter", "line": 3, "column": 1},
+        ])
+    );
+    let (status, first) = get(&http, None, "/v1/vals/alice.lib/references?version=1");
+    assert_eq!(status, 200);
+    assert_eq!(
+        first["references"],
+        json!([]),
+        "version 1 referenced nothing"
+    );
+
+    // Referrers: bob's public and private vals, carol's public one.
+    save(
+        &http,
+        &bob,
+        "usesLib",
+        "public",
+        "export default () => @alice.lib()",
+    );
+    save(
+        &http,
+        &bob,
+        "secretUse",
+        "private",
+        "export default () => @alice.lib()",
+    );
+    save(
+        &http,
+        &carol,
+        "mine",
+        "private",
+        "export default () => @alice.lib@2()",
+    );
+    let (status, seen) = get(&http, Some(&carol), "/v1/vals/alice.lib/referenced-by");
+    assert_eq!(status, 200, "{seen}");
+    let names: Vec<&str> = seen["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["val"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bob.usesLib", "carol.mine"], "{seen}");
+    assert_eq!(
+        seen["private_referrers"], 1,
+        "bob's private val is counted, not named"
+    );
+    assert_eq!(seen["referrers"][1]["pinned"], 2);
+    let (_, by_bob) = get(&http, Some(&bob), "/v1/vals/alice.lib/referenced-by");
+    assert_eq!(by_bob["referrers"].as_array().unwrap().len(), 2);
+    assert_eq!(by_bob["private_referrers"], 1, "carol's private val");
+    assert!(!by_bob.to_string().contains("carol"), "{by_bob}");
+
+    // A private val: nothing about it for a stranger, not even that it exists.
+    for path in [
+        "/v1/vals/alice.helper/references",
+        "/v1/vals/alice.helper/referenced-by",
+    ] {
+        let (status, body) = get(&http, Some(&carol), path);
+        assert_eq!(status, 404, "{path}: {body}");
+        let (missing, _) = get(&http, Some(&carol), &path.replace("helper", "nothing"));
+        assert_eq!(
+            missing, 404,
+            "the same answer as for a val that does not exist"
+        );
+    }
+    let (status, own) = get(&http, Some(&alice), "/v1/vals/alice.helper/referenced-by");
+    assert_eq!(status, 200);
+    assert_eq!(own["referrers"][0]["val"], "alice.lib");
+    // A secret named like a val is not a reference to the val.
+    save(&http, &alice, "k", "public", "export const k = 0");
+    let (_, k) = get(&http, Some(&alice), "/v1/vals/alice.k/referenced-by");
+    assert_eq!(k["referrers"], json!([]), "{k}");
+
+    // Versions saved before references were recorded are indexed at start.
+    drop(server);
+    let db = rusqlite::Connection::open(dir.join("valbox.db")).unwrap();
+    db.execute_batch(
+        "DELETE FROM val_references; DELETE FROM meta WHERE name = 'references_indexed';",
+    )
+    .unwrap();
+    drop(db);
+    let (_server, http) = serve(&dir);
+    let (_, again) = get(&http, None, "/v1/vals/alice.lib/references");
+    assert_eq!(again["references"], listed["references"]);
+    let (_, seen) = get(&http, Some(&carol), "/v1/vals/alice.lib/referenced-by");
+    assert_eq!(seen["referrers"].as_array().unwrap().len(), 2, "{seen}");
+}
