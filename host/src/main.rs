@@ -201,6 +201,7 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
         settings.call_limits,
     )
     .with_storage_quota(settings.user_storage_quota)
+    .with_max_versions_per_val(settings.max_versions_per_val)
     .with_schedules(settings.schedules);
     service
         .index_existing_references()

@@ -105,6 +105,10 @@ pub struct SettingsArgs {
     /// Bytes each user may store: code and bytecode of every version, sealed secrets [default: 104857600].
     #[arg(long, env = "VALBOX_USER_STORAGE_QUOTA", global = true)]
     pub user_storage_quota: Option<u64>,
+    /// Versions kept per val: older ones are deleted after each save, except
+    /// those a reference pins (`@bob.f@3`) [default: 1000].
+    #[arg(long, env = "VALBOX_MAX_VERSIONS_PER_VAL", global = true)]
+    pub max_versions_per_val: Option<u32>,
     /// Val writes one call tree may make (its own and its libraries') [default: 100].
     #[arg(long, env = "VALBOX_MAX_VAL_WRITES_PER_CALL", global = true)]
     pub max_val_writes_per_call: Option<u64>,
@@ -213,6 +217,7 @@ struct SettingsFile {
     retain_emails_days: Option<u32>,
     prune_interval_ms: Option<u64>,
     user_storage_quota: Option<u64>,
+    max_versions_per_val: Option<u32>,
     max_val_writes_per_call: Option<u64>,
     max_written_bytes_per_call: Option<u64>,
     max_emails_per_call: Option<u64>,
@@ -268,6 +273,8 @@ pub struct Settings {
     pub budgets: valbox_runtime::CallBudgets,
     /// Bytes each user may store.
     pub user_storage_quota: u64,
+    /// Versions kept per val.
+    pub max_versions_per_val: u32,
     /// How often old rows are pruned.
     pub prune_interval: Duration,
     /// How schedules behave.
@@ -475,6 +482,11 @@ impl SettingsArgs {
                 .user_storage_quota
                 .or(file.user_storage_quota)
                 .unwrap_or(crate::service::DEFAULT_QUOTA),
+            max_versions_per_val: self
+                .max_versions_per_val
+                .or(file.max_versions_per_val)
+                .unwrap_or(crate::service::DEFAULT_MAX_VERSIONS)
+                .max(1),
             budgets: {
                 let defaults = valbox_runtime::CallBudgets::default();
                 valbox_runtime::CallBudgets {

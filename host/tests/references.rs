@@ -1,7 +1,8 @@
 //! References between vals over HTTP: a version's outgoing references,
 //! the vals that reference a val (private referrers only counted), what a
 //! stranger may not learn, and the one-time index of versions saved before
-//! references were recorded.
+//! references were recorded. And versions past `--max-versions-per-val`
+//! pruned, except the ones a reference pins.
 
 mod common;
 
@@ -11,10 +12,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn serve(dir: &Path) -> (Process, Http) {
+    serve_with(dir, &[])
+}
+
+fn serve_with(dir: &Path, extra: &[&str]) -> (Process, Http) {
     let port = free_port();
     let process = Process(
         Command::new(env!("CARGO_BIN_EXE_valbox"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
             .env("VALBOX_DATA_DIR", dir)
             .env("VALBOX_ADMIN_KEY", ADMIN)
             .stderr(Stdio::null())
@@ -158,4 +164,60 @@ fn references_and_referrers_show_only_what_the_viewer_may_know() {
     assert_eq!(again["references"], listed["references"]);
     let (_, seen) = get(&http, Some(&carol), "/v1/vals/alice.lib/referenced-by");
     assert_eq!(seen["referrers"].as_array().unwrap().len(), 2, "{seen}");
+}
+
+#[test]
+fn versions_past_the_limit_are_pruned_except_pinned_ones() {
+    let dir = fresh_dir("references-versions");
+    let (_server, http) = serve_with(&dir, &["--max-versions-per-val", "3"]);
+    let alice = http.user("alice");
+    let bob = http.user("bob");
+    let version = |n: u32| format!("export const x = {n}");
+    save(&http, &alice, "x", "public", &version(1));
+    save(&http, &alice, "x", "public", &version(2));
+    // bob pins version 2.
+    save(
+        &http,
+        &bob,
+        "pin",
+        "public",
+        "export const pin = () => @alice.x@2",
+    );
+    for n in 3..=6 {
+        save(&http, &alice, "x", "public", &version(n));
+    }
+    let (status, listed) = get(&http, None, "/v1/vals/alice.x/versions");
+    assert_eq!(status, 200, "{listed}");
+    let kept: Vec<u64> = listed["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(kept, [2, 4, 5, 6], "the newest 3 and the pinned one");
+    assert_eq!(get(&http, None, "/v1/vals/alice.x?version=1").0, 404);
+    let (status, pinned) = http.call("POST", "/v1/run/bob.pin", Some(&bob), Some(json!([])));
+    assert_eq!((status, pinned), (200, json!(2)), "the pin still runs");
+
+    // Values written by running code are bounded the same way.
+    let (status, body) = http.call(
+        "POST",
+        "/v1/eval",
+        Some(&alice),
+        Some(
+            json!({"code": "for (let i = 0; i < 10; i++) { @me.counter = i } return @me.counter"}),
+        ),
+    );
+    assert_eq!((status, &body), (200, &json!(9)), "{body}");
+    let (_, counter) = get(&http, Some(&alice), "/v1/vals/alice.counter/versions");
+    assert_eq!(
+        counter["versions"].as_array().unwrap().len(),
+        3,
+        "{counter}"
+    );
+    let (_, metrics) = http.raw("GET", "/metrics", None, None);
+    assert!(
+        metrics.contains("valbox_pruned_rows_total{kind=\"versions\"} 9"),
+        "2 of x and 7 of counter: {metrics}"
+    );
 }

@@ -12,7 +12,7 @@ mod retention;
 mod schedules;
 
 pub use accounts::{Principal, SCOPES};
-pub use quota::{StorageUse, DEFAULT_QUOTA};
+pub use quota::{StorageUse, DEFAULT_MAX_VERSIONS, DEFAULT_QUOTA};
 pub use references::{ReferenceList, ReferrerList, ReferrerView};
 pub use schedules::{ScheduleSettings, ScheduleView};
 
@@ -774,6 +774,8 @@ impl Service {
             self.metrics.store_bytes.set(bytes as i64);
         }
         self.metrics.store(&self.store.stats());
+        let versions = self.metrics.pruned_rows.with_label_values(&["versions"]);
+        versions.inc_by(self.quota.pruned_versions().saturating_sub(versions.get()));
         let refused = self.quota.refusals();
         let counted = self.metrics.quota_refusals.get();
         self.metrics
@@ -802,6 +804,8 @@ impl Service {
             self.store
                 .save_version(&user.handle, name, privacy, code, &bytecode, GUEST_SHA256)?;
         self.index_references(&user.handle, name, meta.version, code)?;
+        self.quota
+            .trim_versions(self.store.as_ref(), &user.handle, name)?;
         Ok(meta)
     }
 
@@ -1210,10 +1214,15 @@ impl World for StoreWorld {
         self.quota
             .check(self.store.as_ref(), owner, adding)
             .map_err(|e| e.to_string())?;
-        self.store
+        let version = self
+            .store
             .save_version(owner, name, None, &source, &bytecode, GUEST_SHA256)
             .map(|meta| meta.version)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.quota
+            .trim_versions(self.store.as_ref(), owner, name)
+            .map_err(|e| e.to_string())?;
+        Ok(version)
     }
 
     fn secret(&self, owner: &str, key: &str) -> Option<String> {

@@ -535,6 +535,9 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<u32>;
     /// The cache's and the pool's figures.
     fn stats(&self) -> StoreStats;
+    /// Deletes the versions of `owner.name` older than its newest `keep`,
+    /// except those a recorded reference pins; how many it deleted.
+    fn prune_versions(&self, owner: &str, name: &str, keep: u32) -> StoreResult<u64>;
     /// Records the references of version `version` of `owner.name`
     /// (replacing what was recorded for it).
     fn put_references(

@@ -957,6 +957,16 @@ impl Store for PgStore {
         }
     }
 
+    fn prune_versions(&self, owner: &str, name: &str, keep: u32) -> StoreResult<u64> {
+        Ok(self.client()?.execute(
+            "DELETE FROM val_versions v WHERE v.owner = $1 AND v.name = $2
+               AND v.version <= (SELECT max(version) FROM val_versions WHERE owner = $1 AND name = $2) - $3
+               AND NOT EXISTS (SELECT 1 FROM val_references r WHERE r.target_owner = $1 AND r.target_name = $2
+                               AND r.target_version = v.version AND r.kind <> 'secret_read')",
+            &[&owner, &name, &(keep as i32)],
+        )?)
+    }
+
     fn put_references(
         &self,
         owner: &str,

@@ -1069,6 +1069,19 @@ impl Store for SqliteStore {
         }
     }
 
+    fn prune_versions(&self, owner: &str, name: &str, keep: u32) -> StoreResult<u64> {
+        self.with(|c| {
+            c.prepare_cached(
+                "DELETE FROM val_versions WHERE owner = ?1 AND name = ?2
+                   AND version <= (SELECT max(version) FROM val_versions WHERE owner = ?1 AND name = ?2) - ?3
+                   AND NOT EXISTS (SELECT 1 FROM val_references r WHERE r.target_owner = ?1 AND r.target_name = ?2
+                                   AND r.target_version = val_versions.version AND r.kind <> 'secret_read')",
+            )?
+            .execute(params![owner, name, keep])
+            .map(|n| n as u64)
+        })
+    }
+
     fn put_references(
         &self,
         owner: &str,
