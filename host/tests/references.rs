@@ -1,8 +1,9 @@
 //! References between vals over HTTP: a version's outgoing references,
 //! the vals that reference a val (private referrers only counted), what a
 //! stranger may not learn, and the one-time index of versions saved before
-//! references were recorded. And versions past `--max-versions-per-val`
-//! pruned, except the ones a reference pins.
+//! references were recorded. Versions past `--max-versions-per-val`
+//! pruned, except the ones a reference pins. Forks with their upstream,
+//! and pinning others' vals to their current versions.
 
 mod common;
 
@@ -220,4 +221,146 @@ fn versions_past_the_limit_are_pruned_except_pinned_ones() {
         metrics.contains("valbox_pruned_rows_total{kind=\"versions\"} 9"),
         "2 of x and 7 of counter: {metrics}"
     );
+}
+
+#[test]
+fn forks_remember_their_upstream_and_pinning_rewrites_foreign_references() {
+    let dir = fresh_dir("references-forks");
+    let (_server, http) = serve(&dir);
+    let alice = http.user("alice");
+    let bob = http.user("bob");
+    save(
+        &http,
+        &bob,
+        "gpt3",
+        "public",
+        "export const gpt3 = (p) => 'v1 ' + p",
+    );
+    save(
+        &http,
+        &bob,
+        "notes",
+        "private",
+        "export const notes = 'mine'",
+    );
+
+    // A private val of someone else is not forkable: the same 404 as a missing one.
+    let fork = |key: &str, target: &str, body: Value| {
+        http.call(
+            "POST",
+            &format!("/v1/vals/{target}/fork"),
+            Some(key),
+            Some(body),
+        )
+    };
+    assert_eq!(fork(&alice, "bob.notes", json!({})).0, 404);
+    assert_eq!(fork(&alice, "bob.nothing", json!({})).0, 404);
+    assert_eq!(
+        fork(&bob, "bob.notes", json!({"name": "notes2"})).0,
+        200,
+        "own private val"
+    );
+
+    let (status, forked) = fork(&alice, "bob.gpt3", json!({"name": "myGpt"}));
+    assert_eq!(status, 200, "{forked}");
+    assert_eq!(forked["privacy"], "private");
+    let (_, shown) = get(&http, Some(&alice), "/v1/vals/alice.myGpt");
+    assert_eq!(shown["forked_from"], "bob.gpt3@1");
+    assert_eq!(
+        fork(&alice, "bob.gpt3", json!({"name": "myGpt"})).0,
+        409,
+        "the name is taken"
+    );
+    let (_, upstream) = get(&http, Some(&alice), "/v1/vals/alice.myGpt/upstream");
+    assert_eq!(upstream["newer_versions"], false, "{upstream}");
+    save(
+        &http,
+        &bob,
+        "gpt3",
+        "public",
+        "export const gpt3 = (p) => 'v2 ' + p",
+    );
+    let (_, upstream) = get(&http, Some(&alice), "/v1/vals/alice.myGpt/upstream");
+    assert_eq!(
+        (
+            upstream["newer_versions"].clone(),
+            upstream["latest_version"].clone()
+        ),
+        (json!(true), json!(2))
+    );
+    let diff = upstream["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-export const gpt3 = (p) => 'v1 ' + p")
+            && diff.contains("+export const gpt3 = (p) => 'v2 ' + p"),
+        "{diff}"
+    );
+    // The original made private: the fork's owner learns nothing more of it.
+    let (status, _) = http.call(
+        "PATCH",
+        "/v1/vals/gpt3",
+        Some(&bob),
+        Some(json!({"privacy": "private"})),
+    );
+    assert_eq!(status, 200);
+    let (_, upstream) = get(&http, Some(&alice), "/v1/vals/alice.myGpt/upstream");
+    assert_eq!(upstream["visible"], false, "{upstream}");
+    assert!(upstream.get("diff").is_none() && upstream.get("latest_version").is_none());
+    let (status, _) = http.call(
+        "PATCH",
+        "/v1/vals/gpt3",
+        Some(&bob),
+        Some(json!({"privacy": "public"})),
+    );
+    assert_eq!(status, 200);
+
+    // Pinning: a preview, then applied.
+    save(
+        &http,
+        &alice,
+        "useGpt",
+        "private",
+        "export const useGpt = async () =>\n  @bob.gpt3('a') + await api(@bob.gpt3, 'b') + @bob.gpt3@1('c') + typeof @me.myGpt;",
+    );
+    let (status, preview) = http.call("POST", "/v1/me/pin", Some(&alice), Some(json!({})));
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["applied"], false);
+    let vals = preview["vals"].as_array().unwrap();
+    assert_eq!(
+        vals.len(),
+        1,
+        "only useGpt has foreign unpinned references: {preview}"
+    );
+    assert_eq!(vals[0]["changes"].as_array().unwrap().len(), 2, "{preview}");
+    let pinned = "export const useGpt = async () =>\n  @bob.gpt3@2('a') + await api(@bob.gpt3@2, 'b') + @bob.gpt3@1('c') + typeof @me.myGpt;";
+    assert_eq!(vals[0]["code"], pinned);
+    let (_, still) = get(&http, Some(&alice), "/v1/vals/alice.useGpt");
+    assert_eq!(still["version"], 1, "a preview saves nothing");
+    let (status, applied) = http.call(
+        "POST",
+        "/v1/me/pin",
+        Some(&alice),
+        Some(json!({"apply": true})),
+    );
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["vals"][0]["saved_version"], 2);
+    let (_, saved) = get(&http, Some(&alice), "/v1/vals/alice.useGpt");
+    assert_eq!(saved["code"], pinned);
+    // bob moves on; alice's pinned call keeps running version 2.
+    save(
+        &http,
+        &bob,
+        "gpt3",
+        "public",
+        "export const gpt3 = (p) => 'v3 ' + p",
+    );
+    let (status, ran) = http.call(
+        "POST",
+        "/v1/run/alice.useGpt",
+        Some(&alice),
+        Some(json!([])),
+    );
+    assert_eq!(status, 200, "{ran}");
+    assert!(ran.as_str().unwrap().starts_with("v2 a"), "{ran}");
+    let (_, again) = http.call("POST", "/v1/me/pin", Some(&alice), Some(json!({})));
+    assert_eq!(again["vals"], json!([]), "nothing left to pin");
 }

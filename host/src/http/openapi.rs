@@ -229,6 +229,30 @@ fn present<'de, D: serde::Deserializer<'de>>(
     serde_json::Value::deserialize(deserializer).map(Some)
 }
 
+/// `POST /v1/vals/{user}.{name}/fork`.
+#[derive(Deserialize, ToSchema)]
+pub struct ForkRequest {
+    /// The fork's name in my account (default: the original's).
+    #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")]
+    pub name: Option<String>,
+    /// The version to fork (default: the latest).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub version: Option<u32>,
+    /// The fork's privacy (default: private).
+    #[serde(default)]
+    pub privacy: Option<crate::store::Privacy>,
+}
+
+/// `POST /v1/me/pin`.
+#[derive(Deserialize, ToSchema)]
+pub struct PinRequest {
+    /// Save the rewritten vals (default: only show them).
+    #[serde(default)]
+    pub apply: bool,
+}
+
 /// `GET /v1/jobs`.
 #[derive(Serialize, ToSchema)]
 pub struct JobList {

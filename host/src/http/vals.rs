@@ -4,12 +4,12 @@ use super::code::split_target;
 use super::errors::{ApiError, ApiResult};
 use super::extract::{as_caller, blocking, Authed, JsonBody, QueryArgs, ValsRead, ValsWrite};
 use super::openapi::{
-    BadInput, BodyErrors, Deleted, Missing, NeedsKey, OptionalKey, PatchValRequest, SaveValRequest,
-    ScheduleList, ValList, VersionInfo, VersionList, TAG_VALS,
+    BadInput, BodyErrors, Deleted, ForkRequest, Missing, NeedsKey, OptionalKey, PatchValRequest,
+    PinRequest, SaveValRequest, ScheduleList, ValList, VersionInfo, VersionList, TAG_VALS,
 };
 use super::AppState;
 use crate::service::Principal;
-use crate::service::{ReferenceList, ReferrerList, ValView};
+use crate::service::{PinReport, ReferenceList, ReferrerList, Upstream, ValView};
 use crate::store::ValMeta;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -192,6 +192,73 @@ pub async fn val_referenced_by(
     })
     .await?;
     Ok(Json(list))
+}
+
+/// Fork a val I can see into my account (private unless said), at a
+/// version or its latest; the fork records where it came from.
+#[utoipa::path(post, path = "/v1/vals/{target}/fork", tag = TAG_VALS,
+    params(("target" = String, Path, description = "`user.name`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
+    request_body(content = ForkRequest),
+    security(("bearer" = ["vals:write"])),
+    responses((status = 200, description = "The fork", body = ValMeta), NeedsKey, Missing, BodyErrors))]
+pub async fn fork_val(
+    State(state): Shared,
+    Path(target): Path<String>,
+    Authed(Principal { user, .. }, _): Authed<ValsWrite>,
+    JsonBody(body): JsonBody<ForkRequest>,
+) -> ApiResult<Json<ValMeta>> {
+    let (owner, name) = split_target(&target)?;
+    if body.version == Some(0) {
+        return Err(ApiError::bad_request(
+            "`version` must be a positive integer",
+        ));
+    }
+    let meta = blocking(&state, move |service| {
+        service.fork(
+            &user,
+            &owner,
+            &name,
+            body.version,
+            body.name.as_deref(),
+            body.privacy,
+        )
+    })
+    .await?;
+    Ok(Json(meta))
+}
+
+/// Where a fork came from, whether the original has newer versions, and
+/// a line diff from the forked version to the original's latest.
+#[utoipa::path(get, path = "/v1/vals/{target}/upstream", tag = TAG_VALS,
+    params(("target" = String, Path, description = "`user.name`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
+    security((), ("bearer" = ["vals:read"])),
+    responses((status = 200, description = "The fork's upstream", body = Upstream), OptionalKey, Missing, BadInput))]
+pub async fn val_upstream(
+    State(state): Shared,
+    Path(target): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Upstream>> {
+    let (user, name) = split_target(&target)?;
+    let upstream = as_caller(&state, &headers, "vals:read", move |service, viewer| {
+        service.upstream(viewer, &user, &name)
+    })
+    .await?;
+    Ok(Json(upstream))
+}
+
+/// Pin my unpinned references to other users' vals (`@bob.f` →
+/// `@bob.f@7`, the version I see now): a preview, or saved with `apply`.
+#[utoipa::path(post, path = "/v1/me/pin", tag = TAG_VALS,
+    request_body(content = PinRequest),
+    security(("bearer" = ["vals:write"])),
+    responses((status = 200, description = "What pinning changes", body = PinReport), NeedsKey, BodyErrors))]
+pub async fn pin_references(
+    State(state): Shared,
+    Authed(Principal { user, .. }, _): Authed<ValsWrite>,
+    JsonBody(body): JsonBody<PinRequest>,
+) -> ApiResult<Json<PinReport>> {
+    let report = blocking(&state, move |service| service.pin(&user, body.apply)).await?;
+    Ok(Json(report))
 }
 
 /// A user's vals (private ones to their owner only).

@@ -4,6 +4,7 @@
 //! here and nowhere else. Users, keys and scopes are in `accounts.rs`.
 
 mod accounts;
+mod forks;
 mod outbox;
 mod quota;
 mod reconcile;
@@ -12,6 +13,7 @@ mod retention;
 mod schedules;
 
 pub use accounts::{Principal, SCOPES};
+pub use forks::{PinChange, PinReport, PinnedVal, Upstream};
 pub use quota::{StorageUse, DEFAULT_MAX_VERSIONS, DEFAULT_QUOTA};
 pub use references::{ReferenceList, ReferrerList, ReferrerView};
 pub use schedules::{ScheduleSettings, ScheduleView};
@@ -208,6 +210,9 @@ pub struct ValView {
     /// The val's schedule (shown to its owner only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleView>,
+    /// What it was forked from (`user.name@version`), if it is a fork.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<String>,
 }
 
 /// The response an HTTP handler built: Express-style (`res.status(…)`,
@@ -842,6 +847,10 @@ impl Service {
                 Some(viewer) if viewer.handle == owner => self.schedule_of(&owner, name)?,
                 _ => None,
             },
+            forked_from: self
+                .store
+                .fork_of(&owner, name)?
+                .map(|(o, n, v)| format!("{o}.{n}@{v}")),
         })
     }
 

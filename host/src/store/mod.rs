@@ -564,6 +564,10 @@ pub trait Store: Send + Sync {
         after: Option<(&str, &str, u32)>,
         limit: u32,
     ) -> StoreResult<Vec<(String, String, u32, String)>>;
+    /// Records that `owner.name` was forked from `from` (owner, name, version).
+    fn set_fork(&self, owner: &str, name: &str, from: (&str, &str, u32)) -> StoreResult<()>;
+    /// What `owner.name` was forked from, if it is a fork.
+    fn fork_of(&self, owner: &str, name: &str) -> StoreResult<Option<(String, String, u32)>>;
     /// A value of the `meta` table.
     fn meta_value(&self, name: &str) -> StoreResult<Option<String>>;
     /// Sets a value of the `meta` table.

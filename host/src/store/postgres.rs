@@ -319,6 +319,7 @@ impl Store for PgStore {
             "DELETE FROM emails WHERE to_user = $1",
             "DELETE FROM jobs WHERE owner = $1",
             "DELETE FROM schedules WHERE owner = $1",
+            "DELETE FROM val_forks WHERE owner = $1",
             "DELETE FROM users WHERE handle = $1",
         ] {
             t.execute(statement, &[&handle])?;
@@ -601,6 +602,10 @@ impl Store for PgStore {
         )?;
         t.execute(
             "DELETE FROM schedules WHERE owner = $1 AND name = $2",
+            &[&owner, &name],
+        )?;
+        t.execute(
+            "DELETE FROM val_forks WHERE owner = $1 AND name = $2",
             &[&owner, &name],
         )?;
         self.announce(&mut t, Invalidation::Val(owner.into(), name.into()))?;
@@ -1057,6 +1062,24 @@ impl Store for PgStore {
                 )
             })
             .collect())
+    }
+
+    fn set_fork(&self, owner: &str, name: &str, from: (&str, &str, u32)) -> StoreResult<()> {
+        self.client()?.execute(
+            "INSERT INTO val_forks (owner, name, from_owner, from_name, from_version) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (owner, name) DO UPDATE SET from_owner = excluded.from_owner,
+               from_name = excluded.from_name, from_version = excluded.from_version",
+            &[&owner, &name, &from.0, &from.1, &(from.2 as i32)],
+        )?;
+        Ok(())
+    }
+
+    fn fork_of(&self, owner: &str, name: &str) -> StoreResult<Option<(String, String, u32)>> {
+        let row = self.client()?.query_opt(
+            "SELECT from_owner, from_name, from_version FROM val_forks WHERE owner = $1 AND name = $2",
+            &[&owner, &name],
+        )?;
+        Ok(row.map(|row| (row.get(0), row.get(1), row.get::<_, i32>(2) as u32)))
     }
 
     fn meta_value(&self, name: &str) -> StoreResult<Option<String>> {

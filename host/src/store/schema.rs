@@ -138,6 +138,16 @@ CREATE TABLE val_references (
 );
 CREATE INDEX val_references_by_target ON val_references (target_owner, target_name);
 "#,
+    r#"
+CREATE TABLE val_forks (
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    from_owner TEXT NOT NULL,
+    from_name TEXT NOT NULL,
+    from_version INTEGER NOT NULL,
+    PRIMARY KEY (owner, name)
+);
+"#,
 ];
 
 /// The migrations for `dialect`, in order; a store applies those it has not yet.

@@ -363,6 +363,7 @@ impl Store for SqliteStore {
                 "DELETE FROM emails WHERE to_user = ?1",
                 "DELETE FROM jobs WHERE owner = ?1",
                 "DELETE FROM schedules WHERE owner = ?1",
+                "DELETE FROM val_forks WHERE owner = ?1",
                 "DELETE FROM users WHERE handle = ?1",
             ] {
                 t.execute(statement, params![handle])?;
@@ -651,6 +652,8 @@ impl Store for SqliteStore {
                 .prepare_cached("DELETE FROM vals WHERE owner = ?1 AND name = ?2")?
                 .execute(params![owner, name])?;
             c.prepare_cached("DELETE FROM schedules WHERE owner = ?1 AND name = ?2")?
+                .execute(params![owner, name])?;
+            c.prepare_cached("DELETE FROM val_forks WHERE owner = ?1 AND name = ?2")?
                 .execute(params![owner, name])?;
             self.shared
                 .forget(Invalidation::Val(owner.into(), name.into()));
@@ -1161,6 +1164,29 @@ impl Store for SqliteStore {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })?;
             rows.collect()
+        })
+    }
+
+    fn set_fork(&self, owner: &str, name: &str, from: (&str, &str, u32)) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO val_forks (owner, name, from_owner, from_name, from_version) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (owner, name) DO UPDATE SET from_owner = excluded.from_owner,
+                   from_name = excluded.from_name, from_version = excluded.from_version",
+                params![owner, name, from.0, from.1, from.2],
+            )
+            .map(drop)
+        })
+    }
+
+    fn fork_of(&self, owner: &str, name: &str) -> StoreResult<Option<(String, String, u32)>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT from_owner, from_name, from_version FROM val_forks WHERE owner = ?1 AND name = ?2",
+                params![owner, name],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
         })
     }
 
