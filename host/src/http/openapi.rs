@@ -222,6 +222,22 @@ pub struct ScheduleRequest {
     version: Option<u32>,
 }
 
+/// An optional `u32` that JSON may also spell as a whole float (`3.0`):
+/// JSON Schema's integers include those.
+fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    match Option::<f64>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(n) if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) => {
+            Ok(Some(n as u32))
+        }
+        Some(n) => Err(serde::de::Error::custom(format!(
+            "{n} is not a version number"
+        ))),
+    }
+}
+
 /// A field that is present (even `null`) becomes `Some`; absent stays `None`.
 fn present<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
@@ -237,7 +253,7 @@ pub struct ForkRequest {
     #[schema(pattern = r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")]
     pub name: Option<String>,
     /// The version to fork (default: the latest).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 1)]
     pub version: Option<u32>,
     /// The fork's privacy (default: private).

@@ -200,7 +200,10 @@ pub async fn val_referenced_by(
     params(("target" = String, Path, description = "`user.name`", pattern = r"^@?[A-Za-z][A-Za-z0-9_]{0,31}\.[A-Za-z_$][A-Za-z0-9_$]{0,63}$")),
     request_body(content = ForkRequest),
     security(("bearer" = ["vals:write"])),
-    responses((status = 200, description = "The fork", body = ValMeta), NeedsKey, Missing, BodyErrors))]
+    responses(
+        (status = 200, description = "The fork", body = ValMeta),
+        (status = 409, description = "`conflict`: I already have a val of that name", body = super::openapi::ApiErrorBody),
+        NeedsKey, Missing, BodyErrors))]
 pub async fn fork_val(
     State(state): Shared,
     Path(target): Path<String>,
