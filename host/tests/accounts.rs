@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{free_port, fresh_dir, wait_for_port, Http, Process, ADMIN};
+use common::{free_port, fresh_dir, read_secrets, wait_for_port, Http, Process, ADMIN};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -337,15 +337,6 @@ fn a_deleted_user_is_gone_and_their_handle_is_never_given_out_again() {
         http.call("DELETE", "/v1/users/gone", Some(ADMIN), None).0,
         404
     );
-}
-
-/// Reads `@me.secrets.s<n>` for n in 0..count as the user.
-fn read_secrets(http: &Http, key: &str, count: usize) -> Value {
-    let reads: Vec<String> = (0..count).map(|n| format!("@me.secrets.s{n}")).collect();
-    let code = format!("[{}]", reads.join(","));
-    let (status, answer) = http.call("POST", "/v1/eval", Some(key), Some(json!({ "code": code })));
-    assert_eq!(status, 200, "{answer}");
-    answer
 }
 
 #[test]

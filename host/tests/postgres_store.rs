@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{free_port, wait_for_port, Http, Process, ADMIN};
+use common::{free_port, read_secrets, wait_for_port, Http, Process, ADMIN};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -390,15 +390,6 @@ fn two_nodes_share_users_vals_secrets_traces_emails_and_jobs() {
         Some(json!({"handle": "bob", "email": "b@x"})),
     );
     assert_eq!(status, 409);
-}
-
-/// Reads secrets `s0..s{count}` of the key's user through `/v1/eval`.
-fn read_secrets(http: &Http, key: &str, count: usize) -> Value {
-    let reads: Vec<String> = (0..count).map(|n| format!("@me.secrets.s{n}")).collect();
-    let code = format!("[{}]", reads.join(","));
-    let (status, answer) = http.call("POST", "/v1/eval", Some(key), Some(json!({ "code": code })));
-    assert_eq!(status, 200, "{answer}");
-    answer
 }
 
 #[test]

@@ -147,3 +147,17 @@ impl Http {
         body["api_key"].as_str().unwrap().to_string()
     }
 }
+
+/// Reads the key's user's secrets `s0..s{count}` through `/v1/eval`, as one array.
+pub fn read_secrets(http: &Http, key: &str, count: usize) -> serde_json::Value {
+    let reads: Vec<String> = (0..count).map(|n| format!("@me.secrets.s{n}")).collect();
+    let code = format!("[{}]", reads.join(","));
+    let (status, answer) = http.call(
+        "POST",
+        "/v1/eval",
+        Some(key),
+        Some(serde_json::json!({ "code": code })),
+    );
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
