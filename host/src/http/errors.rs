@@ -63,6 +63,12 @@ impl IntoResponse for ApiError {
             ServiceError::StorageFull(message) => {
                 tracing::error!(error.type = "storage_full", %message, "the disk is full")
             }
+            ServiceError::QuotaExceeded(message) => {
+                tracing::info!(error.type = "quota_exceeded", %message, "a write passed the storage quota")
+            }
+            ServiceError::Capacity(refused) if refused.scope == CapacityScope::Server => {
+                tracing::warn!(error.type = "capacity", message = %refused.message, "the server is full")
+            }
             _ => {}
         }
         let mut response = (status, Json(json!({ "error": self.0.to_json() }))).into_response();
