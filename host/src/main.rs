@@ -220,6 +220,24 @@ fn open_service(settings: &Settings) -> anyhow::Result<Service> {
     })
 }
 
+/// Starts what `serve` and `worker` both run beside requests: job workers,
+/// the pruner, the scheduler, the reconciler (Redis) and the outbox (SMTP).
+fn start_background(service: &Arc<Service>, settings: &Settings) -> anyhow::Result<()> {
+    service
+        .start_job_workers(settings.job_workers)
+        .context("starting the job workers")?;
+    service
+        .start_pruner(settings.retention, settings.prune_interval)
+        .context("starting the pruner")?;
+    service
+        .start_scheduler()
+        .context("starting the scheduler")?;
+    service
+        .start_reconciler()
+        .context("starting the reconciler")?;
+    service.start_outbox().context("starting the outbox")
+}
+
 fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
     match command {
         Command::Run { file, export, args } => {
@@ -313,19 +331,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
                 anyhow::bail!("`valbox worker` needs at least one job worker (--job-workers)");
             }
             let service = Arc::new(open_service(&settings)?);
-            service
-                .start_job_workers(settings.job_workers)
-                .context("starting the job workers")?;
-            service
-                .start_pruner(settings.retention, settings.prune_interval)
-                .context("starting the pruner")?;
-            service
-                .start_scheduler()
-                .context("starting the scheduler")?;
-            service
-                .start_reconciler()
-                .context("starting the reconciler")?;
-            service.start_outbox().context("starting the outbox")?;
+            start_background(&service, &settings)?;
             tracing::info!(settings = %settings.describe(), "valbox worker started");
             tracing::info!(
                 "{} job workers reading the Redis queue",
@@ -345,19 +351,7 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
                 anyhow::bail!("--job-workers 0 needs --redis-url (and a `valbox worker`): the in-process queue's jobs run only in `valbox serve`");
             }
             let service = Arc::new(open_service(&settings)?);
-            service
-                .start_job_workers(settings.job_workers)
-                .context("starting the job workers")?;
-            service
-                .start_pruner(settings.retention, settings.prune_interval)
-                .context("starting the pruner")?;
-            service
-                .start_scheduler()
-                .context("starting the scheduler")?;
-            service
-                .start_reconciler()
-                .context("starting the reconciler")?;
-            service.start_outbox().context("starting the outbox")?;
+            start_background(&service, &settings)?;
             let state = Arc::new(AppState::new(service.clone(), settings.max_body_bytes));
             // Sandbox calls (and their nested calls) run on these threads.
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -637,6 +637,24 @@ impl Service {
         finished
     }
 
+    /// Runs `body` on a named thread that shutdown waits for (with the job workers).
+    pub(crate) fn spawn_background(
+        self: &Arc<Self>,
+        name: &str,
+        body: impl FnOnce(Arc<Service>) + Send + 'static,
+    ) -> ServiceResult<()> {
+        let service = self.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("valbox-{name}"))
+            .spawn(move || body(service))
+            .map_err(|e| ServiceError::Internal(format!("starting the {name} thread: {e}")))?;
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle);
+        Ok(())
+    }
+
     /// Whether [`Service::shut_down`] was called.
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)

@@ -7,7 +7,7 @@
 //! in all), a permanent refusal is recorded on the email at once. The
 //! `Message-ID` stays the same on every attempt.
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{Service, ServiceResult};
 use crate::schedule::now_ms;
 use crate::store::{Delivery, OutgoingEmail};
 use std::sync::Arc;
@@ -31,27 +31,18 @@ impl Service {
         if self.mailer.is_none() {
             return Ok(());
         }
-        let service = self.clone();
-        let handle = std::thread::Builder::new()
-            .name("valbox-outbox".into())
-            .spawn(move || {
-                while !service.is_stopping() {
-                    match service.deliver_due_emails() {
-                        Ok(0) => std::thread::sleep(Duration::from_millis(200)),
-                        Ok(_) => {}
-                        Err(error) => {
-                            tracing::warn!(%error, "the outbox could not read the store; retrying");
-                            std::thread::sleep(Duration::from_secs(1));
-                        }
+        self.spawn_background("outbox", |service| {
+            while !service.is_stopping() {
+                match service.deliver_due_emails() {
+                    Ok(0) => std::thread::sleep(Duration::from_millis(200)),
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "the outbox could not read the store; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
                     }
                 }
-            })
-            .map_err(|e| ServiceError::Internal(format!("starting the outbox: {e}")))?;
-        self.workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(handle);
-        Ok(())
+            }
+        })
     }
 
     /// Sends every email that is due and that this node claims; how many it tried.

@@ -26,29 +26,20 @@ impl Service {
         if !matches!(self.jobs, Queue::Redis(_)) {
             return Ok(());
         }
-        let service = self.clone();
-        let handle = std::thread::Builder::new()
-            .name("valbox-reconciler".into())
-            .spawn(move || {
-                let mut waited = Duration::ZERO;
-                while !service.is_stopping() {
-                    std::thread::sleep(Duration::from_millis(100));
-                    waited += Duration::from_millis(100);
-                    if waited < EVERY {
-                        continue;
-                    }
-                    waited = Duration::ZERO;
-                    if let Err(error) = service.reconcile() {
-                        tracing::warn!(%error, "reconciling the job queue failed; trying again");
-                    }
+        self.spawn_background("reconciler", |service| {
+            let mut waited = Duration::ZERO;
+            while !service.is_stopping() {
+                std::thread::sleep(Duration::from_millis(100));
+                waited += Duration::from_millis(100);
+                if waited < EVERY {
+                    continue;
                 }
-            })
-            .map_err(|e| ServiceError::Internal(format!("starting the reconciler: {e}")))?;
-        self.workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(handle);
-        Ok(())
+                waited = Duration::ZERO;
+                if let Err(error) = service.reconcile() {
+                    tracing::warn!(%error, "reconciling the job queue failed; trying again");
+                }
+            }
+        })
     }
 
     /// One pass: adds again every stale job Redis does not know; how many.

@@ -1,7 +1,7 @@
 //! The pruner: a thread that deletes what retention no longer keeps, in
 //! batches, between requests rather than on their path.
 
-use super::Service;
+use super::{Service, ServiceResult};
 use crate::store::{now, Retention};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,24 +20,16 @@ impl Service {
         self: &Arc<Self>,
         retention: Retention,
         interval: Duration,
-    ) -> std::io::Result<()> {
-        let service = self.clone();
-        let handle = std::thread::Builder::new()
-            .name("valbox-pruner".into())
-            .spawn(move || {
-                while !service.is_stopping() {
-                    service.prune_once(&retention);
-                    let wake = Instant::now() + interval;
-                    while Instant::now() < wake && !service.is_stopping() {
-                        std::thread::sleep(interval.min(Duration::from_millis(100)));
-                    }
+    ) -> ServiceResult<()> {
+        self.spawn_background("pruner", move |service| {
+            while !service.is_stopping() {
+                service.prune_once(&retention);
+                let wake = Instant::now() + interval;
+                while Instant::now() < wake && !service.is_stopping() {
+                    std::thread::sleep(interval.min(Duration::from_millis(100)));
                 }
-            })?;
-        self.workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(handle);
-        Ok(())
+            }
+        })
     }
 
     /// One pass: batches until one is not full (or [`MAX_BATCHES`]).

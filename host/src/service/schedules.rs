@@ -174,23 +174,14 @@ impl Service {
 
     /// Starts the scheduler thread: every `poll`, due ticks become jobs.
     pub fn start_scheduler(self: &Arc<Self>) -> ServiceResult<()> {
-        let service = self.clone();
-        let handle = std::thread::Builder::new()
-            .name("valbox-scheduler".into())
-            .spawn(move || {
-                while !service.is_stopping() {
-                    if let Err(error) = service.claim_due_ticks() {
-                        tracing::warn!(%error, "the scheduler could not read the store; retrying");
-                    }
-                    std::thread::sleep(service.schedules.poll);
+        self.spawn_background("scheduler", |service| {
+            while !service.is_stopping() {
+                if let Err(error) = service.claim_due_ticks() {
+                    tracing::warn!(%error, "the scheduler could not read the store; retrying");
                 }
-            })
-            .map_err(|e| ServiceError::Internal(format!("starting the scheduler: {e}")))?;
-        self.workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(handle);
-        Ok(())
+                std::thread::sleep(service.schedules.poll);
+            }
+        })
     }
 
     /// Claims every due tick this node wins and queues its job.
