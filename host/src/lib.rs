@@ -2,6 +2,7 @@
 //! The `valbox` binary (`main.rs`) only parses the command line and calls in here.
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod http;
 pub mod jobs;
 pub mod local_run;

@@ -39,6 +39,22 @@ enum Command {
         #[arg(long, default_value = "[]")]
         args: String,
     },
+    /// List my library call sites that Restricted Library Mode breaks
+    /// (from a running server, with my key); exits 1 when there are some.
+    Check {
+        /// The server's address.
+        #[arg(long, env = "VALBOX_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// My API key.
+        #[arg(long, env = "VALBOX_KEY", hide_env_values = true)]
+        key: String,
+        /// List every call site, not only the broken ones.
+        #[arg(long)]
+        all: bool,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage users and their keys.
     User {
         #[command(subcommand)]
@@ -254,6 +270,12 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
                 }
             }
         }
+        Command::Check {
+            server,
+            key,
+            all,
+            json,
+        } => valbox::check::check(&server, &key, all, json),
         Command::User {
             command: UserCommand::Add { handle, email },
         } => {

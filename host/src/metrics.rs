@@ -64,6 +64,7 @@ pub struct Metrics {
     instances: IntCounter,
     instantiate_seconds: prometheus::Counter,
     refusals: IntCounterVec,
+    denials_by_rule: IntCounterVec,
     /// Serializes scrapes, which turn the sandbox's totals into counter increments.
     scrape: Mutex<()>,
 }
@@ -288,6 +289,11 @@ impl Metrics {
                 "Capability requests the policy did not allow (permission error, undefined or no-op), by capability",
                 &["capability"],
             ),
+            denials_by_rule: counter_vec(
+                "valbox_policy_denials_total",
+                "Refusals of the policy (and library console.emails reaching the caller), by the seed-table row they come from",
+                &["rule"],
+            ),
             scrape: Mutex::new(()),
             registry: r,
         }
@@ -366,6 +372,10 @@ impl Metrics {
                 let counter = self.budget_overdrafts.with_label_values(&[budget]);
                 counter.inc_by(total.saturating_sub(counter.get()));
             }
+            for (rule, total) in &sandbox.denials {
+                let counter = self.denials_by_rule.with_label_values(&[rule]);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
         }
         let mut text = Vec::new();
         TextEncoder::new()
@@ -389,6 +399,7 @@ mod tests {
             instantiate_seconds: instances as f64 * 0.001,
             refusals: vec![("read_secret", denied_secrets), ("fetch", 0)],
             overdrafts: vec![("val_writes", denied_secrets), ("emails", 0)],
+            denials: vec![("restricted_secret", denied_secrets)],
         }
     }
 
@@ -407,6 +418,7 @@ mod tests {
         assert!(second.contains("valbox_budget_overdrafts_total{budget=\"val_writes\"} 3"));
         assert!(second.contains("valbox_capacity_refusals_total{reason=\"user_share\"} 3"));
         assert!(second.contains("valbox_capability_denials_total{capability=\"fetch\"} 0"));
+        assert!(second.contains("valbox_policy_denials_total{rule=\"restricted_secret\"} 3"));
     }
 
     #[test]

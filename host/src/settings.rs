@@ -39,6 +39,10 @@ pub struct SettingsArgs {
     /// `allow` (the seed table) or `deny`: may a library write its caller's vals? [default: allow]
     #[arg(long, env = "VALBOX_LIBRARY_WRITES", global = true)]
     pub library_writes: Option<LibraryWrites>,
+    /// Record each refusal of the policy, with its seed-table row and a
+    /// hint, in the evaluation record of the call that asked [default: true].
+    #[arg(long, env = "VALBOX_EXPLAIN_DENIALS", global = true)]
+    pub explain_denials: Option<bool>,
     /// Calls running at once over all callers; more are refused with 503 [default: 32].
     #[arg(long, env = "VALBOX_MAX_CONCURRENT_CALLS", global = true)]
     pub max_concurrent_calls: Option<usize>,
@@ -189,6 +193,7 @@ struct SettingsFile {
     memory_limit_mb: Option<usize>,
     max_body_bytes: Option<usize>,
     library_writes: Option<LibraryWrites>,
+    explain_denials: Option<bool>,
     max_concurrent_calls: Option<usize>,
     max_calls_per_user: Option<usize>,
     max_instances: Option<u32>,
@@ -243,6 +248,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Whether libraries may write their caller's vals.
     pub library_writes: LibraryWrites,
+    /// Whether refusals of the policy are recorded in evaluation records.
+    pub explain_denials: bool,
     /// Concurrency limits of calls.
     pub call_limits: crate::service::CallLimits,
     /// Size of the sandbox instance pool.
@@ -385,6 +392,10 @@ impl SettingsArgs {
                 .library_writes
                 .or(file.library_writes)
                 .unwrap_or(LibraryWrites::Allow),
+            explain_denials: self
+                .explain_denials
+                .or(file.explain_denials)
+                .unwrap_or(true),
             call_limits: crate::service::CallLimits {
                 total: self
                     .max_concurrent_calls
@@ -588,7 +599,7 @@ impl Settings {
         let set = |value: &Option<String>| if value.is_some() { "set" } else { "unset" };
         format!(
             "listen={} data_dir={} database={} redis={} deadline_ms={} memory_limit_mb={} max_body_bytes={} \
-             library_writes={:?} max_concurrent_calls={} max_calls_per_user={} max_instances={} \
+             library_writes={:?} explain_denials={} max_concurrent_calls={} max_calls_per_user={} max_instances={} \
              user_instance_share={} http_threads={} job_workers={} \
              cpu_turns={} fetch_allow_private={} admin_key={} master_key={} shutdown_grace_ms={} \
              retention={:?} prune_interval_ms={} budgets={:?} min_schedule_interval={:?} \
@@ -601,6 +612,7 @@ impl Settings {
             self.memory_limit >> 20,
             self.max_body_bytes,
             self.library_writes,
+            self.explain_denials,
             self.call_limits.total,
             self.call_limits.per_caller,
             self.max_instances,
@@ -634,6 +646,7 @@ impl Settings {
             policy: valbox_runtime::policy::PolicySettings {
                 deny_library_writes: self.library_writes == LibraryWrites::Deny,
             },
+            explain_denials: self.explain_denials,
             fetch: self.fetch.clone(),
             cpu_turns: self.cpu_turns,
             budgets: self.budgets,

@@ -26,6 +26,10 @@ pub struct SandboxConfig {
     pub fetch: crate::fetch::FetchPolicy,
     /// Policy settings (`library_writes`).
     pub policy: crate::policy::PolicySettings,
+    /// Record every refusal of the policy in the evaluation record of the
+    /// call that asked (default on; `--explain-denials false` turns the
+    /// records off, the per-rule counters stay).
+    pub explain_denials: bool,
     /// Most bytes of `console` output one call may produce (default 1 MiB).
     pub max_log_bytes: usize,
     /// Largest arguments of a call, as JSON or tagged JSON (default 4 MiB).
@@ -75,6 +79,7 @@ impl Default for SandboxConfig {
             user_instance_share: 0.5,
             max_depth: 16,
             policy: crate::policy::PolicySettings::default(),
+            explain_denials: true,
             fetch: crate::fetch::FetchPolicy::default(),
             max_log_bytes: 1 << 20,
             max_args_bytes: 4 << 20,

@@ -34,7 +34,7 @@ pub use admission::{Capacity, CapacityScope};
 pub use budget::CallBudgets;
 pub use config::SandboxConfig;
 pub use error::{CompileError, JsError, SandboxError};
-pub use evaluation::Evaluation;
+pub use evaluation::{Denial, Evaluation, Use};
 pub use frame::{Frame, Mode};
 pub use image::{GUEST_SHA256, GUEST_WASM};
 pub use sandbox::{

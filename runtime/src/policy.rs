@@ -21,6 +21,16 @@ pub enum Owner<'a> {
     Named(&'a str),
 }
 
+impl Owner<'_> {
+    /// The owner as the code wrote it: `me` or the handle.
+    pub fn as_written(&self) -> &str {
+        match self {
+            Owner::Me => "me",
+            Owner::Named(user) => user,
+        }
+    }
+}
+
 /// What a val looked like when it was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValState {
@@ -196,5 +206,145 @@ fn describe(request: &Request<'_>, owner: Option<&str>) -> String {
         Capability::WriteVal => format!("write {owner}'s vals"),
         Capability::SendEmail => "send email".into(),
         Capability::Fetch => "fetch".into(),
+    }
+}
+
+/// The row of the seed post's table (SPEC §2) a decision comes from, for
+/// the evaluation record of a refused request ([`explain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Library code reads a secret: `undefined`.
+    RestrictedSecret,
+    /// Library code reads a val that is not public: `undefined`.
+    RestrictedPrivateVal,
+    /// Library code writes its author's (or a third user's) val: no-op.
+    RestrictedWrite,
+    /// Library code writes the caller's val under `library_writes = "deny"`.
+    RestrictedCallerWriteDenied,
+    /// `console.email` in library code emails the caller, not the author.
+    RestrictedEmail,
+    /// Own or API code reads another user's secret: a permission error.
+    ForeignSecret,
+    /// Own or API code reads another user's val that is not public.
+    ForeignPrivateVal,
+    /// Own or API code writes another user's val.
+    ForeignWrite,
+    /// Anonymous code asks for what needs a user.
+    Anonymous,
+    /// The old Library Mode (never offered to users): the author's private
+    /// state is out of reach.
+    LibraryModeAuthorState,
+}
+
+/// Every rule, in the order of [`Rule::index`] (metric labels).
+pub const RULES: [Rule; 10] = [
+    Rule::RestrictedSecret,
+    Rule::RestrictedPrivateVal,
+    Rule::RestrictedWrite,
+    Rule::RestrictedCallerWriteDenied,
+    Rule::RestrictedEmail,
+    Rule::ForeignSecret,
+    Rule::ForeignPrivateVal,
+    Rule::ForeignWrite,
+    Rule::Anonymous,
+    Rule::LibraryModeAuthorState,
+];
+
+impl Rule {
+    /// Position in [`RULES`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The rule's name as a metric label and in records (`restricted_secret`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Rule::RestrictedSecret => "restricted_secret",
+            Rule::RestrictedPrivateVal => "restricted_private_val",
+            Rule::RestrictedWrite => "restricted_write",
+            Rule::RestrictedCallerWriteDenied => "restricted_caller_write_denied",
+            Rule::RestrictedEmail => "restricted_email",
+            Rule::ForeignSecret => "foreign_secret",
+            Rule::ForeignPrivateVal => "foreign_private_val",
+            Rule::ForeignWrite => "foreign_write",
+            Rule::Anonymous => "anonymous",
+            Rule::LibraryModeAuthorState => "library_mode_author_state",
+        }
+    }
+
+    /// The row of the seed table, in words. It never depends on whether
+    /// the val or secret exists: the same words for both.
+    pub fn text(self) -> &'static str {
+        match self {
+            Rule::RestrictedSecret => {
+                "Restricted Library Mode: code called as a library cannot read secrets, its author's or anyone's (it sees undefined)"
+            }
+            Rule::RestrictedPrivateVal => {
+                "Restricted Library Mode: code called as a library cannot read vals that are not public, its author's or anyone's (it sees undefined)"
+            }
+            Rule::RestrictedWrite => {
+                "Restricted Library Mode: code called as a library cannot write its author's vals (the write is a no-op)"
+            }
+            Rule::RestrictedCallerWriteDenied => {
+                "library_writes = \"deny\" (this server): code called as a library cannot write the caller's vals either (the write is a no-op)"
+            }
+            Rule::RestrictedEmail => {
+                "Restricted Library Mode: console.email in code called as a library emails the caller, not the author"
+            }
+            Rule::ForeignSecret => {
+                "Own code and API mode: code reads only its own user's secrets (a permission error)"
+            }
+            Rule::ForeignPrivateVal => {
+                "Own code and API mode: another user's vals are readable only when public (a permission error)"
+            }
+            Rule::ForeignWrite => {
+                "Own code and API mode: code writes only its own user's vals (a permission error)"
+            }
+            Rule::Anonymous => {
+                "Anonymous code: public vals only; no secrets, writes or email (a permission error)"
+            }
+            Rule::LibraryModeAuthorState => {
+                "Library Mode: a library's author's private state is out of reach (undefined or a no-op)"
+            }
+        }
+    }
+}
+
+/// Why `decision` was what `frame`'s code got for `request`: the rule of
+/// a refusal, and of the one allow that surprises (`console.email` in
+/// library code reaching the caller). `None` for a plain allow, and for
+/// code reading its own user's val that does not exist (nothing refused).
+pub fn explain(frame: &Frame, request: &Request<'_>, decision: &Decision) -> Option<Rule> {
+    let anonymous = frame.principal.is_none();
+    match (decision, frame.mode, request.capability) {
+        (Decision::Allow(to), Mode::Restricted | Mode::Library, Capability::SendEmail) => {
+            (frame.author.as_deref() != Some(to.as_str())).then_some(Rule::RestrictedEmail)
+        }
+        (Decision::Allow(_), ..) => None,
+        (_, _, Capability::ReadVal(ValState::Missing)) if frame.mode != Mode::Restricted => {
+            // Own, API, Library: missing for its own user, or refused the
+            // same way a private val of someone else is.
+            match decision {
+                Decision::Deny(_) if anonymous => Some(Rule::Anonymous),
+                Decision::Deny(_) => Some(Rule::ForeignPrivateVal),
+                _ if frame.mode == Mode::Library => Some(Rule::LibraryModeAuthorState),
+                _ => None,
+            }
+        }
+        (_, Mode::Restricted, Capability::ReadSecret) => Some(Rule::RestrictedSecret),
+        (_, Mode::Restricted, Capability::ReadVal(_)) => Some(Rule::RestrictedPrivateVal),
+        (_, Mode::Restricted, Capability::WriteVal) => match request.owner {
+            Owner::Named(user) if Some(user) == frame.principal.as_deref() => {
+                Some(Rule::RestrictedCallerWriteDenied)
+            }
+            _ => Some(Rule::RestrictedWrite),
+        },
+        (_, Mode::Library, _) => Some(Rule::LibraryModeAuthorState),
+        (Decision::Deny(_), ..) if anonymous => Some(Rule::Anonymous),
+        (_, _, Capability::ReadSecret) => Some(Rule::ForeignSecret),
+        (_, _, Capability::ReadVal(_)) => Some(Rule::ForeignPrivateVal),
+        (_, _, Capability::WriteVal) => Some(Rule::ForeignWrite),
+        (_, _, Capability::SendEmail | Capability::Fetch) => Some(Rule::Anonymous),
     }
 }

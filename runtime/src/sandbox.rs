@@ -244,14 +244,17 @@ impl Sandbox {
         let request = abi::run_request(invocation.bytecode, invocation.export, mode, args);
         // A new tree, with a budget of its own.
         let tree = CallTree::new(Payer::user(invocation.payer));
-        let (result, evaluation) = self.shared.run_in_frame(
+        let (result, mut evaluation) = self.shared.run_in_frame(
             world,
             invocation.frame,
-            tree,
+            tree.clone(),
             invocation.target,
             "run",
             &request,
         );
+        if tree.denied() {
+            evaluation.explain_denials();
+        }
         Outcome {
             admitted: !matches!(result, Err(SandboxError::Capacity(_)))
                 || !evaluation.calls.is_empty(),
@@ -467,6 +470,7 @@ impl Shared {
         let state = store.data_mut();
         evaluation.logs = std::mem::take(&mut state.logs);
         evaluation.calls = std::mem::take(&mut state.calls);
+        evaluation.denials = state.denials.take();
         evaluation.duration_us = started.elapsed().as_micros() as u64;
         match &result {
             Ok(Ok(_)) => evaluation.ok = true,

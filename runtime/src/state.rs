@@ -4,7 +4,7 @@
 use crate::admission::Payer;
 use crate::budget::TreeBudget;
 use crate::error::LimitExceeded;
-use crate::evaluation::Evaluation;
+use crate::evaluation::{Denial, Evaluation};
 use crate::frame::Frame;
 use crate::sandbox::Shared;
 use crate::world::World;
@@ -56,6 +56,9 @@ pub(crate) struct CallTree {
     pub(crate) payer: Payer,
     /// What the tree has spent of its budgets.
     pub(crate) budget: TreeBudget,
+    /// Whether a call of the tree recorded a denial (whose hint is filled
+    /// when the tree ends).
+    denied: std::sync::atomic::AtomicBool,
 }
 
 impl CallTree {
@@ -64,7 +67,19 @@ impl CallTree {
         Arc::new(CallTree {
             payer,
             budget: TreeBudget::default(),
+            denied: Default::default(),
         })
+    }
+
+    /// Notes that a call of the tree recorded a denial.
+    pub(crate) fn mark_denied(&self) {
+        self.denied
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether any call of the tree recorded a denial.
+    pub(crate) fn denied(&self) -> bool {
+        self.denied.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -81,6 +96,9 @@ pub(crate) struct CallState {
     pub(crate) tree: Arc<CallTree>,
     /// Evaluation records of the calls this call made.
     pub(crate) calls: Vec<Evaluation>,
+    /// What the policy refused this call's code (host imports add to it
+    /// while they hold the state shared).
+    pub(crate) denials: std::cell::RefCell<Vec<Denial>>,
     pub(crate) logs: Vec<LogLine>,
     log_bytes: usize,
     max_log_bytes: usize,
@@ -105,6 +123,7 @@ impl CallState {
             world,
             tree,
             calls: Vec::new(),
+            denials: Default::default(),
             logs: Vec::new(),
             log_bytes: 0,
         }

@@ -1,7 +1,7 @@
 //! Counters about the sandbox that operators watch; the host exports them as
 //! Prometheus metrics. Reading them costs a few atomic loads.
 
-use crate::policy::{Capability, Decision};
+use crate::policy::{Capability, Decision, Rule, RULES};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ pub(crate) struct Counters {
     instantiate_nanos: AtomicU64,
     refusals: [AtomicU64; CAPABILITY_LABELS.len()],
     overdrafts: [AtomicU64; crate::budget::KIND_LABELS.len()],
+    explained: [AtomicU64; RULES.len()],
 }
 
 impl Counters {
@@ -46,6 +47,11 @@ impl Counters {
         if !matches!(decision, Decision::Allow(_)) {
             self.refusals[label_index(capability)].fetch_add(1, Relaxed);
         }
+    }
+
+    /// Counts a refusal (or a surprising allow) by its seed-table row.
+    pub(crate) fn explained(&self, rule: Rule) {
+        self.explained[rule.index()].fetch_add(1, Relaxed);
     }
 
     /// Counts a call tree that spent one of its budgets.
@@ -78,6 +84,11 @@ impl Counters {
                 .zip(&self.overdrafts)
                 .map(|(label, count)| (*label, count.load(Relaxed)))
                 .collect(),
+            denials: RULES
+                .iter()
+                .zip(&self.explained)
+                .map(|(rule, count)| (rule.label(), count.load(Relaxed)))
+                .collect(),
         }
     }
 }
@@ -102,4 +113,7 @@ pub struct SandboxStats {
     pub refusals: Vec<(&'static str, u64)>,
     /// Call trees that spent a budget, by budget.
     pub overdrafts: Vec<(&'static str, u64)>,
+    /// Refusals (and library `console.email`s reaching the caller), by
+    /// the seed-table row they come from.
+    pub denials: Vec<(&'static str, u64)>,
 }

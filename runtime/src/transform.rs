@@ -101,6 +101,29 @@ pub struct SourceReference {
     pub column: u32,
 }
 
+/// Something in a val's source the upgrade tooling looks at besides its
+/// `@` references (see [`scan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// An `@` reference.
+    Reference(SourceReference),
+    /// `console.email(` at this 1-based line and column.
+    Email {
+        /// 1-based line.
+        line: u32,
+        /// 1-based column.
+        column: u32,
+    },
+    /// `api(` whose first argument is not an `@` reference (a computed
+    /// target: what it calls cannot be told from the text).
+    ComputedApi {
+        /// 1-based line.
+        line: u32,
+        /// 1-based column of the argument.
+        column: u32,
+    },
+}
+
 /// Rewrites every `@` reference in `source`.
 pub fn transform(source: &str) -> Result<String, TransformError> {
     rewrite(source, &mut |_| {})
@@ -109,12 +132,25 @@ pub fn transform(source: &str) -> Result<String, TransformError> {
 /// Every `@` reference in `source`, in order, as [`transform`] reads them.
 pub fn references(source: &str) -> Result<Vec<SourceReference>, TransformError> {
     let mut found = Vec::new();
-    rewrite(source, &mut |reference| found.push(reference))?;
+    rewrite(source, &mut |seen| {
+        if let Found::Reference(reference) = seen {
+            found.push(reference)
+        }
+    })?;
     Ok(found)
 }
 
-/// Rewrites `source`, telling `seen` of each reference.
-fn rewrite(source: &str, seen: &mut dyn FnMut(SourceReference)) -> Result<String, TransformError> {
+/// The references of `source`, its `console.email(` calls and its
+/// `api()` calls with computed targets, in source order.
+pub fn scan(source: &str) -> Result<Vec<Found>, TransformError> {
+    let mut found = Vec::new();
+    rewrite(source, &mut |seen| found.push(seen))?;
+    Ok(found)
+}
+
+/// Rewrites `source`, telling `seen` of each reference (and of the other
+/// sites of [`Found`]).
+fn rewrite(source: &str, seen: &mut dyn FnMut(Found)) -> Result<String, TransformError> {
     let bytes = source.as_bytes();
     let mut out = String::with_capacity(source.len() + 64);
     let mut i = 0;
@@ -137,6 +173,10 @@ fn rewrite(source: &str, seen: &mut dyn FnMut(SourceReference)) -> Result<String
     };
     while i < bytes.len() {
         let c = bytes[i];
+        if previous == Previous::ApiParen && !c.is_ascii_whitespace() && c != b'@' && c != b')' {
+            let (line, column) = position(i);
+            seen(Found::ComputedApi { line, column });
+        }
         match c {
             b'\'' | b'"' => {
                 let end = skip_string(bytes, i, c)
@@ -197,14 +237,14 @@ fn rewrite(source: &str, seen: &mut dyn FnMut(SourceReference)) -> Result<String
                 let rest = source[end..].trim_start_matches([' ', '\t']);
                 let (line, column) = position(i);
                 let mut note = |kind, owner: &str, name: &str, version| {
-                    seen(SourceReference {
+                    seen(Found::Reference(SourceReference {
                         kind,
                         owner: owner.to_string(),
                         name: name.to_string(),
                         version,
                         line,
                         column,
-                    })
+                    }))
                 };
                 i = end;
                 previous = Previous::Value;
@@ -260,6 +300,10 @@ fn rewrite(source: &str, seen: &mut dyn FnMut(SourceReference)) -> Result<String
                     end
                 };
                 let word = &source[i..end];
+                if word == "email" && is_console_email(source, i, end) {
+                    let (line, column) = position(i);
+                    seen(Found::Email { line, column });
+                }
                 out.push_str(word);
                 i = end;
                 previous = if word == "api" {
@@ -293,6 +337,19 @@ fn rewrite(source: &str, seen: &mut dyn FnMut(SourceReference)) -> Result<String
         }
     }
     Ok(out)
+}
+
+/// Whether `email` at `start..end` is `console.email(`.
+fn is_console_email(source: &str, start: usize, end: usize) -> bool {
+    let before = source[..start].trim_end();
+    let called = source[end..].trim_start().starts_with('(');
+    called
+        && before.strip_suffix('.').is_some_and(|object| {
+            let object = object.trim_end();
+            object.ends_with("console")
+                && !object[..object.len() - "console".len()]
+                    .ends_with(|c: char| c == '_' || c == '$' || c.is_alphanumeric())
+        })
 }
 
 enum Reference<'a> {
@@ -579,5 +636,33 @@ mod tests {
     fn keeps_line_numbers() {
         let source = "a\n@bob.f()\n/* x\n y */ @me.secrets.k\n";
         assert_eq!(t(source).lines().count(), source.lines().count());
+    }
+
+    #[test]
+    fn scan_finds_emails_and_computed_api_targets_outside_strings() {
+        use super::Found;
+        let source = "console.email('a', 'b');\n\
+                      const f = 'console.email(x)'; // console.email(y)\n\
+                      myconsole.email(1); console . email (2);\n\
+                      await api(target, 1); await api(@bob.f); api();";
+        let other: Vec<_> = super::scan(source)
+            .unwrap()
+            .into_iter()
+            .filter(|found| !matches!(found, Found::Reference(_)))
+            .collect();
+        assert_eq!(
+            other,
+            [
+                Found::Email { line: 1, column: 9 },
+                Found::Email {
+                    line: 3,
+                    column: 31
+                },
+                Found::ComputedApi {
+                    line: 4,
+                    column: 11
+                },
+            ]
+        );
     }
 }

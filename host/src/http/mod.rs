@@ -84,6 +84,8 @@ fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(vals::fork_val))
         .routes(routes!(vals::val_upstream))
         .routes(routes!(vals::pin_references))
+        .routes(routes!(vals::call_sites))
+        .routes(routes!(vals::fix_call_sites))
         .routes(routes!(vals::list_schedules))
         .routes(routes!(vals::user_vals))
         .routes(routes!(account::put_secret, account::delete_secret))

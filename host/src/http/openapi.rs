@@ -269,6 +269,90 @@ pub struct PinRequest {
     pub apply: bool,
 }
 
+/// `GET /v1/me/call-sites`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallSitesQuery {
+    /// Only call sites in this state: `broken` (Restricted Library Mode
+    /// changes what they get), `unknown` (cannot tell statically) or `ok`.
+    pub status: Option<CallSiteStatus>,
+}
+
+/// What Restricted Library Mode does to a call site.
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum CallSiteStatus {
+    /// Some path changes its outcome.
+    Broken,
+    /// Only computed calls on the way: cannot tell statically.
+    Unknown,
+    /// Nothing changes.
+    Ok,
+}
+
+impl CallSiteStatus {
+    /// The status as the finder names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallSiteStatus::Broken => "broken",
+            CallSiteStatus::Unknown => "unknown",
+            CallSiteStatus::Ok => "ok",
+        }
+    }
+}
+
+/// `POST /v1/me/call-sites/fix`: call sites as `GET /v1/me/call-sites`
+/// lists them (only `val`, `version`, `line` and `column` are read).
+#[derive(Deserialize, ToSchema)]
+pub struct FixBody {
+    /// The call sites to rewrite (`findings` is accepted too).
+    #[serde(alias = "findings")]
+    #[schema(min_items = 1)]
+    pub call_sites: Vec<FixSite>,
+}
+
+/// One call site to rewrite.
+#[derive(Deserialize, ToSchema)]
+pub struct FixSite {
+    /// My val holding the call: `name` or `me.name`'s `user.name`.
+    #[schema(pattern = r"^([A-Za-z][A-Za-z0-9_]{0,31}\.)?[A-Za-z_$][A-Za-z0-9_$]{0,63}$")]
+    pub val: String,
+    /// The version the position is in; when given, it must be the latest.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1)]
+    pub version: Option<u32>,
+    /// 1-based line of the `@` reference.
+    #[serde(deserialize_with = "position")]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    pub line: u32,
+    /// 1-based column.
+    #[serde(deserialize_with = "position")]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    pub column: u32,
+}
+
+impl From<FixBody> for crate::service::FixRequest {
+    fn from(body: FixBody) -> Self {
+        crate::service::FixRequest {
+            call_sites: body
+                .call_sites
+                .into_iter()
+                .map(|site| crate::service::FixTarget {
+                    val: site.val,
+                    version: site.version,
+                    line: site.line,
+                    column: site.column,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A 1-based line or column (a whole number, even when written `3.0`).
+fn position<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    whole_number(deserializer)?.ok_or_else(|| serde::de::Error::custom("a position is a number"))
+}
+
 /// `GET /v1/jobs`.
 #[derive(Serialize, ToSchema)]
 pub struct JobList {

@@ -4,12 +4,15 @@ use super::code::split_target;
 use super::errors::{ApiError, ApiResult};
 use super::extract::{as_caller, blocking, Authed, JsonBody, QueryArgs, ValsRead, ValsWrite};
 use super::openapi::{
-    BadInput, BodyErrors, Deleted, ForkRequest, Missing, NeedsKey, OptionalKey, PatchValRequest,
-    PinRequest, SaveValRequest, ScheduleList, ValList, VersionInfo, VersionList, TAG_VALS,
+    BadInput, BodyErrors, CallSiteStatus, CallSitesQuery, Deleted, FixBody, ForkRequest, Missing,
+    NeedsKey, OptionalKey, PatchValRequest, PinRequest, SaveValRequest, ScheduleList, ValList,
+    VersionInfo, VersionList, TAG_VALS,
 };
 use super::AppState;
 use crate::service::Principal;
-use crate::service::{PinReport, ReferenceList, ReferrerList, Upstream, ValView};
+use crate::service::{
+    CallSiteReport, FixPreview, PinReport, ReferenceList, ReferrerList, Upstream, ValView,
+};
 use crate::store::ValMeta;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -262,6 +265,45 @@ pub async fn pin_references(
 ) -> ApiResult<Json<PinReport>> {
     let report = blocking(&state, move |service| service.pin(&user, body.apply)).await?;
     Ok(Json(report))
+}
+
+/// My library call sites `@B.f(…)` and every path on which Restricted
+/// Library Mode changes what they get (the seed's upgrade guide, done for
+/// me), with recent runs as evidence.
+#[utoipa::path(get, path = "/v1/me/call-sites", tag = TAG_VALS,
+    params(CallSitesQuery),
+    security(("bearer" = ["vals:read"])),
+    responses((status = 200, description = "My call sites", body = CallSiteReport), NeedsKey, BadInput))]
+pub async fn call_sites(
+    State(state): Shared,
+    Authed(Principal { user, .. }, _): Authed<ValsRead>,
+    QueryArgs(query): QueryArgs<CallSitesQuery>,
+) -> ApiResult<Json<CallSiteReport>> {
+    let status = query.status.map(CallSiteStatus::as_str);
+    let report = blocking(&state, move |service| service.call_sites(&user, status)).await?;
+    Ok(Json(report))
+}
+
+/// Rewrite call sites as `await api(@B.f, …)` (a preview: nothing is
+/// saved; save with `PUT /v1/vals/{name}`).
+#[utoipa::path(post, path = "/v1/me/call-sites/fix", tag = TAG_VALS,
+    request_body(content = FixBody),
+    security(("bearer" = ["vals:read"])),
+    responses(
+        (status = 200, description = "The rewritten code of each val", body = FixPreview),
+        (status = 409, description = "`conflict`: the val has a newer version than the one listed", body = super::openapi::ApiErrorBody),
+        NeedsKey, Missing, BodyErrors))]
+pub async fn fix_call_sites(
+    State(state): Shared,
+    Authed(Principal { user, .. }, _): Authed<ValsRead>,
+    JsonBody(body): JsonBody<FixBody>,
+) -> ApiResult<Json<FixPreview>> {
+    let request = body.into();
+    let preview = blocking(&state, move |service| {
+        service.fix_call_sites(&user, &request)
+    })
+    .await?;
+    Ok(Json(preview))
 }
 
 /// A user's vals (private ones to their owner only).

@@ -66,7 +66,7 @@ pub struct PinReport {
 }
 
 /// The byte offset of 1-based `line` and `column` (in characters).
-fn offset(code: &str, line: u32, column: u32) -> usize {
+pub(super) fn offset(code: &str, line: u32, column: u32) -> usize {
     let start: usize = code
         .split_inclusive('\n')
         .take(line as usize - 1)

@@ -4,6 +4,7 @@
 //! here and nowhere else. Users, keys and scopes are in `accounts.rs`.
 
 mod accounts;
+mod call_sites;
 mod forks;
 mod outbox;
 mod quota;
@@ -13,6 +14,10 @@ mod retention;
 mod schedules;
 
 pub use accounts::{Principal, SCOPES};
+pub use call_sites::{
+    CallSite, CallSiteReport, Evidence, Finding, FixChange, FixPreview, FixRequest, FixTarget,
+    FixedVal,
+};
 pub use forks::{PinChange, PinReport, PinnedVal, Upstream};
 pub use quota::{StorageUse, DEFAULT_MAX_VERSIONS, DEFAULT_QUOTA};
 pub use references::{ReferenceList, ReferrerList, ReferrerView};
@@ -1128,7 +1133,9 @@ impl Service {
         self.metrics
             .evaluation(mode, result.as_ref().map(drop), took);
         let request_id = request_id::current();
-        for record in outcome.evaluation.split_by_viewer() {
+        let mut evaluation = outcome.evaluation;
+        self.place_denials(&mut evaluation);
+        for record in evaluation.split_by_viewer() {
             if let Some(viewer) = &record.visible_to {
                 let json = serde_json::to_string(&record)
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;

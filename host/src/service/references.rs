@@ -14,6 +14,7 @@
 use super::{visible, Service, ServiceResult};
 use crate::store::{StoredReference, User};
 use valbox_runtime::transform::references;
+use valbox_runtime::{Evaluation, Use};
 
 /// The `meta` entry saying every earlier version has been indexed.
 const INDEXED: &str = "references_indexed";
@@ -123,6 +124,49 @@ impl Service {
         Ok(indexed)
     }
 
+    /// Gives each denial in `evaluation`'s tree the position of the
+    /// reference it refused, from the reference index of the version that
+    /// ran (posted code, which has no index, keeps none).
+    pub(super) fn place_denials(&self, evaluation: &mut Evaluation) {
+        if !evaluation.denials.is_empty() {
+            if let Some((owner, name, version)) = parse_target(&evaluation.target) {
+                let index = self
+                    .store
+                    .references(owner, name, version)
+                    .unwrap_or_default();
+                let author = evaluation.author.clone().unwrap_or_default();
+                for denial in &mut evaluation.denials {
+                    let kind = match denial.used {
+                        Use::Read => "read",
+                        Use::LibraryCall => "library_call",
+                        Use::ApiCall => "api_call",
+                        Use::Write => "write",
+                        Use::SecretRead => "secret_read",
+                        Use::Email => continue,
+                    };
+                    let owner = if denial.owner == "me" {
+                        author.as_str()
+                    } else {
+                        denial.owner.as_str()
+                    };
+                    let named = |r: &&StoredReference| r.owner == owner && r.name == denial.name;
+                    let found = index
+                        .iter()
+                        .filter(named)
+                        .find(|r| r.kind == kind)
+                        .or_else(|| index.iter().find(named));
+                    if let Some(found) = found {
+                        denial.line = Some(found.line);
+                        denial.column = Some(found.column);
+                    }
+                }
+            }
+        }
+        for call in &mut evaluation.calls {
+            self.place_denials(call);
+        }
+    }
+
     /// The references of a version of `owner.name` the viewer may read.
     pub fn references(
         &self,
@@ -175,6 +219,13 @@ impl Service {
             private_referrers: private.len(),
         })
     }
+}
+
+/// `(owner, name, version)` of a record's target `@owner.name@version`.
+pub(super) fn parse_target(target: &str) -> Option<(&str, &str, u32)> {
+    let (val, version) = target.strip_prefix('@')?.rsplit_once('@')?;
+    let (owner, name) = val.split_once('.')?;
+    Some((owner, name, version.parse().ok()?))
 }
 
 #[cfg(test)]

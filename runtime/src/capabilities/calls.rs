@@ -2,9 +2,10 @@
 //! with its own frame. Library calls restrict (stickily) and use the tagged
 //! codec; API calls run as the val's author with JSON only.
 
-use super::{ask, refusal, Answer, Stop, ValRequest};
+use super::{ask, refusal, Answer, Stop, ValRequest, Written};
 use crate::abi;
 use crate::error::{DeadlineExceeded, JsError, LimitExceeded, SandboxError};
+use crate::evaluation::Use;
 use crate::frame::Frame;
 use crate::policy::{Capability, Decision, Owner, Request, ValState};
 use crate::sandbox::RunMode;
@@ -31,7 +32,7 @@ pub(super) fn api(
     if !args.trim_start().starts_with('[') {
         return Err(Answer::type_error("api() arguments must be a JSON array").into());
     }
-    let stored = match visible_val(caller, request)? {
+    let stored = match visible_val(caller, request, Use::ApiCall)? {
         Some(stored) => stored,
         None => return Ok(Answer::Undefined),
     };
@@ -61,7 +62,12 @@ pub(super) fn run_val(
     mode: RunMode,
     args: &str,
 ) -> Result<Answer, Stop> {
-    let stored = match visible_val(caller, request)? {
+    let used = if mode == RunMode::Read {
+        Use::Read
+    } else {
+        Use::LibraryCall
+    };
+    let stored = match visible_val(caller, request, used)? {
         Some(stored) => stored,
         None => return Ok(Answer::Undefined),
     };
@@ -74,6 +80,7 @@ pub(super) fn run_val(
 fn visible_val(
     caller: &mut Caller<'_, CallState>,
     request: &ValRequest<'_>,
+    used: Use,
 ) -> Result<Option<StoredVal>, Answer> {
     let ValRequest {
         owner,
@@ -99,6 +106,12 @@ fn visible_val(
             owner,
             capability: Capability::ReadVal(val_state),
         },
+        Some(&Written {
+            used,
+            owner: owner.as_written(),
+            name,
+            version,
+        }),
     );
     match decision {
         Decision::Allow(allowed) if Some(allowed.as_str()) == resolved => Ok(stored),

@@ -1,6 +1,7 @@
 //! `send-email`: `console.email(subject, body)`; the policy names the recipient.
 
-use super::{ask, refusal, spend, Answer, Stop};
+use super::{ask, refusal, spend, Answer, Stop, Written};
+use crate::evaluation::Use;
 use crate::policy::{Capability, Decision, Owner, Request};
 use crate::state::CallState;
 use crate::world::Email;
@@ -31,6 +32,12 @@ pub(super) fn send(caller: &mut Caller<'_, CallState>, request: &Value) -> Resul
             owner: Owner::Me,
             capability: Capability::SendEmail,
         },
+        Some(&Written {
+            used: Use::Email,
+            owner: "me",
+            name: "",
+            version: None,
+        }),
     );
     match decision {
         Decision::Allow(to) => {

@@ -16,6 +16,7 @@ pub(super) fn fetch(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
             owner: Owner::Me,
             capability: Capability::Fetch,
         },
+        None,
     );
     if !matches!(decision, Decision::Allow(_)) {
         return Ok(refusal(decision));

@@ -14,7 +14,8 @@ mod vals;
 
 use crate::abi;
 use crate::error::JsError;
-use crate::policy::{decide, Decision, Owner, Request};
+use crate::evaluation::{Denial, Use};
+use crate::policy::{decide, explain, Decision, Owner, Request, Rule};
 use crate::state::CallState;
 use crate::transform::valid_handle;
 use serde_json::Value;
@@ -279,12 +280,91 @@ fn checked_identifier<'a>(value: &'a str, field: &str) -> Result<&'a str, Answer
     }
 }
 
+/// What the code wrote, for the record of a refusal.
+pub(crate) struct Written<'a> {
+    /// What it does with the reference.
+    pub(crate) used: Use,
+    /// The owner as written: `me` or a handle.
+    pub(crate) owner: &'a str,
+    /// The val's name or the secret's key (empty for `console.email`).
+    pub(crate) name: &'a str,
+    /// A pinned version.
+    pub(crate) version: Option<u32>,
+}
+
+impl Written<'_> {
+    /// The reference as the code wrote it.
+    fn text(&self) -> String {
+        let Written {
+            owner,
+            name,
+            version,
+            ..
+        } = self;
+        let pinned = version.map(|v| format!("@{v}")).unwrap_or_default();
+        match self.used {
+            Use::Read => format!("@{owner}.{name}{pinned}"),
+            Use::LibraryCall => format!("@{owner}.{name}{pinned}(…)"),
+            Use::ApiCall => format!("api(@{owner}.{name}{pinned}, …)"),
+            Use::Write => format!("@{owner}.{name} = …"),
+            Use::SecretRead => format!("@{owner}.secrets.{name}"),
+            Use::Email => "console.email(…)".into(),
+        }
+    }
+}
+
+/// Most distinct denials one call's record keeps (code can compute names).
+const MAX_DENIALS: usize = 64;
+
 /// Asks the policy about `request` for the code of this store, counting
-/// what it refuses.
-fn ask(state: &CallState, request: &Request<'_>) -> Decision {
+/// what it refuses and, unless the server opted out, recording why in the
+/// call's evaluation record (`written`: what the code wrote).
+fn ask(state: &CallState, request: &Request<'_>, written: Option<&Written<'_>>) -> Decision {
     let decision = decide(&state.frame, &state.shared.config.policy, request);
     state.shared.counters.decided(request.capability, &decision);
+    if let Some(rule) = explain(&state.frame, request, &decision) {
+        state.shared.counters.explained(rule);
+        if let (true, Some(written)) = (state.shared.config.explain_denials, written) {
+            record_denial(state, rule, &decision, written);
+        }
+    }
     decision
+}
+
+/// Adds a denial to the call's record, or counts it again.
+fn record_denial(state: &CallState, rule: Rule, decision: &Decision, written: &Written<'_>) {
+    let reference = written.text();
+    let mut denials = state.denials.borrow_mut();
+    if let Some(seen) = denials
+        .iter_mut()
+        .find(|d| d.rule == rule && d.reference == reference)
+    {
+        seen.count += 1;
+        return;
+    }
+    if denials.len() >= MAX_DENIALS {
+        return;
+    }
+    state.tree.mark_denied();
+    denials.push(Denial {
+        reference,
+        used: written.used,
+        decision: match decision {
+            Decision::Allow(_) => "sent_to_caller",
+            Decision::Undefined => "undefined",
+            Decision::NoOp => "no_op",
+            Decision::Deny(_) => "permission_error",
+        },
+        mode: state.frame.mode,
+        rule,
+        rule_text: rule.text(),
+        hint: String::new(),
+        count: 1,
+        line: None,
+        column: None,
+        owner: written.owner.to_string(),
+        name: written.name.to_string(),
+    });
 }
 
 /// The answer for a decision that did not allow.

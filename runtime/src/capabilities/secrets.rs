@@ -1,6 +1,7 @@
 //! `read-secret`: `@owner.secrets.key`.
 
-use super::{ask, identifier, owner, refusal, Answer, Stop};
+use super::{ask, identifier, owner, refusal, Answer, Stop, Written};
+use crate::evaluation::Use;
 use crate::policy::{Capability, Decision, Request};
 use crate::state::CallState;
 use serde_json::Value;
@@ -16,6 +17,12 @@ pub(super) fn read(caller: &mut Caller<'_, CallState>, request: &Value) -> Resul
             owner,
             capability: Capability::ReadSecret,
         },
+        Some(&Written {
+            used: Use::SecretRead,
+            owner: owner.as_written(),
+            name: key,
+            version: None,
+        }),
     );
     match decision {
         Decision::Allow(owner) => Ok(match state.world.secret(&owner, key) {

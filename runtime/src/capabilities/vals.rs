@@ -1,6 +1,7 @@
 //! `read-val` and `write-val`: `@owner.name` and `@owner.name = value`.
 
-use super::{ask, calls, identifier, owner, refusal, spend, Answer, Stop, ValRequest};
+use super::{ask, calls, identifier, owner, refusal, spend, Answer, Stop, ValRequest, Written};
+use crate::evaluation::Use;
 use crate::policy::{Capability, Decision, Request};
 use crate::sandbox::RunMode;
 use crate::state::CallState;
@@ -39,6 +40,12 @@ pub(super) fn write(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
             owner,
             capability: Capability::WriteVal,
         },
+        Some(&Written {
+            used: Use::Write,
+            owner: owner.as_written(),
+            name,
+            version: None,
+        }),
     );
     let owner = match decision {
         Decision::Allow(owner) => owner,
