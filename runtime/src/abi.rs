@@ -134,6 +134,8 @@ pub(crate) fn write_bytes<T>(
 
 /// The request of the guest's `run` export.
 pub(crate) fn run_request(bytecode: &[u8], export: &str, mode: RunMode, args: &str) -> Vec<u8> {
+    // The guest gets the bytecode proper, without valbox's column map.
+    let (bytecode, _) = crate::source_map::split(bytecode);
     encode_request(&[bytecode, export.as_bytes(), &[mode as u8], args.as_bytes()])
 }
 

@@ -16,6 +16,10 @@ use wasmtime_wizer::{WasmtimeWizer, Wizer};
 pub static GUEST_WASM: &[u8] = include_bytes!(env!("VALBOX_GUEST_WASM"));
 /// SHA-256 of [`GUEST_WASM`]; bytecode compiled by another guest must be recompiled.
 pub const GUEST_SHA256: &str = env!("VALBOX_GUEST_SHA256");
+/// What compiled bytecode depends on: the guest, and the format of the
+/// column map valbox appends to it (`source_map.rs`). Stored bytecode of
+/// another format is compiled again from its source.
+pub const BYTECODE_FORMAT: &str = concat!(env!("VALBOX_GUEST_SHA256"), "+columns1");
 
 const INIT_FUNC: &str = "initialize-runtime";
 

@@ -24,6 +24,7 @@ mod frame;
 mod image;
 pub mod policy;
 mod sandbox;
+mod source_map;
 mod state;
 mod stats;
 mod timers;
@@ -36,7 +37,7 @@ pub use config::SandboxConfig;
 pub use error::{CompileError, JsError, SandboxError};
 pub use evaluation::{Denial, Evaluation, Use};
 pub use frame::{Frame, Mode};
-pub use image::{GUEST_SHA256, GUEST_WASM};
+pub use image::{BYTECODE_FORMAT, GUEST_SHA256, GUEST_WASM};
 pub use sandbox::{
     returned_response, Arguments, CallOutput, Invocation, MemoryPages, Outcome, Sandbox,
     HOST_THREAD_STACK,

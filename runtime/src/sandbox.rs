@@ -11,9 +11,10 @@ use crate::error::{position_from_stack, CompileError, DeadlineExceeded, SandboxE
 use crate::evaluation::Evaluation;
 use crate::frame::Frame;
 use crate::image::ImageBuilder;
+use crate::source_map;
 use crate::state::{CallState, CallTree, LogLine};
 use crate::stats::{Counters, SandboxStats};
-use crate::transform::transform;
+use crate::transform::transform_mapped;
 use crate::world::{NoWorld, World};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -255,6 +256,7 @@ impl Sandbox {
         if tree.denied() {
             evaluation.explain_denials();
         }
+        let result = source_map::remap_thrown(invocation.bytecode, result);
         Outcome {
             admitted: !matches!(result, Err(SandboxError::Capacity(_)))
                 || !evaluation.calls.is_empty(),
@@ -387,7 +389,7 @@ impl Shared {
         name: &str,
         source: &str,
     ) -> Result<Vec<u8>, SandboxError> {
-        let source = transform(source).map_err(|e| {
+        let (source, map) = transform_mapped(source).map_err(|e| {
             SandboxError::Compile(CompileError {
                 message: format!("SyntaxError: {}", e.message),
                 line: Some(e.line),
@@ -404,14 +406,27 @@ impl Shared {
             "compile",
             &request,
         );
-        result?.map_err(|error| {
-            let (line, column) = position_from_stack(&error.stack);
-            SandboxError::Compile(CompileError {
-                message: format!("{}: {}", error.name, error.message),
-                line,
-                column,
-            })
-        })
+        match result? {
+            Ok(bytecode) => Ok(source_map::attach(bytecode, name, &map)),
+            Err(error) => {
+                let (mut line, mut column) = position_from_stack(&error.stack);
+                if error.name == "SyntaxError" {
+                    match source_map::syntax_error_position(&source, &map) {
+                        Some((at_line, at_column)) => {
+                            (line, column) = (Some(at_line), Some(at_column))
+                        }
+                        None => {
+                            column = line.zip(column).map(|(l, c)| map.original_column(l, c));
+                        }
+                    }
+                }
+                Err(SandboxError::Compile(CompileError {
+                    message: format!("{}: {}", error.name, error.message),
+                    line,
+                    column,
+                }))
+            }
+        }
     }
 
     /// One fresh store and instance in `frame`, one export call, then

@@ -12,6 +12,7 @@
 //! | `@me.x = 1` | `__vt.ref("me","x",null).value = 1` |
 //! | `api(@bob.f, 1)` | `api(__vt.ref("bob","f",null), 1)` |
 
+use crate::source_map::{ColumnMap, Rewrite};
 use std::fmt::Write;
 
 /// A reference the transform could not read, with its 1-based position.
@@ -126,17 +127,28 @@ pub enum Found {
 
 /// Rewrites every `@` reference in `source`.
 pub fn transform(source: &str) -> Result<String, TransformError> {
-    rewrite(source, &mut |_| {})
+    rewrite(source, &mut |_| {}, &mut ColumnMap::default())
+}
+
+/// Rewrites every `@` reference in `source`, with the map of what moved.
+pub(crate) fn transform_mapped(source: &str) -> Result<(String, ColumnMap), TransformError> {
+    let mut map = ColumnMap::default();
+    let out = rewrite(source, &mut |_| {}, &mut map)?;
+    Ok((out, map))
 }
 
 /// Every `@` reference in `source`, in order, as [`transform`] reads them.
 pub fn references(source: &str) -> Result<Vec<SourceReference>, TransformError> {
     let mut found = Vec::new();
-    rewrite(source, &mut |seen| {
-        if let Found::Reference(reference) = seen {
-            found.push(reference)
-        }
-    })?;
+    rewrite(
+        source,
+        &mut |seen| {
+            if let Found::Reference(reference) = seen {
+                found.push(reference)
+            }
+        },
+        &mut ColumnMap::default(),
+    )?;
     Ok(found)
 }
 
@@ -144,13 +156,21 @@ pub fn references(source: &str) -> Result<Vec<SourceReference>, TransformError> 
 /// `api()` calls with computed targets, in source order.
 pub fn scan(source: &str) -> Result<Vec<Found>, TransformError> {
     let mut found = Vec::new();
-    rewrite(source, &mut |seen| found.push(seen))?;
+    rewrite(
+        source,
+        &mut |seen| found.push(seen),
+        &mut ColumnMap::default(),
+    )?;
     Ok(found)
 }
 
 /// Rewrites `source`, telling `seen` of each reference (and of the other
 /// sites of [`Found`]).
-fn rewrite(source: &str, seen: &mut dyn FnMut(Found)) -> Result<String, TransformError> {
+fn rewrite(
+    source: &str,
+    seen: &mut dyn FnMut(Found),
+    map: &mut ColumnMap,
+) -> Result<String, TransformError> {
     let bytes = source.as_bytes();
     let mut out = String::with_capacity(source.len() + 64);
     let mut i = 0;
@@ -246,6 +266,8 @@ fn rewrite(source: &str, seen: &mut dyn FnMut(Found)) -> Result<String, Transfor
                         column,
                     }))
                 };
+                let at = i;
+                let written_from = out.len();
                 i = end;
                 previous = Previous::Value;
                 match reference {
@@ -287,6 +309,19 @@ fn rewrite(source: &str, seen: &mut dyn FnMut(Found)) -> Result<String, Transfor
                         }
                     }
                 }
+                let old_width = source[at..i].chars().count() as u32;
+                let new_start = out[..written_from]
+                    .rsplit('\n')
+                    .next()
+                    .map_or(0, |l| l.chars().count()) as u32
+                    + 1;
+                map.rewrites.push(Rewrite {
+                    line,
+                    new_start,
+                    new_end: new_start + (out.len() - written_from) as u32,
+                    old_start: column,
+                    old_end: column + old_width,
+                });
             }
             c if c == b'_' || c == b'$' || c.is_ascii_alphanumeric() || c >= 0x80 => {
                 let end = i + source[i..]

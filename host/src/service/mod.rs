@@ -43,7 +43,7 @@ use valbox_runtime::policy::{
 use valbox_runtime::transform::valid_handle;
 use valbox_runtime::{
     Arguments, Capacity, CapacityScope, CompileError, Email, Frame, Invocation, JsError, Sandbox,
-    SandboxError, StoredVal, World, GUEST_SHA256,
+    SandboxError, StoredVal, World, BYTECODE_FORMAT,
 };
 
 /// Every way a request can fail; `http.rs` maps each to a status.
@@ -828,9 +828,14 @@ impl Service {
         let adding = (code.len() + bytecode.len()) as u64;
         self.quota
             .check(self.store.as_ref(), &user.handle, adding)?;
-        let meta =
-            self.store
-                .save_version(&user.handle, name, privacy, code, &bytecode, GUEST_SHA256)?;
+        let meta = self.store.save_version(
+            &user.handle,
+            name,
+            privacy,
+            code,
+            &bytecode,
+            BYTECODE_FORMAT,
+        )?;
         self.index_references(&user.handle, name, meta.version, code)?;
         self.quota
             .trim_versions(self.store.as_ref(), &user.handle, name)?;
@@ -1205,7 +1210,7 @@ struct StoreWorld {
 
 impl StoreWorld {
     fn current_bytecode(&self, version: &ValVersion) -> Option<Arc<[u8]>> {
-        if version.guest_hash == GUEST_SHA256 {
+        if version.guest_hash == BYTECODE_FORMAT {
             return Some(version.bytecode.clone());
         }
         let meta = &version.meta;
@@ -1218,7 +1223,7 @@ impl StoreWorld {
             &meta.name,
             version.version,
             &bytecode,
-            GUEST_SHA256,
+            BYTECODE_FORMAT,
         );
         Some(bytecode.into())
     }
@@ -1250,7 +1255,7 @@ impl World for StoreWorld {
             .map_err(|e| e.to_string())?;
         let version = self
             .store
-            .save_version(owner, name, None, &source, &bytecode, GUEST_SHA256)
+            .save_version(owner, name, None, &source, &bytecode, BYTECODE_FORMAT)
             .map(|meta| meta.version)
             .map_err(|e| e.to_string())?;
         self.quota

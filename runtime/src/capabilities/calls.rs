@@ -163,6 +163,7 @@ fn run_nested(
     let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
     let (result, mut evaluation) =
         shared.run_in_frame(world, frame, tree.clone(), target, "run", &request);
+    let result = crate::source_map::remap_thrown(&stored.bytecode, result);
     let budget = &tree.budget;
     if let Ok(Ok(payload)) = &result {
         // A library call whose Promise rejected answers `r` and the error:
