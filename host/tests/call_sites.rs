@@ -467,7 +467,7 @@ fn a_stranger_learns_nothing_about_private_vals_or_secrets() {
         Some(&eve),
         Some(json!({"call_sites": [{"val": "bob.probe", "line": 1, "column": 29}]})),
     );
-    assert_eq!(status, 400, "{refused}");
+    assert_eq!(status, 404, "{refused}");
     let (status, _) = http.call("GET", "/v1/me/call-sites", None, None);
     assert_eq!(status, 401);
 }
@@ -500,7 +500,7 @@ fn the_fix_preview_refuses_what_it_cannot_rewrite() {
     for (body, expected) in [
         (
             json!({"call_sites": [{"val": "multi", "line": 1, "column": 1}]}),
-            400,
+            409,
         ),
         (
             json!({"call_sites": [{"val": "multi", "line": 2, "column": 13, "version": 7}]}),

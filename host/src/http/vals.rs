@@ -291,7 +291,7 @@ pub async fn call_sites(
     security(("bearer" = ["vals:read"])),
     responses(
         (status = 200, description = "The rewritten code of each val", body = FixPreview),
-        (status = 409, description = "`conflict`: the val has a newer version than the one listed", body = super::openapi::ApiErrorBody),
+        (status = 409, description = "`conflict`: the val has a newer version than the one listed, or no library call at a listed position", body = super::openapi::ApiErrorBody),
         NeedsKey, Missing, BodyErrors))]
 pub async fn fix_call_sites(
     State(state): Shared,

@@ -84,10 +84,10 @@ impl Service {
             let name = match target.val.split_once('.') {
                 Some((owner, name)) if owner.eq_ignore_ascii_case(&user.handle) => name,
                 Some(_) => {
-                    return Err(ServiceError::BadRequest(format!(
-                    "`{}` is not one of your vals: only your own code can be fixed (fork it first)",
-                    target.val
-                )))
+                    return Err(ServiceError::NotFound(format!(
+                        "you have no val `{}`: only your own vals can be fixed (fork it first)",
+                        target.val
+                    )))
                 }
                 None => target.val.as_str(),
             };
@@ -147,9 +147,11 @@ fn rewrite_val(
     targets.sort_by_key(|t| (t.line, t.column));
     targets.dedup_by_key(|t| (t.line, t.column));
     for target in targets {
+        // The val changed since the call sites were listed, or the
+        // position never pointed at a call: list them again.
         let no_call = || {
-            ServiceError::BadRequest(format!(
-                "there is no library call `@user.val(…)` at {}:{} of @{owner}.{name}",
+            ServiceError::Conflict(format!(
+                "there is no library call `@user.val(…)` at {}:{} of @{owner}.{name} (version {version}): list the call sites again",
                 target.line, target.column
             ))
         };

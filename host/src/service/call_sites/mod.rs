@@ -21,7 +21,7 @@ pub use fix::{FixChange, FixPreview, FixRequest, FixTarget, FixedVal};
 
 use super::references::parse_target;
 use super::{Service, ServiceResult};
-use crate::store::{Privacy, User};
+use crate::store::{Privacy, StoredEvaluation, User};
 use valbox_runtime::policy::Rule;
 use valbox_runtime::transform::{scan, Found, ReferenceKind, SourceReference};
 
@@ -121,6 +121,9 @@ impl Service {
     /// to them; `status` (`broken`, `unknown`, `ok`) filters.
     pub fn call_sites(&self, user: &User, status: Option<&str>) -> ServiceResult<CallSiteReport> {
         let mut call_sites = Vec::new();
+        let recent = self
+            .store
+            .evaluations(&user.handle, EVIDENCE_SCANNED, None, None)?;
         for meta in self.store.list_vals(&user.handle, true)? {
             let Some(val) = self.store.version(&meta.user, &meta.name, None)? else {
                 continue;
@@ -152,8 +155,7 @@ impl Service {
                     continue;
                 }
                 let callee = written(&reference);
-                let evidence =
-                    self.evidence(user, &meta.user, &meta.name, &owner, &reference.name)?;
+                let evidence = evidence(&recent, &meta.user, &meta.name, &owner, &reference.name);
                 call_sites.push(CallSite {
                     val: format!("{}.{}", meta.user, meta.name),
                     version: val.version,
@@ -296,52 +298,48 @@ impl Service {
         }
         Ok(())
     }
+}
 
-    /// Recent records of `val_owner.val_name` in which the call of
-    /// `owner.name` had denials or failed.
-    fn evidence(
-        &self,
-        user: &User,
-        val_owner: &str,
-        val_name: &str,
-        owner: &str,
-        name: &str,
-    ) -> ServiceResult<Vec<Evidence>> {
-        let prefix = format!("@{val_owner}.{val_name}@");
-        let callee = format!("@{owner}.{name}@");
-        let mut evidence = Vec::new();
-        for stored in self
-            .store
-            .evaluations(&user.handle, EVIDENCE_SCANNED, None, None)?
+/// The records among `recent` of `val_owner.val_name` in which the call of
+/// `owner.name` had denials or failed.
+fn evidence(
+    recent: &[StoredEvaluation],
+    val_owner: &str,
+    val_name: &str,
+    owner: &str,
+    name: &str,
+) -> Vec<Evidence> {
+    let prefix = format!("@{val_owner}.{val_name}@");
+    let callee = format!("@{owner}.{name}@");
+    let mut evidence = Vec::new();
+    for stored in recent {
+        let record = &stored.record;
+        if !record["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(&prefix))
         {
-            let record = &stored.record;
-            if !record["target"]
-                .as_str()
-                .is_some_and(|t| t.starts_with(&prefix))
-            {
+            continue;
+        }
+        for call in calls_to(record, &callee) {
+            let mut denials = Vec::new();
+            collect_denials(call, &mut denials);
+            let ok = call["ok"].as_bool().unwrap_or(false);
+            if ok && denials.is_empty() {
                 continue;
             }
-            for call in calls_to(record, &callee) {
-                let mut denials = Vec::new();
-                collect_denials(call, &mut denials);
-                let ok = call["ok"].as_bool().unwrap_or(false);
-                if ok && denials.is_empty() {
-                    continue;
-                }
-                evidence.push(Evidence {
-                    evaluation: stored.id,
-                    created_at: stored.created_at,
-                    ok,
-                    error: call["error"].as_str().map(str::to_string),
-                    denials,
-                });
-                if evidence.len() == EVIDENCE_KEPT {
-                    return Ok(evidence);
-                }
+            evidence.push(Evidence {
+                evaluation: stored.id,
+                created_at: stored.created_at,
+                ok,
+                error: call["error"].as_str().map(str::to_string),
+                denials,
+            });
+            if evidence.len() == EVIDENCE_KEPT {
+                return evidence;
             }
         }
-        Ok(evidence)
     }
+    evidence
 }
 
 /// `me` resolved to `author`.
