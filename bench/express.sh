@@ -52,6 +52,9 @@ CAPNP
 else
   echo "== workerd: not installed (npm install workerd; WORKERD=…/node_modules/.bin/workerd), skipped"
 fi
-run "valbox /v1/express web-standard hello (fresh instance per request)" http://127.0.0.1:18180/v1/express/bench.web
-run "valbox /v1/express Express hello (fresh instance per request)" http://127.0.0.1:18180/v1/express/bench.express
+# The web-standard handler last: its calls leave pooled slots that later
+# calls of any val must fault back in (docs/perf.md, "HTTP vals").
 run "valbox /v1/run/bench.add?args=[1,2]" 'http://127.0.0.1:18180/v1/run/bench.add?args=%5B1,2%5D'
+run "valbox /v1/express Express hello (fresh instance per request)" http://127.0.0.1:18180/v1/express/bench.express
+run "valbox /v1/express web-standard hello (fresh instance per request)" http://127.0.0.1:18180/v1/express/bench.web
+run "valbox /v1/run/bench.add?args=[1,2] again, after the web-standard handler" 'http://127.0.0.1:18180/v1/run/bench.add?args=%5B1,2%5D'
