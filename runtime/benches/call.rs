@@ -218,9 +218,11 @@ fn main() {
     web_samples.take(SAMPLES, &mut web_call);
     web_samples.report();
 
+    let handler = web_sandbox.compile("handler.js", HANDLER_SOURCE).unwrap();
     for (label, sandbox, bytecode, export) in [
         ("add(1,2)", &single_sandbox, &bytecode, "add"),
         ("web call", &web_sandbox, &web, "web"),
+        ("Request + Response", &web_sandbox, &handler, "handler"),
     ] {
         let pages = sandbox.memory_pages(bytecode, export, "[1,2]").unwrap();
         let written = match pages.written {
@@ -235,6 +237,15 @@ fn main() {
 }
 
 /// What `new URL` + `crypto.randomUUID()` + one HMAC-SHA256 costs.
+/// What a web-standard HTTP handler's call does with the platform: a
+/// `Request` as `/v1/express` builds it, a `Response`, its headers and body.
+const HANDLER_SOURCE: &str = r#"export async function handler() {
+  const req = new Request("http://localhost/", { method: "GET", headers: { host: "localhost", "user-agent": "wrk" } });
+  const res = new Response("hello");
+  const body = await res.arrayBuffer();
+  return [req.method, res.status, Array.from(res.headers).length, body.byteLength];
+}"#;
+
 const WEB_SOURCE: &str = r#"export async function web() {
   const url = new URL("/x?user=ada", "https://example.com");
   const id = crypto.randomUUID();
