@@ -6,35 +6,9 @@
 
 mod common;
 
-use common::{free_port, fresh_dir, wait_for_port, Http, Process, ADMIN};
+use common::{fresh_dir, save_val, serve_with, Http};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Command, Stdio};
-
-fn serve(dir: &Path) -> (Process, Http) {
-    let port = free_port();
-    let process = Process(
-        Command::new(env!("CARGO_BIN_EXE_valbox"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("VALBOX_DATA_DIR", dir)
-            .env("VALBOX_ADMIN_KEY", ADMIN)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, "valbox serve");
-    (process, Http { port })
-}
-
-fn save(http: &Http, key: &str, name: &str, privacy: &str, code: &str) {
-    let (status, body) = http.call(
-        "PUT",
-        &format!("/v1/vals/{name}"),
-        Some(key),
-        Some(json!({"code": code, "privacy": privacy})),
-    );
-    assert_eq!(status, 200, "{body}");
-}
+use std::process::Command;
 
 fn broken(http: &Http, key: &str) -> Vec<Value> {
     let (status, body) = http.call("GET", "/v1/me/call-sites?status=broken", Some(key), None);
@@ -69,24 +43,24 @@ fn denials(record: &Value) -> Vec<Value> {
 #[test]
 fn the_gpt3_story_is_found_explained_fixed_and_gone() {
     let dir = fresh_dir("call-sites-gpt3");
-    let (_server, http) = serve(&dir);
+    let (_server, http) = serve_with(&dir, &[]);
     let alice = http.user("alice");
     let bob2 = http.user("bob2");
-    save(
+    save_val(
         &http,
         &bob2,
         "openAiFreeUsageConfig",
         "private",
         "export default { key: 'sk-free' }",
     );
-    save(
+    save_val(
         &http,
         &bob2,
         "gpt3",
         "public",
         "export function gpt3(prompt, key) {\n  key = key ?? @me.openAiFreeUsageConfig?.key;\n  if (!key) throw new Error('no key: pass your own');\n  return `answer to ${prompt} with ${key.slice(0, 3)}`;\n}",
     );
-    save(
+    save_val(
         &http,
         &alice,
         "useGpt",
@@ -201,7 +175,7 @@ fn the_gpt3_story_is_found_explained_fixed_and_gone() {
     assert_eq!(still["version"], 1);
 
     // Saved, it runs, and the finding is gone.
-    save(&http, &alice, "useGpt", "private", code);
+    save_val(&http, &alice, "useGpt", "private", code);
     let (status, answer) = http.call(
         "POST",
         "/v1/run/alice.useGpt",
@@ -231,33 +205,33 @@ fn the_gpt3_story_is_found_explained_fixed_and_gone() {
 #[test]
 fn the_finder_names_each_row_follows_users_and_pins_and_ends_cycles() {
     let dir = fresh_dir("call-sites-rows");
-    let (_server, http) = serve(&dir);
+    let (_server, http) = serve_with(&dir, &[]);
     let alice = http.user("alice");
     let bob = http.user("bob");
     let carol = http.user("carol");
-    save(
+    save_val(
         &http,
         &bob,
         "secretUser",
         "public",
         "export const secretUser = () => @me.secrets.token",
     );
-    save(
+    save_val(
         &http,
         &bob,
         "writer",
         "public",
         "export function writer() { @me.count = 1 }",
     );
-    save(
+    save_val(
         &http,
         &bob,
         "mailer",
         "public",
         "export function mailer() { console.email('hi', 'there') }",
     );
-    save(&http, &bob, "stats", "private", "export default 3");
-    save(
+    save_val(&http, &bob, "stats", "private", "export default 3");
+    save_val(
         &http,
         &bob,
         "reader",
@@ -265,14 +239,14 @@ fn the_finder_names_each_row_follows_users_and_pins_and_ends_cycles() {
         "export const reader = () => @bob.stats",
     );
     // Three users: alice → bob.viaCarol → carol.g, which reads carol's secret.
-    save(
+    save_val(
         &http,
         &carol,
         "g",
         "public",
         "export const g = () => @me.secrets.k",
     );
-    save(
+    save_val(
         &http,
         &bob,
         "viaCarol",
@@ -280,14 +254,14 @@ fn the_finder_names_each_row_follows_users_and_pins_and_ends_cycles() {
         "export const viaCarol = () => @carol.g()",
     );
     // A cycle through bob's own vals, one of which reads his secret.
-    save(
+    save_val(
         &http,
         &bob,
         "ping",
         "public",
         "export const ping = (n) => n ? @me.pong(n - 1) : @me.secrets.k",
     );
-    save(
+    save_val(
         &http,
         &bob,
         "pong",
@@ -295,14 +269,14 @@ fn the_finder_names_each_row_follows_users_and_pins_and_ends_cycles() {
         "export const pong = (n) => (n > 5 ? @me.secrets.other : @me.ping(n))",
     );
     // Pinned: version 1 read nothing; version 2 reads a private val.
-    save(
+    save_val(
         &http,
         &bob,
         "versioned",
         "public",
         "export const versioned = () => 1",
     );
-    save(
+    save_val(
         &http,
         &bob,
         "versioned",
@@ -310,14 +284,14 @@ fn the_finder_names_each_row_follows_users_and_pins_and_ends_cycles() {
         "export const versioned = () => @me.stats",
     );
     // Computed: cannot tell.
-    save(
+    save_val(
         &http,
         &bob,
         "dynamic",
         "public",
         "export const dynamic = (f) => api(f)",
     );
-    save(
+    save_val(
         &http,
         &alice,
         "main",
@@ -397,18 +371,18 @@ fn the_finder_names_each_row_follows_users_and_pins_and_ends_cycles() {
 #[test]
 fn a_stranger_learns_nothing_about_private_vals_or_secrets() {
     let dir = fresh_dir("call-sites-stranger");
-    let (_server, http) = serve(&dir);
+    let (_server, http) = serve_with(&dir, &[]);
     let eve = http.user("eve");
     let bob = http.user("bob");
     // bob's public probe reads two names: one exists (private), one does not.
-    save(
+    save_val(
         &http,
         &bob,
         "hidden",
         "private",
         "export default 'hidden-value-7f3'",
     );
-    save(
+    save_val(
         &http,
         &bob,
         "probe",
@@ -422,7 +396,7 @@ fn a_stranger_learns_nothing_about_private_vals_or_secrets() {
         Some(json!({"value": "v"})),
     );
     assert!(status == 200 || status == 204, "{status}");
-    save(
+    save_val(
         &http,
         &eve,
         "spy",
@@ -475,11 +449,11 @@ fn a_stranger_learns_nothing_about_private_vals_or_secrets() {
 #[test]
 fn the_fix_preview_refuses_what_it_cannot_rewrite() {
     let dir = fresh_dir("call-sites-fix");
-    let (_server, http) = serve(&dir);
+    let (_server, http) = serve_with(&dir, &[]);
     let alice = http.user("alice");
     let bob = http.user("bob");
-    save(&http, &bob, "f", "public", "export const f = (a) => a");
-    save(
+    save_val(&http, &bob, "f", "public", "export const f = (a) => a");
+    save_val(
         &http,
         &alice,
         "multi",

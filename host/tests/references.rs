@@ -7,40 +7,8 @@
 
 mod common;
 
-use common::{free_port, fresh_dir, wait_for_port, Http, Process, ADMIN};
+use common::{fresh_dir, save_val, serve_with, Http};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Command, Stdio};
-
-fn serve(dir: &Path) -> (Process, Http) {
-    serve_with(dir, &[])
-}
-
-fn serve_with(dir: &Path, extra: &[&str]) -> (Process, Http) {
-    let port = free_port();
-    let process = Process(
-        Command::new(env!("CARGO_BIN_EXE_valbox"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env("VALBOX_DATA_DIR", dir)
-            .env("VALBOX_ADMIN_KEY", ADMIN)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, "valbox serve");
-    (process, Http { port })
-}
-
-fn save(http: &Http, key: &str, name: &str, privacy: &str, code: &str) {
-    let (status, body) = http.call(
-        "PUT",
-        &format!("/v1/vals/{name}"),
-        Some(key),
-        Some(json!({"code": code, "privacy": privacy})),
-    );
-    assert_eq!(status, 200, "{body}");
-}
 
 fn get(http: &Http, key: Option<&str>, path: &str) -> (u16, Value) {
     http.call("GET", path, key, None)
@@ -49,20 +17,20 @@ fn get(http: &Http, key: Option<&str>, path: &str) -> (u16, Value) {
 #[test]
 fn references_and_referrers_show_only_what_the_viewer_may_know() {
     let dir = fresh_dir("references");
-    let (server, http) = serve(&dir);
+    let (server, http) = serve_with(&dir, &[]);
     let alice = http.user("alice");
     let bob = http.user("bob");
     let carol = http.user("carol");
-    save(&http, &bob, "f", "public", "export const f = (x) => x");
-    save(
+    save_val(&http, &bob, "f", "public", "export const f = (x) => x");
+    save_val(
         &http,
         &alice,
         "helper",
         "private",
         "export const helper = 1",
     );
-    save(&http, &alice, "lib", "public", "export const lib = () => 1");
-    save(
+    save_val(&http, &alice, "lib", "public", "export const lib = () => 1");
+    save_val(
         &http,
         &alice,
         "lib",
@@ -91,21 +59,21 @@ fn references_and_referrers_show_only_what_the_viewer_may_know() {
     );
 
     // Referrers: bob's public and private vals, carol's public one.
-    save(
+    save_val(
         &http,
         &bob,
         "usesLib",
         "public",
         "export default () => @alice.lib()",
     );
-    save(
+    save_val(
         &http,
         &bob,
         "secretUse",
         "private",
         "export default () => @alice.lib()",
     );
-    save(
+    save_val(
         &http,
         &carol,
         "mine",
@@ -148,7 +116,7 @@ fn references_and_referrers_show_only_what_the_viewer_may_know() {
     assert_eq!(status, 200);
     assert_eq!(own["referrers"][0]["val"], "alice.lib");
     // A secret named like a val is not a reference to the val.
-    save(&http, &alice, "k", "public", "export const k = 0");
+    save_val(&http, &alice, "k", "public", "export const k = 0");
     let (_, k) = get(&http, Some(&alice), "/v1/vals/alice.k/referenced-by");
     assert_eq!(k["referrers"], json!([]), "{k}");
 
@@ -160,7 +128,7 @@ fn references_and_referrers_show_only_what_the_viewer_may_know() {
     )
     .unwrap();
     drop(db);
-    let (_server, http) = serve(&dir);
+    let (_server, http) = serve_with(&dir, &[]);
     let (_, again) = get(&http, None, "/v1/vals/alice.lib/references");
     assert_eq!(again["references"], listed["references"]);
     let (_, seen) = get(&http, Some(&carol), "/v1/vals/alice.lib/referenced-by");
@@ -174,10 +142,10 @@ fn versions_past_the_limit_are_pruned_except_pinned_ones() {
     let alice = http.user("alice");
     let bob = http.user("bob");
     let version = |n: u32| format!("export const x = {n}");
-    save(&http, &alice, "x", "public", &version(1));
-    save(&http, &alice, "x", "public", &version(2));
+    save_val(&http, &alice, "x", "public", &version(1));
+    save_val(&http, &alice, "x", "public", &version(2));
     // bob pins version 2.
-    save(
+    save_val(
         &http,
         &bob,
         "pin",
@@ -185,7 +153,7 @@ fn versions_past_the_limit_are_pruned_except_pinned_ones() {
         "export const pin = () => @alice.x@2",
     );
     for n in 3..=6 {
-        save(&http, &alice, "x", "public", &version(n));
+        save_val(&http, &alice, "x", "public", &version(n));
     }
     let (status, listed) = get(&http, None, "/v1/vals/alice.x/versions");
     assert_eq!(status, 200, "{listed}");
@@ -226,17 +194,17 @@ fn versions_past_the_limit_are_pruned_except_pinned_ones() {
 #[test]
 fn forks_remember_their_upstream_and_pinning_rewrites_foreign_references() {
     let dir = fresh_dir("references-forks");
-    let (_server, http) = serve(&dir);
+    let (_server, http) = serve_with(&dir, &[]);
     let alice = http.user("alice");
     let bob = http.user("bob");
-    save(
+    save_val(
         &http,
         &bob,
         "gpt3",
         "public",
         "export const gpt3 = (p) => 'v1 ' + p",
     );
-    save(
+    save_val(
         &http,
         &bob,
         "notes",
@@ -273,7 +241,7 @@ fn forks_remember_their_upstream_and_pinning_rewrites_foreign_references() {
     );
     let (_, upstream) = get(&http, Some(&alice), "/v1/vals/alice.myGpt/upstream");
     assert_eq!(upstream["newer_versions"], false, "{upstream}");
-    save(
+    save_val(
         &http,
         &bob,
         "gpt3",
@@ -314,7 +282,7 @@ fn forks_remember_their_upstream_and_pinning_rewrites_foreign_references() {
     assert_eq!(status, 200);
 
     // Pinning: a preview, then applied.
-    save(
+    save_val(
         &http,
         &alice,
         "useGpt",
@@ -346,7 +314,7 @@ fn forks_remember_their_upstream_and_pinning_rewrites_foreign_references() {
     let (_, saved) = get(&http, Some(&alice), "/v1/vals/alice.useGpt");
     assert_eq!(saved["code"], pinned);
     // bob moves on; alice's pinned call keeps running version 2.
-    save(
+    save_val(
         &http,
         &bob,
         "gpt3",

@@ -161,3 +161,32 @@ pub fn read_secrets(http: &Http, key: &str, count: usize) -> serde_json::Value {
     assert_eq!(status, 200, "{answer}");
     answer
 }
+
+/// Starts `valbox serve` on a free port with `dir` as its data dir and
+/// `extra` arguments, and waits until it accepts connections.
+pub fn serve_with(dir: &std::path::Path, extra: &[&str]) -> (Process, Http) {
+    let port = free_port();
+    let process = Process(
+        std::process::Command::new(env!("CARGO_BIN_EXE_valbox"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("VALBOX_DATA_DIR", dir)
+            .env("VALBOX_ADMIN_KEY", ADMIN)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, "valbox serve");
+    (process, Http { port })
+}
+
+/// Saves `code` as the key's val `name` with `privacy`, which must succeed.
+pub fn save_val(http: &Http, key: &str, name: &str, privacy: &str, code: &str) {
+    let (status, body) = http.call(
+        "PUT",
+        &format!("/v1/vals/{name}"),
+        Some(key),
+        Some(serde_json::json!({"code": code, "privacy": privacy})),
+    );
+    assert_eq!(status, 200, "{body}");
+}
