@@ -573,7 +573,10 @@
     for (const [k, v] of Object.entries(data.headers || {})) headers[k.toLowerCase()] = v;
     const type = (headers["content-type"] || "").split(";")[0].trim().toLowerCase();
     let body = data.body;
-    if (typeof body === "string" && body.length > 0) {
+    if (typeof data.bodyLatin1 === "string") {
+      // Not UTF-8: the bytes as they came (Express's `raw` body).
+      body = internal.native.latin1Encode(data.bodyLatin1);
+    } else if (typeof body === "string" && body.length > 0) {
       if (type === "application/json" || type.endsWith("+json")) {
         try { body = parse(body); } catch (e) { body = data.body; }
       } else if (type === "application/x-www-form-urlencoded") {
@@ -671,7 +674,8 @@
   function webRequest(data, expressReq) {
     const host = (expressReq.headers.host || "localhost").replace(/[^\w.:\-\[\]]/g, "");
     const method = String(data.method || "GET").toUpperCase();
-    const body = method === "GET" || method === "HEAD" || !data.body ? undefined : data.body;
+    const bytes = typeof data.bodyLatin1 === "string" ? internal.native.latin1Encode(data.bodyLatin1) : undefined;
+    const body = method === "GET" || method === "HEAD" || !data.body ? undefined : bytes || data.body;
     // The val is the whole site: its URL's path is the path inside the val.
     const search = String(data.originalUrl || "").replace(/^[^?]*/, "");
     const request = new internal.Request(data.protocol + "://" + host + (data.path || "/") + search, {

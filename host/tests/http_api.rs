@@ -683,6 +683,64 @@ fn express_handlers_build_the_response_and_get_a_sandbox_csp() {
 }
 
 #[test]
+fn binary_request_bodies_reach_handlers_byte_for_byte() {
+    let server = start(&fresh_dir("http-binary-body"), &[]);
+    let dave = server.user("dave");
+    server.save(
+        &dave,
+        "web",
+        "public",
+        r#"export default async (req) => new Response(new Uint8Array(await req.arrayBuffer()).join(","))"#,
+    );
+    server.save(
+        &dave,
+        "classic",
+        "public",
+        r#"export default (req, res) => res.send(req.body instanceof Uint8Array ? "bytes " + req.body.join(",") : "text " + req.body)"#,
+    );
+    let bytes = [0u8, 255, 128, 10, 200, 195, 40];
+    let web = server.raw(
+        "POST",
+        "/v1/express/dave.web",
+        None,
+        "application/octet-stream",
+        &bytes,
+    );
+    assert_eq!(
+        (web.status, web.body.as_str()),
+        (200, "0,255,128,10,200,195,40")
+    );
+    let classic = server.raw(
+        "POST",
+        "/v1/express/dave.classic",
+        None,
+        "application/octet-stream",
+        &bytes,
+    );
+    assert_eq!(
+        (classic.status, classic.body.as_str()),
+        (200, "bytes 0,255,128,10,200,195,40")
+    );
+    // UTF-8 text stays text.
+    let text = server.raw(
+        "POST",
+        "/v1/express/dave.classic",
+        None,
+        "text/plain",
+        "héllo".as_bytes(),
+    );
+    assert_eq!(text.body, "text héllo");
+    let text = server.raw(
+        "POST",
+        "/v1/express/dave.web",
+        None,
+        "text/plain",
+        "hé".as_bytes(),
+    );
+    assert_eq!(text.body, "104,195,169");
+}
+
+#[test]
 fn web_standard_handlers_answer_with_their_response() {
     let server = start(&fresh_dir("http-web-handler"), &[]);
     let carol = server.user("carol");

@@ -176,7 +176,7 @@ fn express_request(
                 .collect()
         })
         .unwrap_or_default();
-    json!({
+    let mut described = json!({
         "method": method.as_str(),
         "path": format!("/{rest}"),
         "originalUrl": uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
@@ -186,7 +186,18 @@ fn express_request(
         "headers": header_map,
         "body": String::from_utf8_lossy(body),
         "protocol": "http",
-    })
+    });
+    // A body that is not UTF-8 also goes as one character per byte, so the
+    // handler gets its exact bytes (`req.arrayBuffer()`, Express's
+    // `req.body` as a Uint8Array).
+    if std::str::from_utf8(body).is_err() {
+        described["bodyLatin1"] = body
+            .iter()
+            .map(|&b| char::from(b))
+            .collect::<String>()
+            .into();
+    }
+    described
 }
 
 /// Turns what the handler built into the HTTP response. User content never
