@@ -244,31 +244,18 @@ impl Service {
         let owner = resolve(&r.owner, &author);
         let at = format!("{}:{}:{}", node.label, r.line, r.column);
         let authors = owner == author;
-        match r.kind {
-            ReferenceKind::SecretRead if authors => walk.findings.push(finding(
-                path,
-                &format!("reads @{}.secrets.{}", r.owner, r.name),
+        let writes = || format!("writes @{}.{}", r.owner, r.name);
+        let found = match r.kind {
+            ReferenceKind::SecretRead if authors => Some((
+                format!("reads @{}.secrets.{}", r.owner, r.name),
                 Rule::RestrictedSecret,
                 "undefined",
-                at,
             )),
-            ReferenceKind::Write if authors => walk.findings.push(finding(
-                path,
-                &format!("writes @{}.{}", r.owner, r.name),
-                Rule::RestrictedWrite,
-                "no_op",
-                at,
-            )),
+            ReferenceKind::Write if authors => Some((writes(), Rule::RestrictedWrite, "no_op")),
             ReferenceKind::Write
                 if owner == user.handle && self.sandbox.config().policy.deny_library_writes =>
             {
-                walk.findings.push(finding(
-                    path,
-                    &format!("writes @{}.{}", r.owner, r.name),
-                    Rule::RestrictedCallerWriteDenied,
-                    "no_op",
-                    at,
-                ))
+                Some((writes(), Rule::RestrictedCallerWriteDenied, "no_op"))
             }
             ReferenceKind::Read | ReferenceKind::LibraryCall => {
                 let public = self
@@ -278,23 +265,27 @@ impl Service {
                 if public {
                     // It runs, restricted still (sticky): walk on.
                     self.walk_into(user, &owner, r, path, walk)?;
+                    None
                 } else if authors {
                     let verb = if r.kind == ReferenceKind::Read {
                         "reads"
                     } else {
                         "calls"
                     };
-                    walk.findings.push(finding(
-                        path,
-                        &format!("{verb} {} (not public)", written(r)),
+                    Some((
+                        format!("{verb} {} (not public)", written(r)),
                         Rule::RestrictedPrivateVal,
                         "undefined",
-                        at,
-                    ));
+                    ))
+                } else {
+                    None
                 }
             }
             // `api()` runs its target as its author: the mode ends there.
-            _ => {}
+            _ => None,
+        };
+        if let Some((what, rule, effect)) = found {
+            walk.findings.push(finding(path, &what, rule, effect, at));
         }
         Ok(())
     }
