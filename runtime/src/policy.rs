@@ -174,6 +174,20 @@ pub fn decide(frame: &Frame, settings: &PolicySettings, request: &Request<'_>) -
     }
 }
 
+impl Decision {
+    /// What the code gets, as records and the call-site finder name it:
+    /// `undefined`, `no_op`, `permission_error`, or `sent_to_caller` for an
+    /// allow that is worth explaining (see [`explain`]).
+    pub fn effect(&self) -> &'static str {
+        match self {
+            Decision::Allow(_) => "sent_to_caller",
+            Decision::Undefined => "undefined",
+            Decision::NoOp => "no_op",
+            Decision::Deny(_) => "permission_error",
+        }
+    }
+}
+
 /// `fetch` is open in every mode: it carries nobody's private state.
 fn fetch_for(principal: Option<&str>) -> Decision {
     Decision::Allow(principal.unwrap_or_default().to_string())

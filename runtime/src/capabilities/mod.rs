@@ -349,12 +349,7 @@ fn record_denial(state: &CallState, rule: Rule, decision: &Decision, written: &W
     denials.push(Denial {
         reference,
         used: written.used,
-        decision: match decision {
-            Decision::Allow(_) => "sent_to_caller",
-            Decision::Undefined => "undefined",
-            Decision::NoOp => "no_op",
-            Decision::Deny(_) => "permission_error",
-        },
+        decision: decision.effect(),
         mode: state.frame.mode,
         rule,
         rule_text: rule.text(),

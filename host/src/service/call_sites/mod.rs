@@ -2,7 +2,9 @@
 //! call `@B.f(...)` in the caller's vals, walk what `B.f` reaches as it
 //! runs in Restricted Library Mode — through public vals, pinned versions
 //! respected, recursively, cycles cut — and report every path on which the
-//! mode changes the outcome: a read of the author's secret or of a val of
+//! mode changes the outcome (the policy's answer for the author's code in
+//! restricted mode against its answer in API mode, which the `api()`
+//! rewrite would give): a read of the author's secret or of a val of
 //! theirs that is not public (→ `undefined`), a write to the author's val
 //! (→ no-op), `console.email` (→ emails the caller). Each finding names the
 //! call site, the path, the seed-table row and the rewrite; recent
@@ -22,8 +24,12 @@ pub use fix::{FixChange, FixPreview, FixRequest, FixTarget, FixedVal};
 use super::references::parse_target;
 use super::{Service, ServiceResult};
 use crate::store::{Privacy, StoredEvaluation, User};
-use valbox_runtime::policy::Rule;
+use std::time::Instant;
+use valbox_runtime::policy::{
+    decide, explain, Capability, Decision, Owner, Request, Rule, ValState,
+};
 use valbox_runtime::transform::{scan, Found, ReferenceKind, SourceReference};
+use valbox_runtime::{Frame, Mode};
 
 /// Most vals one call site's walk opens (a bound on the work of a query).
 const MAX_STEPS: usize = 2_000;
@@ -212,14 +218,18 @@ impl Service {
             match item {
                 Found::Reference(r) => self.step(user, &r, path, walk)?,
                 Found::Email { line, column } => {
-                    let at = format!("{}:{line}:{column}", path.last().expect("pushed").label);
-                    walk.findings.push(finding(
-                        path,
-                        "sends console.email",
-                        Rule::RestrictedEmail,
-                        "sent_to_caller",
-                        at,
-                    ));
+                    let node = path.last().expect("pushed");
+                    let request = Request {
+                        owner: Owner::Me,
+                        capability: Capability::SendEmail,
+                    };
+                    if let Some((rule, effect)) =
+                        self.changed_by_restriction(&user.handle, &node.owner, &request)
+                    {
+                        let at = format!("{}:{line}:{column}", node.label);
+                        walk.findings
+                            .push(finding(path, "sends console.email", rule, effect, at));
+                    }
                 }
                 Found::ComputedApi { line, column } => walk.cannot_tell.push(format!(
                     "{}:{line}:{column}: api() with a computed target — cannot tell statically what it calls",
@@ -243,20 +253,9 @@ impl Service {
         let author = node.owner.clone();
         let owner = resolve(&r.owner, &author);
         let at = format!("{}:{}:{}", node.label, r.line, r.column);
-        let authors = owner == author;
-        let writes = || format!("writes @{}.{}", r.owner, r.name);
-        let found = match r.kind {
-            ReferenceKind::SecretRead if authors => Some((
-                format!("reads @{}.secrets.{}", r.owner, r.name),
-                Rule::RestrictedSecret,
-                "undefined",
-            )),
-            ReferenceKind::Write if authors => Some((writes(), Rule::RestrictedWrite, "no_op")),
-            ReferenceKind::Write
-                if owner == user.handle && self.sandbox.config().policy.deny_library_writes =>
-            {
-                Some((writes(), Rule::RestrictedCallerWriteDenied, "no_op"))
-            }
+        let capability = match r.kind {
+            ReferenceKind::SecretRead => Capability::ReadSecret,
+            ReferenceKind::Write => Capability::WriteVal,
             ReferenceKind::Read | ReferenceKind::LibraryCall => {
                 let public = self
                     .store
@@ -264,30 +263,61 @@ impl Service {
                     .is_some_and(|v| v.meta.privacy == Privacy::Public);
                 if public {
                     // It runs, restricted still (sticky): walk on.
-                    self.walk_into(user, &owner, r, path, walk)?;
-                    None
-                } else if authors {
-                    let verb = if r.kind == ReferenceKind::Read {
-                        "reads"
-                    } else {
-                        "calls"
-                    };
-                    Some((
-                        format!("{verb} {} (not public)", written(r)),
-                        Rule::RestrictedPrivateVal,
-                        "undefined",
-                    ))
-                } else {
-                    None
+                    return self.walk_into(user, &owner, r, path, walk);
                 }
+                // Not public: never told apart from missing.
+                Capability::ReadVal(ValState::Private)
             }
             // `api()` runs its target as its author: the mode ends there.
-            _ => None,
+            ReferenceKind::ApiCall => return Ok(()),
         };
-        if let Some((what, rule, effect)) = found {
+        let request = Request {
+            owner: if r.owner == "me" {
+                Owner::Me
+            } else {
+                Owner::Named(&r.owner)
+            },
+            capability,
+        };
+        if let Some((rule, effect)) = self.changed_by_restriction(&user.handle, &author, &request) {
+            let what = match r.kind {
+                ReferenceKind::SecretRead => format!("reads @{}.secrets.{}", r.owner, r.name),
+                ReferenceKind::Write => format!("writes @{}.{}", r.owner, r.name),
+                ReferenceKind::Read => format!("reads {} (not public)", written(r)),
+                _ => format!("calls {} (not public)", written(r)),
+            };
             walk.findings.push(finding(path, &what, rule, effect, at));
         }
         Ok(())
+    }
+
+    /// What Restricted Library Mode changes for `request` in `author`'s
+    /// code called as a library by `user`, as the policy decides: the rule
+    /// and what the code gets, when API mode (the `api()` rewrite) allows
+    /// it and restricted mode does not give the same.
+    fn changed_by_restriction(
+        &self,
+        user: &str,
+        author: &str,
+        request: &Request<'_>,
+    ) -> Option<(Rule, &'static str)> {
+        let deadline = Instant::now();
+        let restricted = Frame {
+            principal: Some(user.to_string()),
+            author: Some(author.to_string()),
+            mode: Mode::Restricted,
+            depth: 1,
+            deadline,
+        };
+        let api = Frame::api(author, 1, deadline);
+        let settings = &self.sandbox.config().policy;
+        let in_api = decide(&api, settings, request);
+        let in_library = decide(&restricted, settings, request);
+        if !matches!(in_api, Decision::Allow(_)) || in_api == in_library {
+            return None;
+        }
+        let rule = explain(&restricted, request, &in_library)?;
+        Some((rule, in_library.effect()))
     }
 }
 
