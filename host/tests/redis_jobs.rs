@@ -135,6 +135,16 @@ fn jobs_wait_in_redis_until_a_worker_process_runs_them() {
         api.wait_for(&alice, &eval, "done", Duration::from_secs(10))["result"],
         2
     );
+    // The worker is another process: once it says the job is done, the
+    // job's evaluation record is readable here too.
+    let (status, page) = api.call(
+        "GET",
+        &format!("/v1/evaluations?request_id={eval}"),
+        Some(&alice),
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["evaluations"].as_array().unwrap().len(), 1, "{page}");
 }
 
 #[test]

@@ -478,6 +478,8 @@ pub trait Store: Send + Sync {
     /// missing or already finished (a duplicate delivery).
     fn start_job(&self, id: &str) -> StoreResult<Option<StoredJob>>;
     /// Records how a job ended, once: false when it had already finished.
+    /// Commits the queued evaluation records first, so a job another
+    /// process sees finished has its records readable too.
     fn finish_job(
         &self,
         id: &str,

@@ -799,6 +799,7 @@ impl Store for PgStore {
             JobStatus::Done => (Some(outcome.to_string()), None),
             _ => (None, Some(outcome.to_string())),
         };
+        self.traces.flush();
         let changed = self.client()?.execute(
             "UPDATE jobs SET status = $2, result = $3, error = $4, finished_at = $5 WHERE id = $1 AND status IN ('queued', 'running')",
             &[&id, &status.as_str(), &result, &error, &now()],

@@ -897,7 +897,7 @@ impl Store for SqliteStore {
             JobStatus::Done => (Some(outcome.to_string()), None),
             _ => (None, Some(outcome.to_string())),
         };
-        self.with(|c| {
+        self.with_traces(|c| {
             c.prepare_cached(
                 "UPDATE jobs SET status = ?2, result = ?3, error = ?4, finished_at = ?5 WHERE id = ?1 AND status IN ('queued', 'running')",
             )?
