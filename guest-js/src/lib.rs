@@ -41,7 +41,7 @@
 
 use javy::quickjs::{
     promise::PromiseState, Ctx, Error as JsError, Function, Module, Object, Persistent, Promise,
-    String as JsString, Value,
+    String as JsString, TypedArray, Value,
 };
 use javy::{Config, Runtime};
 use std::cell::RefCell;
@@ -70,6 +70,10 @@ extern "C" {
     fn host_fetch(ptr: *const u8, len: usize) -> u32;
     #[link_name = "time-zone"]
     fn host_time_zone(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "respond-head"]
+    fn host_respond_head(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "respond-chunk"]
+    fn host_respond_chunk(ptr: *const u8, len: usize) -> u32;
 }
 
 /// A host import taking one JSON request and answering with a JSON response
@@ -147,12 +151,13 @@ pub extern "C" fn initialize_runtime() {
         })
         .expect("log function");
         let host = Object::new(ctx.clone()).expect("host object");
-        let json_imports: [(&str, HostImport); 5] = [
+        let json_imports: [(&str, HostImport); 6] = [
             ("writeVal", host_write_val),
             ("readSecret", host_read_secret),
             ("sendEmail", host_send_email),
             ("fetch", host_fetch),
             ("timeZone", host_time_zone),
+            ("respondHead", host_respond_head),
         ];
         for (name, import) in json_imports {
             let function = Function::new(ctx.clone(), move |request: String| {
@@ -161,6 +166,13 @@ pub extern "C" fn initialize_runtime() {
             .expect("host function");
             host.set(name, function).expect("host function installed");
         }
+        // A streamed answer's bytes go as they are, not as JSON.
+        let respond_chunk = Function::new(ctx.clone(), |bytes: TypedArray<'_, u8>| {
+            call_import(host_respond_chunk, bytes.as_bytes().unwrap_or_default())
+        })
+        .expect("respondChunk function");
+        host.set("respondChunk", respond_chunk)
+            .expect("host function installed");
         let val_imports: [(&str, HostImport); 3] = [
             ("readVal", host_read_val),
             ("libraryCall", host_library_call),

@@ -23,6 +23,7 @@ pub mod fetch;
 mod frame;
 mod image;
 pub mod policy;
+mod response_sink;
 mod sandbox;
 mod source_map;
 mod state;
@@ -38,6 +39,7 @@ pub use error::{CompileError, JsError, SandboxError};
 pub use evaluation::{Denial, Evaluation, Use};
 pub use frame::{Frame, Mode};
 pub use image::{BYTECODE_FORMAT, GUEST_SHA256, GUEST_WASM};
+pub use response_sink::ResponseSink;
 pub use sandbox::{
     returned_response, Arguments, CallOutput, Invocation, MemoryPages, Outcome, Sandbox,
     HOST_THREAD_STACK,

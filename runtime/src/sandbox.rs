@@ -11,6 +11,7 @@ use crate::error::{position_from_stack, CompileError, DeadlineExceeded, SandboxE
 use crate::evaluation::Evaluation;
 use crate::frame::Frame;
 use crate::image::ImageBuilder;
+use crate::response_sink::ResponseSink;
 use crate::source_map;
 use crate::state::{CallState, CallTree, LogLine};
 use crate::stats::{Counters, SandboxStats};
@@ -223,6 +224,18 @@ impl Sandbox {
     /// Runs `invocation` in a fresh instance with its frame; val references
     /// reach `world` through the policy.
     pub fn run(&self, world: Arc<dyn World>, invocation: Invocation<'_>) -> Outcome {
+        self.run_answering(world, invocation, None)
+    }
+
+    /// Like [`Sandbox::run`] for a call answering an HTTP request: a
+    /// `Response` with a stream body that it returns goes out through
+    /// `sink` as the stream yields it (see [`ResponseSink`]).
+    pub fn run_answering(
+        &self,
+        world: Arc<dyn World>,
+        invocation: Invocation<'_>,
+        sink: Option<Arc<dyn ResponseSink>>,
+    ) -> Outcome {
         let (mode, args) = match invocation.args {
             Arguments::Json(args) => (RunMode::Json, args),
             Arguments::ExpressRequest(request) => (RunMode::Express, request),
@@ -244,7 +257,7 @@ impl Sandbox {
         }
         let request = abi::run_request(invocation.bytecode, invocation.export, mode, args);
         // A new tree, with a budget of its own.
-        let tree = CallTree::new(Payer::user(invocation.payer));
+        let tree = CallTree::answering(Payer::user(invocation.payer), sink);
         let (result, mut evaluation) = self.shared.run_in_frame(
             world,
             invocation.frame,

@@ -6,6 +6,7 @@ use crate::budget::TreeBudget;
 use crate::error::LimitExceeded;
 use crate::evaluation::{Denial, Evaluation};
 use crate::frame::Frame;
+use crate::response_sink::ResponseSink;
 use crate::sandbox::Shared;
 use crate::world::World;
 use serde::{Deserialize, Serialize};
@@ -59,15 +60,24 @@ pub(crate) struct CallTree {
     /// Whether a call of the tree recorded a denial (whose hint is filled
     /// when the tree ends).
     denied: std::sync::atomic::AtomicBool,
+    /// Where the tree's first call streams its HTTP answer, until that
+    /// call's store takes it.
+    sink: std::sync::Mutex<Option<Arc<dyn ResponseSink>>>,
 }
 
 impl CallTree {
     /// A new tree paid for by `payer`, with nothing spent.
     pub(crate) fn new(payer: Payer) -> Arc<CallTree> {
+        CallTree::answering(payer, None)
+    }
+
+    /// A new tree whose first call may stream its HTTP answer into `sink`.
+    pub(crate) fn answering(payer: Payer, sink: Option<Arc<dyn ResponseSink>>) -> Arc<CallTree> {
         Arc::new(CallTree {
             payer,
             budget: TreeBudget::default(),
             denied: Default::default(),
+            sink: std::sync::Mutex::new(sink),
         })
     }
 
@@ -100,6 +110,10 @@ pub(crate) struct CallState {
     /// while they hold the state shared).
     pub(crate) denials: std::cell::RefCell<Vec<Denial>>,
     pub(crate) logs: Vec<LogLine>,
+    /// Where this call streams its HTTP answer (the tree's first call only).
+    pub(crate) sink: Option<Arc<dyn ResponseSink>>,
+    /// Whether the answer's head went out through `sink`.
+    pub(crate) streamed: bool,
     log_bytes: usize,
     max_log_bytes: usize,
     pub(crate) limits: StoreLimits,
@@ -113,6 +127,8 @@ impl CallState {
         tree: Arc<CallTree>,
     ) -> Self {
         let config = &shared.config;
+        // The tree's first store is its first call; nested ones find none.
+        let sink = tree.sink.lock().unwrap_or_else(|e| e.into_inner()).take();
         CallState {
             limits: StoreLimitsBuilder::new()
                 .memory_size(config.memory_limit)
@@ -125,6 +141,8 @@ impl CallState {
             calls: Vec::new(),
             denials: Default::default(),
             logs: Vec::new(),
+            sink,
+            streamed: false,
             log_bytes: 0,
         }
     }

@@ -177,6 +177,12 @@
     if (s.stream) return internal.readAllBytes(s.stream);
     return s.bytes || new Uint8Array(0);
   }
+  // The body's stream when it is one nobody has read or locked (a
+  // Response streamed out as the HTTP answer), else null.
+  function unreadStream(self) {
+    const s = bslot(self);
+    return s.stream && !used(s) && !s.stream.locked ? s.stream : null;
+  }
   function mimeType(self) {
     const type = self.headers.get("content-type");
     return type === null ? "" : type;
@@ -495,7 +501,7 @@
     Object.assign(pslot(response), meta);
   }
 
-  Object.assign(internal, { Headers, Request, Response, bodyBytesOf: consume, bodySnapshot, setResponseMeta });
+  Object.assign(internal, { Headers, Request, Response, bodyBytesOf: consume, unreadStream, bodySnapshot, setResponseMeta });
   internal.expose("Headers", Headers);
   internal.expose("Request", Request);
   internal.expose("Response", Response);

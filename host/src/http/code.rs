@@ -6,12 +6,13 @@ use super::extract::{as_caller, read_body, JsonBody, QueryArgs};
 use super::openapi::{
     BadInput, BodyErrors, EvalRequest, Missing, OptionalKey, RunErrors, RunRequest, TAG_CODE,
 };
+use super::streaming;
 use super::AppState;
 use crate::request_args;
 use crate::service::{ExpressMode, ExpressResponse, RunAnswer};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -133,20 +134,21 @@ async fn run(
     args: Result<String, String>,
     headers: HeaderMap,
 ) -> Response {
-    let work = async {
+    let deadline = state.service.call_deadline();
+    let start = move |sink| async move {
         let args = args.map_err(ApiError::bad_request)?;
         let (user, name) = split_target(&target)?;
-        let answer = as_caller(&state, &headers, "run", move |service, viewer| {
-            service.run(viewer, &user, &name, &args)
+        as_caller(&state, &headers, "run", move |service, viewer| {
+            service.run(viewer, &user, &name, &args, Some(sink))
         })
-        .await?;
-        Ok::<_, ApiError>(match answer {
-            RunAnswer::Json(value) => Json(value).into_response(),
-            // A val that returns a Response answers with it, as a handler would.
-            RunAnswer::Response(built) => express_response(built),
-        })
+        .await
     };
-    work.await.unwrap_or_else(IntoResponse::into_response)
+    streaming::answer(deadline, start, |answer| match answer {
+        RunAnswer::Json(value) => Json(value).into_response(),
+        // A val that returns a Response answers with it, as a handler would.
+        RunAnswer::Response(built) => express_response(built),
+    })
+    .await
 }
 
 /// The request an Express handler sees.
@@ -200,40 +202,11 @@ fn express_request(
     described
 }
 
-/// Turns what the handler built into the HTTP response. User content never
-/// runs with the API's origin: `Content-Security-Policy: sandbox`.
+/// Turns what the handler built into the HTTP response (with the sandbox
+/// headers of [`streaming::with_head`]).
 fn express_response(built: ExpressResponse) -> Response {
     let (status, pairs, body) = built.into_parts();
-    let status = StatusCode::from_u16(status)
-        .ok()
-        .filter(|s| s.as_u16() >= 100)
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    for (name, value) in pairs {
-        let skip = [
-            "content-length",
-            "transfer-encoding",
-            "connection",
-            "content-security-policy",
-        ];
-        if skip.contains(&name.as_str()) {
-            continue;
-        }
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            headers.append(name, value);
-        }
-    }
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
+    streaming::with_head(status, pairs, Body::from(body))
 }
 
 /// Call `user.val` as an Express `(req, res)` or web-standard `(Request) =>
@@ -332,7 +305,8 @@ async fn call_express(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let work = async {
+    let deadline = state.service.call_deadline();
+    let start = move |sink| async move {
         let (user, name) = split_target(&target)?;
         let described = express_request(
             &parts.method,
@@ -342,11 +316,10 @@ async fn call_express(
             &rest,
             &body,
         );
-        let built = as_caller(&state, &parts.headers, "run", move |service, viewer| {
-            service.express(viewer, &user, &name, &described, mode)
+        as_caller(&state, &parts.headers, "run", move |service, viewer| {
+            service.express(viewer, &user, &name, &described, mode, Some(sink))
         })
-        .await?;
-        Ok::<_, ApiError>(express_response(built))
+        .await
     };
-    work.await.unwrap_or_else(IntoResponse::into_response)
+    streaming::answer(deadline, start, express_response).await
 }

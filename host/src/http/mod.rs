@@ -12,6 +12,7 @@ mod jobs;
 mod keys;
 mod observe;
 mod openapi;
+mod streaming;
 mod vals;
 
 use crate::service::Service;

@@ -42,8 +42,8 @@ use valbox_runtime::policy::{
 };
 use valbox_runtime::transform::valid_handle;
 use valbox_runtime::{
-    Arguments, Capacity, CapacityScope, CompileError, Email, Frame, Invocation, JsError, Sandbox,
-    SandboxError, StoredVal, World, BYTECODE_FORMAT,
+    Arguments, Capacity, CapacityScope, CompileError, Email, Frame, Invocation, JsError,
+    ResponseSink, Sandbox, SandboxError, StoredVal, World, BYTECODE_FORMAT,
 };
 
 /// Every way a request can fail; `http.rs` maps each to a status.
@@ -776,7 +776,7 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("no user {}", job.owner)))?;
         match JobWork::parse_stored(&job.request).map_err(ServiceError::BadRequest)? {
             JobWork::Run { owner, name, args } => self
-                .run(Some(&user), &owner, &name, &args)
+                .run(Some(&user), &owner, &name, &args, None)
                 .map(RunAnswer::into_json),
             JobWork::Eval { code, args } => self.eval(Some(&user), &code, &args),
             JobWork::Scheduled {
@@ -960,12 +960,15 @@ impl Service {
         let bytecode = self.compile_eval(code)?;
         let frame = Frame::own(user.map(|u| u.handle.as_str()), self.deadline());
         self.run_bytecode(
-            &slot,
-            frame,
-            "eval".into(),
-            &bytecode,
-            "default",
-            Arguments::Json(args_json),
+            Invocation {
+                frame,
+                target: "eval".into(),
+                bytecode: &bytecode,
+                export: "default",
+                args: Arguments::Json(args_json),
+                payer: Some(&slot.caller),
+            },
+            None,
         )
     }
 
@@ -994,17 +997,21 @@ impl Service {
         owner: &str,
         name: &str,
         args_json: &str,
+        sink: Option<Arc<dyn ResponseSink>>,
     ) -> ServiceResult<RunAnswer> {
         let slot = self.take_slot(viewer)?;
         let (stored, frame) = self.api_target(viewer, owner, name)?;
         let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
         let text = self.run_text(
-            &slot,
-            frame,
-            target,
-            &stored.bytecode,
-            &stored.name,
-            Arguments::Json(args_json),
+            Invocation {
+                frame,
+                target,
+                bytecode: &stored.bytecode,
+                export: &stored.name,
+                args: Arguments::Json(args_json),
+                payer: Some(&slot.caller),
+            },
+            sink,
         )?;
         let malformed =
             |e: serde_json::Error| ServiceError::Internal(format!("the result is not JSON: {e}"));
@@ -1027,6 +1034,7 @@ impl Service {
         name: &str,
         request: &Value,
         mode: ExpressMode,
+        sink: Option<Arc<dyn ResponseSink>>,
     ) -> ServiceResult<ExpressResponse> {
         let slot = self.take_slot(viewer)?;
         let (stored, api_frame) = self.api_target(viewer, owner, name)?;
@@ -1040,12 +1048,15 @@ impl Service {
         let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
         let request = request.to_string();
         let response = self.run_bytecode(
-            &slot,
-            frame,
-            target,
-            &stored.bytecode,
-            &stored.name,
-            Arguments::ExpressRequest(&request),
+            Invocation {
+                frame,
+                target,
+                bytecode: &stored.bytecode,
+                export: &stored.name,
+                args: Arguments::ExpressRequest(&request),
+                payer: Some(&slot.caller),
+            },
+            sink,
         )?;
         serde_json::from_value(response).map_err(|e| {
             ServiceError::Internal(format!("the handler's response is malformed: {e}"))
@@ -1090,46 +1101,34 @@ impl Service {
         Instant::now() + self.sandbox.config().deadline
     }
 
-    /// Runs bytecode in `frame`, keeps the traces, and returns the JSON result.
+    /// When a call starting now must end (the HTTP layer bounds a streamed
+    /// answer by it).
+    pub fn call_deadline(&self) -> Instant {
+        self.deadline()
+    }
+
+    /// Runs a call, keeps the traces, and returns the JSON result.
     fn run_bytecode(
         &self,
-        slot: &CallSlot<'_>,
-        frame: Frame,
-        target: String,
-        bytecode: &[u8],
-        export: &str,
-        args: Arguments<'_>,
+        call: Invocation<'_>,
+        sink: Option<Arc<dyn ResponseSink>>,
     ) -> ServiceResult<Value> {
-        let text = self.run_text(slot, frame, target, bytecode, export, args)?;
+        let text = self.run_text(call, sink)?;
         let text = valbox_runtime::returned_response(&text).unwrap_or(&text);
         serde_json::from_str(text)
             .map_err(|e| ServiceError::Internal(format!("the result is not JSON: {e}")))
     }
 
-    /// Runs `export` of `bytecode` in `frame` (its instances counted against
-    /// the slot's caller), records the traces and the metrics, and returns
-    /// the result's text.
+    /// Runs a call (its instances counted against its payer, the slot's
+    /// caller), records the traces and the metrics, and returns the
+    /// result's text; `sink`: where an HTTP answer may stream.
     fn run_text(
         &self,
-        slot: &CallSlot<'_>,
-        frame: Frame,
-        target: String,
-        bytecode: &[u8],
-        export: &str,
-        args: Arguments<'_>,
+        call: Invocation<'_>,
+        sink: Option<Arc<dyn ResponseSink>>,
     ) -> ServiceResult<String> {
-        let mode = frame.mode;
-        let outcome = self.sandbox.run(
-            self.world.clone(),
-            Invocation {
-                frame,
-                target,
-                bytecode,
-                export,
-                args,
-                payer: Some(&slot.caller),
-            },
-        );
+        let mode = call.frame.mode;
+        let outcome = self.sandbox.run_answering(self.world.clone(), call, sink);
         let result = outcome.result.map_err(ServiceError::from);
         if !outcome.admitted {
             return result;

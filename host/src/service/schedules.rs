@@ -21,7 +21,7 @@ use crate::store::{StoredSchedule, User};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use valbox_runtime::{Arguments, Email, Frame};
+use valbox_runtime::{Arguments, Email, Frame, Invocation};
 
 /// How schedules behave on this server (operator settings).
 #[derive(Debug, Clone, Copy)]
@@ -289,12 +289,15 @@ impl Service {
         let frame = Frame::api(&author.handle, 0, self.deadline());
         let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
         self.run_bytecode(
-            &slot,
-            frame,
-            target,
-            &stored.bytecode,
-            &stored.name,
-            Arguments::Tagged(tagged_args),
+            Invocation {
+                frame,
+                target,
+                bytecode: &stored.bytecode,
+                export: &stored.name,
+                args: Arguments::Tagged(tagged_args),
+                payer: Some(&slot.caller),
+            },
+            None,
         )
     }
 

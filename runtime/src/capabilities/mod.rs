@@ -8,6 +8,7 @@ mod calls;
 mod email;
 mod fetch;
 mod log;
+mod respond;
 mod secrets;
 mod time_zone;
 mod vals;
@@ -35,6 +36,10 @@ pub(crate) fn define(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     val_import(linker, "api-call", calls::api)?;
     json_import(linker, "fetch", fetch::fetch)?;
     json_import(linker, "time-zone", time_zone::lookup)?;
+    json_import(linker, "respond-head", respond::head)?;
+    link(linker, "respond-chunk", |caller, bytes| {
+        Ok(respond::chunk(caller, bytes).to_json())
+    })?;
     Ok(())
 }
 
