@@ -151,13 +151,12 @@ pub extern "C" fn initialize_runtime() {
         })
         .expect("log function");
         let host = Object::new(ctx.clone()).expect("host object");
-        let json_imports: [(&str, HostImport); 6] = [
+        let json_imports: [(&str, HostImport); 5] = [
             ("writeVal", host_write_val),
             ("readSecret", host_read_secret),
             ("sendEmail", host_send_email),
             ("fetch", host_fetch),
             ("timeZone", host_time_zone),
-            ("respondHead", host_respond_head),
         ];
         for (name, import) in json_imports {
             let function = Function::new(ctx.clone(), move |request: String| {
@@ -166,13 +165,6 @@ pub extern "C" fn initialize_runtime() {
             .expect("host function");
             host.set(name, function).expect("host function installed");
         }
-        // A streamed answer's bytes go as they are, not as JSON.
-        let respond_chunk = Function::new(ctx.clone(), |bytes: TypedArray<'_, u8>| {
-            call_import(host_respond_chunk, bytes.as_bytes().unwrap_or_default())
-        })
-        .expect("respondChunk function");
-        host.set("respondChunk", respond_chunk)
-            .expect("host function installed");
         let val_imports: [(&str, HostImport); 3] = [
             ("readVal", host_read_val),
             ("libraryCall", host_library_call),
@@ -195,6 +187,9 @@ pub extern "C" fn initialize_runtime() {
         let helpers: Object = install
             .call((log, host, internal.clone()))
             .expect("prelude installs");
+        // Installed after the prelude (which everything a plain call
+        // touches comes from), so they leave its heap layout as it was.
+        install_respond_imports(&ctx, &internal);
         if let Err(e) = web::install(&ctx, &internal) {
             panic!("the web platform does not install: {e}");
         }
@@ -213,6 +208,22 @@ pub extern "C" fn initialize_runtime() {
     runtime.context().runtime().run_gc();
     plug_heap_holes();
     GUEST.with(|g| *g.borrow_mut() = Some(Guest { runtime, helpers }));
+}
+
+/// `internal.respondHead(json)` and `internal.respondChunk(bytes)`: a call
+/// streaming its HTTP answer (`web/respond.js`); the chunk's bytes go as
+/// they are, not as JSON.
+fn install_respond_imports<'js>(ctx: &Ctx<'js>, internal: &Object<'js>) {
+    let head = Function::new(ctx.clone(), |head: String| {
+        call_host(host_respond_head, head)
+    })
+    .expect("respondHead function");
+    let chunk = Function::new(ctx.clone(), |bytes: TypedArray<'_, u8>| {
+        call_import(host_respond_chunk, bytes.as_bytes().unwrap_or_default())
+    })
+    .expect("respondChunk function");
+    internal.set("respondHead", head).expect("respondHead installed");
+    internal.set("respondChunk", chunk).expect("respondChunk installed");
 }
 
 /// Fills the free chunks that evaluating the web platform left in the

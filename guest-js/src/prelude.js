@@ -688,22 +688,11 @@
   }
 
   // What a returned Response becomes: status, header pairs (Set-Cookie kept
-  // apart) and the body as one character per byte. A stream body of the
-  // call answering an HTTP request goes out as the stream yields it when
-  // the host streams this call's answer (then the description says
-  // `streamed` and carries no body).
+  // apart) and the body as one character per byte — unless its stream body
+  // went out as the HTTP answer (web/respond.js).
   async function webResponse(response) {
-    const stream = internal.unreadStream(response);
-    if (stream) {
-      const status = response.status;
-      const headers = Array.from(response.headers);
-      const started = hostCall(host.respondHead, { status, headers });
-      if (!started.undefined) {
-        if (started.ok) await streamOut(stream);
-        else await stream.cancel();
-        return { status, headers, body: "", latin1: true, streamed: true };
-      }
-    }
+    const streamed = await internal.streamAnswer(response);
+    if (streamed) return streamed;
     const bytes = await internal.bodyBytesOf(response);
     return {
       status: response.status,
@@ -711,28 +700,6 @@
       body: internal.native.latin1Decode(bytes),
       latin1: true,
     };
-  }
-
-  // Sends a stream's chunks to the host until it ends, or cancels it when
-  // the client went away.
-  async function streamOut(stream) {
-    const reader = stream.getReader();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      if (!(value instanceof Uint8Array)) {
-        const error = new TypeError("a body stream chunk is not a Uint8Array");
-        await reader.cancel(error);
-        throw error;
-      }
-      if (value.byteLength === 0) continue;
-      const answer = parse(host.respondChunk(value));
-      if (answer.error) throw reviveError(answer.error);
-      if (answer.ok === false) {
-        await reader.cancel();
-        return;
-      }
-    }
   }
 
   // ---- fetch (the classes are in web/fetch.js) ---------------------------------

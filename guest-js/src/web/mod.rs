@@ -36,6 +36,7 @@ const FILES: &[(&str, &str)] = &[
     ("fetch.js", include_str!("fetch.js")),
     ("intl.js", include_str!("intl.js")),
     ("structured_clone.js", include_str!("structured_clone.js")),
+    ("respond.js", include_str!("respond.js")),
 ];
 
 /// The vendored WHATWG streams implementation (see `guest-js/vendor/`).

@@ -78,22 +78,35 @@ where
         deadline,
     });
     let mut work = Box::pin(start(sink));
-    let ended = tokio::select! {
+    let (head, ended) = tokio::select! {
         biased;
         streaming = &mut head => match streaming {
-            Ok(head) => {
-                // The call goes on streaming; how it ends decides how the body does.
-                tokio::spawn(async move {
-                    if let Err(error) = work.await {
-                        let _ = body.send(Err(std::io::Error::other(error.0.to_string()))).await;
-                    }
-                });
-                return streamed(head, chunks);
-            }
-            Err(_) => work.await,
+            Ok(head) => (head, None),
+            Err(_) => return finished(work.await, finish),
         },
-        ended = &mut work => ended,
+        // The call may have sent its head and ended between the two polls.
+        ended = &mut work => match head.try_recv() {
+            Ok(head) => (head, Some(ended)),
+            Err(_) => return finished(ended, finish),
+        },
     };
+    // The call goes on streaming (or has ended): how it ends decides how the body does.
+    tokio::spawn(async move {
+        let ended = match ended {
+            Some(ended) => ended,
+            None => work.await,
+        };
+        if let Err(error) = ended {
+            let _ = body
+                .send(Err(std::io::Error::other(error.0.to_string())))
+                .await;
+        }
+    });
+    streamed(head, chunks)
+}
+
+/// The answer of a call that did not stream.
+fn finished<T>(ended: ApiResult<T>, finish: impl FnOnce(T) -> Response) -> Response {
     ended
         .map(finish)
         .unwrap_or_else(IntoResponse::into_response)
