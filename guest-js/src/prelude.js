@@ -566,11 +566,31 @@
   }
 
   // Runs `handler(req, res)` on the request the host described and returns
-  // the response it built: {status, headers, body}.
+  // the response it built: {status, headers, body}. A handler of one
+  // parameter is a web-standard handler: it gets a Request (with the
+  // Express-style fields readable on it) and no `res`.
   async function express(handler, requestText) {
     const data = parse(requestText);
     const headers = {};
     for (const [k, v] of Object.entries(data.headers || {})) headers[k.toLowerCase()] = v;
+    const state = { status: 200, headers: {}, body: "", done: false };
+    let returned;
+    if (handler.length === 1) {
+      returned = await handler(webRequest(data, headers));
+      if (returned instanceof internal.Response) return webResponse(returned);
+      if (returned !== undefined) expressResponse(state, data.query || {}).send(returned);
+    } else {
+      const res = expressResponse(state, data.query || {});
+      const req = handler.length === 0 ? webRequest(data, headers) : expressRequest(data, headers);
+      returned = await handler(req, res);
+      if (returned instanceof internal.Response) return webResponse(returned);
+      if (!state.done && returned !== undefined) res.send(returned);
+    }
+    return { status: state.status, headers: state.headers, body: state.body };
+  }
+
+  // Express's `req` for the request the host described.
+  function expressRequest(data, headers) {
     const type = (headers["content-type"] || "").split(";")[0].trim().toLowerCase();
     let body = data.body;
     if (typeof data.bodyLatin1 === "string") {
@@ -585,7 +605,7 @@
     } else if (body === "" || body === undefined) {
       body = {};
     }
-    const req = {
+    return {
       method: data.method,
       path: data.path,
       originalUrl: data.originalUrl,
@@ -613,7 +633,10 @@
         return false;
       },
     };
-    const state = { status: 200, headers: {}, body: "", done: false };
+  }
+
+  // Express's `res`, building its answer in `state`.
+  function expressResponse(state, query) {
     const res = {
       get statusCode() { return state.status; },
       set statusCode(code) { state.status = code; },
@@ -636,7 +659,7 @@
         return res.end(stringify(value === undefined ? null : value));
       },
       jsonp(value) {
-        const callback = req.query.callback;
+        const callback = query.callback;
         if (typeof callback !== "string" || !/^[\w$.\[\]]+$/.test(callback)) return res.json(value);
         res.set("content-type", "text/javascript; charset=utf-8");
         return res.end("/**/ typeof " + callback + " === 'function' && " + callback + "(" + stringify(value) + ");");
@@ -661,30 +684,29 @@
         return res;
       },
     };
-    // A handler of one parameter is a web-standard handler: it gets a
-    // Request (the Express-style object's fields stay readable on it).
-    const returned = await (handler.length < 2 ? handler(webRequest(data, req), res) : handler(req, res));
-    if (returned instanceof internal.Response) return webResponse(returned);
-    if (!state.done && returned !== undefined) res.send(returned);
-    return { status: state.status, headers: state.headers, body: state.body };
+    return res;
   }
 
   // The web `Request` of a request the host described, with the Express
-  // fields (`query`, `params`, `path`, …) as own properties too.
-  function webRequest(data, expressReq) {
-    const host = (expressReq.headers.host || "localhost").replace(/[^\w.:\-\[\]]/g, "");
+  // fields (`query`, `params`, `path`, …) readable on it too; its URL,
+  // headers and signal are made when first asked for.
+  function webRequest(data, headers) {
+    const host = (headers.host || "localhost").replace(/[^\w.:\-\[\]]/g, "");
     const method = String(data.method || "GET").toUpperCase();
     const bytes = typeof data.bodyLatin1 === "string" ? internal.native.latin1Encode(data.bodyLatin1) : undefined;
     const body = method === "GET" || method === "HEAD" || !data.body ? undefined : bytes || data.body;
     // The val is the whole site: its URL's path is the path inside the val.
     const search = String(data.originalUrl || "").replace(/^[^?]*/, "");
-    const request = new internal.Request(data.protocol + "://" + host + (data.path || "/") + search, {
-      method, headers: expressReq.headers, body,
+    return internal.hostRequest(data.protocol + "://" + host + (data.path || "/") + search, method, headers, body, {
+      query: data.query || {},
+      params: data.params || {},
+      path: data.path,
+      originalUrl: data.originalUrl,
+      baseUrl: data.baseUrl || "",
+      protocol: data.protocol,
+      hostname: (headers.host || "").split(":")[0],
+      ip: data.ip || "",
     });
-    for (const key of ["query", "params", "path", "originalUrl", "baseUrl", "protocol", "hostname", "ip"]) {
-      defineProperty(request, key, { value: expressReq[key], enumerable: false, configurable: true, writable: true });
-    }
-    return request;
   }
 
   // What a returned Response becomes: status, header pairs (Set-Cookie kept

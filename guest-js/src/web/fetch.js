@@ -272,6 +272,58 @@
     if (!s) throw new TypeError("Illegal invocation");
     return s;
   }
+  // A Request the host described (the one an HTTP handler gets) keeps its
+  // URL, headers and signal as given until first asked for: a handler that
+  // never looks at them does not pay for parsing or building them.
+  function urlOf(s) {
+    if (s.url === undefined) {
+      const parsed = internal.URL.parse(s.hostUrl);
+      s.url = parsed ? parsed.href : s.hostUrl;
+    }
+    return s.url;
+  }
+  function headersOf(s) {
+    if (s.headers === undefined) s.headers = headersWithGuard(s.hostHeaders, "request");
+    return s.headers;
+  }
+  function signalOf(s) {
+    if (s.signal === undefined) s.signal = new AbortController().signal;
+    return s.signal;
+  }
+  function resolved(s) {
+    urlOf(s);
+    headersOf(s);
+    signalOf(s);
+    return s;
+  }
+  // The Request of an HTTP request the host described: `url` is absolute,
+  // `headers` an object of header values, `body` a string or bytes (none
+  // for GET and HEAD).
+  // `express` holds the Express-style fields it also has (`query`,
+  // `params`, `path`, …): readable, and writable as own properties.
+  const expressFields = ["query", "params", "path", "originalUrl", "baseUrl", "protocol", "hostname", "ip"];
+  let hostProto = null;
+  function hostRequestProto() {
+    if (hostProto) return hostProto;
+    hostProto = Object.create(Request.prototype);
+    for (const key of expressFields) {
+      Object.defineProperty(hostProto, key, {
+        get() { return rslot(this).express[key]; },
+        set(value) { Object.defineProperty(this, key, { value, writable: true, enumerable: false, configurable: true }); },
+        enumerable: false,
+        configurable: true,
+      });
+    }
+    return hostProto;
+  }
+  internal.hostRequest = function hostRequest(url, method, headers, body, express) {
+    const request = Object.create(hostRequestProto());
+    requestSlots.set(request, { ...requestDefaults, method, url: undefined, hostUrl: url, headers: undefined, hostHeaders: headers, signal: undefined, express });
+    const bytes = body === undefined ? null : typeof body === "string" ? encoder.encode(body) : body;
+    bodySlots.set(request, { bytes, stream: null, used: false });
+    return request;
+  };
+
   // The values the Request enums allow.
   const requestEnums = {
     redirect: ["follow", "error", "manual"],
@@ -294,7 +346,7 @@
       const from = input instanceof Request ? input : null;
       const s = { ...requestDefaults };
       if (from) {
-        Object.assign(s, rslot(from));
+        Object.assign(s, resolved(rslot(from)));
       } else {
         const parsed = internal.URL.parse(toUSV(input), baseUrl());
         if (!parsed) throw new TypeError("Failed to construct 'Request': Invalid URL '" + input + "'");
@@ -357,8 +409,8 @@
       }
     }
     get method() { return rslot(this).method; }
-    get url() { return rslot(this).url; }
-    get headers() { return rslot(this).headers; }
+    get url() { return urlOf(rslot(this)); }
+    get headers() { return headersOf(rslot(this)); }
     get destination() { return rslot(this).destination; }
     get referrer() { return rslot(this).referrer; }
     get referrerPolicy() { return rslot(this).referrerPolicy; }
@@ -370,10 +422,10 @@
     get keepalive() { return rslot(this).keepalive; }
     get isReloadNavigation() { return false; }
     get isHistoryNavigation() { return false; }
-    get signal() { return rslot(this).signal; }
+    get signal() { return signalOf(rslot(this)); }
     get duplex() { return "half"; }
     clone() {
-      const s = rslot(this);
+      const s = resolved(rslot(this));
       const copy = Object.create(Request.prototype);
       requestSlots.set(copy, { ...s, headers: headersWithGuard(s.headers, "request"), signal: AbortSignal.any([s.signal]) });
       cloneBody(this, copy);
@@ -382,6 +434,7 @@
   }
   mixBody(Request);
   internal.brand(Request);
+  hostRequestProto();
 
   // ---- Response -------------------------------------------------------------------
 
