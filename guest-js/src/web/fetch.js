@@ -30,12 +30,28 @@
     if (v.length === 0 || !(isSpace(v.charCodeAt(0)) || isSpace(v.charCodeAt(v.length - 1)))) return v;
     return v.replace(edgeSpaceRe, "");
   }
+  // Header names seen often, as given and lower-cased: a lookup instead of
+  // a regex test (QuickJS's regexes cost microseconds a test).
+  const knownNames = new Map();
+  for (const name of ["accept", "accept-encoding", "accept-language", "authorization", "cache-control", "connection",
+    "content-disposition", "content-encoding", "content-length", "content-type", "cookie", "etag", "host", "location",
+    "origin", "referer", "set-cookie", "user-agent", "vary", "x-request-id"]) {
+    knownNames.set(name, name);
+    knownNames.set(name.replace(/(^|-)[a-z]/g, (c) => c.toUpperCase()), name);
+  }
   function checkName(name) {
-    const n = String(name);
+    const n = typeof name === "string" ? name : String(name);
+    const known = knownNames.get(n);
+    if (known !== undefined) return known;
     if (!tokenRe.test(n)) throw new TypeError("Headers: '" + n + "' is not a valid header name");
     return n.toLowerCase();
   }
+  // Values the platform itself sets: a lookup instead of a regex test.
+  const knownValues = new Set(["text/plain;charset=UTF-8", "application/json", "application/x-www-form-urlencoded;charset=UTF-8",
+    "text/plain", "text/html", "text/plain; charset=utf-8", "text/html; charset=utf-8", "application/json; charset=utf-8",
+    "application/octet-stream"]);
   function checkValue(value) {
+    if (knownValues.has(value)) return value;
     const v = normalizeValue(value);
     if (badValueRe.test(v)) throw new TypeError("Headers: '" + v + "' is not a valid header value");
     return v;
@@ -72,51 +88,62 @@
     const v = checkValue(value);
     writable(s);
     s.list.push([n, v]);
+    s.sorted = null;
+  }
+  // The list's pairs of name `n` (pairs are [name, value]; plain loops, as
+  // destructuring a pair walks an iterator in QuickJS).
+  function valuesOf(list, n) {
+    const values = [];
+    for (let i = 0; i < list.length; i++) if (list[i][0] === n) values.push(list[i][1]);
+    return values;
   }
 
   class Headers {
     constructor(init) {
-      headerSlots.set(this, { list: [], guard: "none" });
+      headerSlots.set(this, { list: [], guard: "none", sorted: null });
       fill(this, init);
     }
     append(name, value) {
-      if (arguments.length < 2) throw new TypeError("Headers.append takes 2 arguments");
+      if (value === undefined && arguments.length < 2) throw new TypeError("Headers.append takes 2 arguments");
       appendTo(hslot(this), name, value);
     }
     delete(name) {
       const s = hslot(this);
       const n = checkName(name);
       writable(s);
-      s.list = s.list.filter(([k]) => k !== n);
+      s.list = s.list.filter((p) => p[0] !== n);
+      s.sorted = null;
     }
     get(name) {
-      const n = checkName(name);
-      const values = hslot(this).list.filter(([k]) => k === n).map(([, v]) => v);
+      const values = valuesOf(hslot(this).list, checkName(name));
       return values.length ? values.join(", ") : null;
     }
     getSetCookie() {
-      return hslot(this).list.filter(([k]) => k === "set-cookie").map(([, v]) => v);
+      return valuesOf(hslot(this).list, "set-cookie");
     }
     has(name) {
       const n = checkName(name);
-      return hslot(this).list.some(([k]) => k === n);
+      const list = hslot(this).list;
+      for (let i = 0; i < list.length; i++) if (list[i][0] === n) return true;
+      return false;
     }
     set(name, value) {
-      if (arguments.length < 2) throw new TypeError("Headers.set takes 2 arguments");
+      if (value === undefined && arguments.length < 2) throw new TypeError("Headers.set takes 2 arguments");
       const s = hslot(this);
       const n = checkName(name);
       const v = checkValue(value);
       writable(s);
-      const index = s.list.findIndex(([k]) => k === n);
+      const index = s.list.findIndex((p) => p[0] === n);
       if (index < 0) s.list.push([n, v]);
       else {
         s.list[index] = [n, v];
-        s.list = s.list.filter(([k], i) => i <= index || k !== n);
+        s.list = s.list.filter((p, i) => i <= index || p[0] !== n);
       }
+      s.sorted = null;
     }
     forEach(callback, thisArg) {
       if (typeof callback !== "function") throw new TypeError("Headers.forEach takes a function");
-      for (const [k, v] of sortedPairs(hslot(this).list)) callback.call(thisArg, v, k, this);
+      for (const [k, v] of sortedOf(hslot(this))) callback.call(thisArg, v, k, this);
     }
     keys() { return iterate(this, (p) => p[0]); }
     values() { return iterate(this, (p) => p[1]); }
@@ -124,18 +151,26 @@
     [Symbol.iterator]() { return this.entries(); }
   }
   // The sort-and-combine of the standard: names sorted, values of a name
-  // joined, except set-cookie, which stays one pair per cookie.
+  // joined, except set-cookie, which stays one pair per cookie; kept until
+  // the list changes.
+  function sortedOf(s) {
+    if (s.sorted === null) s.sorted = sortedPairs(s.list);
+    return s.sorted;
+  }
   function sortedPairs(list) {
-    const names = [...new Set(list.map(([k]) => k))].sort();
+    if (list.length === 1) return [[list[0][0], list[0][1]]];
+    const names = [];
+    for (let i = 0; i < list.length; i++) if (!names.includes(list[i][0])) names.push(list[i][0]);
+    names.sort();
     const out = [];
     for (const name of names) {
-      const values = list.filter(([k]) => k === name).map(([, v]) => v);
+      const values = valuesOf(list, name);
       if (name === "set-cookie") for (const v of values) out.push([name, v]);
       else out.push([name, values.join(", ")]);
     }
     return out;
   }
-  const iterate = internal.pairIterator("Headers Iterator", (headers) => sortedPairs(hslot(headers).list));
+  const iterate = internal.pairIterator("Headers Iterator", (headers) => sortedOf(hslot(headers)));
   internal.brand(Headers);
   function headersWithGuard(init, guard) {
     const headers = new Headers(init);
@@ -456,7 +491,7 @@
         throw new RangeError("Failed to construct 'Response': The status provided (" + init.status + ") is outside the range [200, 599].");
       }
       const statusText = init.statusText === undefined ? "" : String(init.statusText);
-      if (!/^[\t\x20-\x7e\x80-\xff]*$/.test(statusText)) throw new TypeError("Failed to construct 'Response': Invalid statusText");
+      if (statusText !== "" && !/^[\t\x20-\x7e\x80-\xff]*$/.test(statusText)) throw new TypeError("Failed to construct 'Response': Invalid statusText");
       const headers = headersWithGuard(init.headers, "response");
       responseSlots.set(this, { status, statusText, headers, type: "default", url: "", redirected: false });
       if (body !== null && nullBodyStatus.includes(status)) throw new TypeError("Failed to construct 'Response': Response with null body status cannot have body");
