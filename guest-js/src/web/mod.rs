@@ -37,6 +37,7 @@ const FILES: &[(&str, &str)] = &[
     ("intl.js", include_str!("intl.js")),
     ("structured_clone.js", include_str!("structured_clone.js")),
     ("respond.js", include_str!("respond.js")),
+    ("http_handlers.js", include_str!("http_handlers.js")),
 ];
 
 /// The vendored WHATWG streams implementation (see `guest-js/vendor/`).

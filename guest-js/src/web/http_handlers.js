@@ -1,0 +1,195 @@
+// HTTP handlers: runs an Express-style `(req, res)` or web-standard
+// `(Request) => Response` handler on the request the host described
+// (`/v1/express`), and turns a returned Response into what the host sends.
+// Loaded after everything else, so the snapshot objects a plain call
+// touches keep their place.
+(function (internal) {
+  "use strict";
+  const stringify = JSON.stringify;
+  const parse = JSON.parse;
+  const isArray = Array.isArray;
+
+  const contentTypes = {
+    json: "application/json; charset=utf-8",
+    html: "text/html; charset=utf-8",
+    text: "text/plain; charset=utf-8",
+    txt: "text/plain; charset=utf-8",
+    xml: "application/xml",
+    js: "text/javascript; charset=utf-8",
+    css: "text/css; charset=utf-8",
+  };
+
+  function parseForm(text) {
+    const out = {};
+    for (const part of String(text).split("&")) {
+      if (!part) continue;
+      const eq = part.indexOf("=");
+      const key = decodeURIComponent((eq < 0 ? part : part.slice(0, eq)).replace(/\+/g, " "));
+      const value = eq < 0 ? "" : decodeURIComponent(part.slice(eq + 1).replace(/\+/g, " "));
+      Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true });
+    }
+    return out;
+  }
+
+  // Runs `handler(req, res)` on the request the host described and returns
+  // the response it built: {status, headers, body}. A handler of one
+  // parameter is a web-standard handler: it gets a Request (with the
+  // Express-style fields readable on it) and no `res`.
+  async function express(handler, requestText) {
+    const data = parse(requestText);
+    const headers = {};
+    for (const [k, v] of Object.entries(data.headers || {})) headers[k.toLowerCase()] = v;
+    const state = { status: 200, headers: {}, body: "", done: false };
+    let returned;
+    if (handler.length === 1) {
+      returned = await handler(webRequest(data, headers));
+      if (returned instanceof internal.Response) return webResponse(returned);
+      if (returned !== undefined) expressResponse(state, data.query || {}).send(returned);
+    } else {
+      const res = expressResponse(state, data.query || {});
+      const req = handler.length === 0 ? webRequest(data, headers) : expressRequest(data, headers);
+      returned = await handler(req, res);
+      if (returned instanceof internal.Response) return webResponse(returned);
+      if (!state.done && returned !== undefined) res.send(returned);
+    }
+    return { status: state.status, headers: state.headers, body: state.body };
+  }
+
+  // Express's `req` for the request the host described.
+  function expressRequest(data, headers) {
+    const type = (headers["content-type"] || "").split(";")[0].trim().toLowerCase();
+    let body = data.body;
+    if (typeof data.bodyLatin1 === "string") {
+      // Not UTF-8: the bytes as they came (Express's `raw` body).
+      body = internal.native.latin1Encode(data.bodyLatin1);
+    } else if (typeof body === "string" && body.length > 0) {
+      if (type === "application/json" || type.endsWith("+json")) {
+        try { body = parse(body); } catch (e) { body = data.body; }
+      } else if (type === "application/x-www-form-urlencoded") {
+        body = parseForm(body);
+      }
+    } else if (body === "" || body === undefined) {
+      body = {};
+    }
+    return {
+      method: data.method,
+      path: data.path,
+      originalUrl: data.originalUrl,
+      url: data.originalUrl,
+      baseUrl: data.baseUrl || "",
+      query: data.query || {},
+      params: data.params || {},
+      protocol: data.protocol,
+      secure: data.protocol === "https",
+      hostname: (headers.host || "").split(":")[0],
+      ip: data.ip || "",
+      headers,
+      body,
+      get(name) { return headers[String(name).toLowerCase()]; },
+      header(name) { return headers[String(name).toLowerCase()]; },
+      is(t) { return type.includes(String(t).replace("*", "")) ? t : false; },
+      accepts(...types) {
+        if (types.length === 1 && isArray(types[0])) types = types[0];
+        const accept = headers.accept || "*/*";
+        if (types.length === 0) return accept.split(",").map((s) => s.split(";")[0].trim());
+        for (const t of types) {
+          const full = contentTypes[t] ? contentTypes[t].split(";")[0] : t;
+          if (accept.includes("*/*") || accept.includes(full) || accept.includes(full.split("/")[0] + "/*")) return t;
+        }
+        return false;
+      },
+    };
+  }
+
+  // Express's `res`, building its answer in `state`.
+  function expressResponse(state, query) {
+    const res = {
+      get statusCode() { return state.status; },
+      set statusCode(code) { state.status = code; },
+      status(code) { state.status = Number(code); return res; },
+      sendStatus(code) { state.status = Number(code); return res.type("text").send(String(code)); },
+      set(field, value) {
+        if (field !== null && typeof field === "object") {
+          for (const [k, v] of Object.entries(field)) res.set(k, v);
+        } else {
+          state.headers[String(field).toLowerCase()] = isArray(value) ? value.map(String).join(", ") : String(value);
+        }
+        return res;
+      },
+      header(field, value) { return res.set(field, value); },
+      setHeader(field, value) { return res.set(field, value); },
+      get(field) { return state.headers[String(field).toLowerCase()]; },
+      type(t) { return res.set("content-type", contentTypes[t] || String(t)); },
+      json(value) {
+        if (!res.get("content-type")) res.type("json");
+        return res.end(stringify(value === undefined ? null : value));
+      },
+      jsonp(value) {
+        const callback = query.callback;
+        if (typeof callback !== "string" || !/^[\w$.\[\]]+$/.test(callback)) return res.json(value);
+        res.set("content-type", "text/javascript; charset=utf-8");
+        return res.end("/**/ typeof " + callback + " === 'function' && " + callback + "(" + stringify(value) + ");");
+      },
+      send(value) {
+        if (value === undefined || value === null) return res.end("");
+        if (typeof value === "object" && !(value instanceof Uint8Array)) return res.json(value);
+        if (typeof value === "number") return res.status(value).end("");
+        if (!res.get("content-type")) res.type("html");
+        return res.end(value instanceof Uint8Array ? new TextDecoder().decode(value) : String(value));
+      },
+      redirect(a, b) {
+        const [status, url] = b === undefined ? [302, a] : [a, b];
+        res.status(status).set("location", String(url));
+        return res.end("");
+      },
+      end(value) {
+        if (!state.done) {
+          state.done = true;
+          if (value !== undefined && value !== null) state.body = String(value);
+        }
+        return res;
+      },
+    };
+    return res;
+  }
+
+  // The web `Request` of a request the host described, with the Express
+  // fields (`query`, `params`, `path`, …) readable on it too; its URL,
+  // headers and signal are made when first asked for.
+  function webRequest(data, headers) {
+    const host = (headers.host || "localhost").replace(/[^\w.:\-\[\]]/g, "");
+    const method = String(data.method || "GET").toUpperCase();
+    const bytes = typeof data.bodyLatin1 === "string" ? internal.native.latin1Encode(data.bodyLatin1) : undefined;
+    const body = method === "GET" || method === "HEAD" || !data.body ? undefined : bytes || data.body;
+    // The val is the whole site: its URL's path is the path inside the val.
+    const search = String(data.originalUrl || "").replace(/^[^?]*/, "");
+    return internal.hostRequest(data.protocol + "://" + host + (data.path || "/") + search, method, headers, body, {
+      query: data.query || {},
+      params: data.params || {},
+      path: data.path,
+      originalUrl: data.originalUrl,
+      baseUrl: data.baseUrl || "",
+      protocol: data.protocol,
+      hostname: (headers.host || "").split(":")[0],
+      ip: data.ip || "",
+    });
+  }
+
+  // What a returned Response becomes: status, header pairs (Set-Cookie kept
+  // apart) and the body as one character per byte — unless its stream body
+  // went out as the HTTP answer (web/respond.js).
+  async function webResponse(response) {
+    const streamed = await internal.streamAnswer(response);
+    if (streamed) return streamed;
+    const bytes = await internal.bodyBytesOf(response);
+    return {
+      status: response.status,
+      headers: Array.from(response.headers),
+      body: internal.native.latin1Decode(bytes),
+      latin1: true,
+    };
+  }
+
+  internal.express = express;
+  internal.webResponse = webResponse;
+})
