@@ -682,6 +682,68 @@ fn express_handlers_build_the_response_and_get_a_sandbox_csp() {
     assert_eq!((v0.status, v0.body.as_str()), (200, "<h1>hi</h1>"));
 }
 
+/// The rest of the Express API a handler uses: `req` and `res` methods
+/// reached through `this` (chained, as Express's are), header objects,
+/// `statusCode`, `sendStatus`, `jsonp`, content negotiation.
+#[test]
+fn express_request_and_response_methods_behave_as_in_express() {
+    let server = start(&fresh_dir("http-express-api"), &[]);
+    let bob = server.user("bob");
+    server.save(
+        &bob,
+        "api",
+        "public",
+        r#"export default function (req, res) {
+        if (req.path === '/gone') return res.sendStatus(410);
+        if (req.path === '/p') return res.jsonp({ ok: true });
+        if (req.path === '/code') { res.statusCode = 418; return res.end('teapot ' + res.statusCode); }
+        const send = res.set({ 'X-One': '1', 'X-Two': ['a', 'b'] }).status(202);
+        send.type('text').send([
+            req.get('X-Custom'), req.header('accept'), req.is('json'), req.is('html'),
+            req.accepts('html', 'json'), req.accepts(['xml']), res.get('x-one'),
+            Object.keys(req).includes('get'), Object.keys(req).includes('query'),
+        ].join('|'));
+    }"#,
+    );
+    let mut request = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    request
+        .write_all(
+            b"POST /v1/express/bob.api/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+              X-Custom: yes\r\nAccept: application/json\r\nContent-Type: application/json\r\n\
+              Content-Length: 2\r\n\r\n{}",
+        )
+        .unwrap();
+    let mut answer = String::new();
+    request.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 202"), "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("x-one: 1") && head.contains("x-two: a, b"),
+        "{head}"
+    );
+    assert!(head.contains("content-type: text/plain"), "{head}");
+    assert_eq!(
+        body,
+        "yes|application/json|json|false|json|false|1|false|true"
+    );
+    let gone = server.call("GET", "/v1/express/bob.api/gone", None, None);
+    assert_eq!((gone.status, gone.body.as_str()), (410, "410"));
+    let code = server.call("GET", "/v1/express/bob.api/code", None, None);
+    assert_eq!((code.status, code.body.as_str()), (418, "teapot 418"));
+    let plain = server.call("GET", "/v1/express/bob.api/p", None, None);
+    assert_eq!(plain.json(), json!({"ok": true}));
+    let padded = server.call("GET", "/v1/express/bob.api/p?callback=cb", None, None);
+    assert_eq!(
+        padded.body,
+        "/**/ typeof cb === 'function' && cb({\"ok\":true});"
+    );
+    assert!(padded
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
+}
+
 #[test]
 fn binary_request_bodies_reach_handlers_byte_for_byte() {
     let server = start(&fresh_dir("http-binary-body"), &[]);

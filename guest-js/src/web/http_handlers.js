@@ -38,7 +38,9 @@
   async function express(handler, requestText) {
     const data = parse(requestText);
     const headers = {};
-    for (const [k, v] of Object.entries(data.headers || {})) headers[k.toLowerCase()] = v;
+    const given = data.headers || {};
+    const names = Object.keys(given);
+    for (let i = 0; i < names.length; i++) headers[names[i].toLowerCase()] = given[names[i]];
     const state = { status: 200, headers: {}, body: "", done: false };
     let returned;
     if (handler.length === 1) {
@@ -71,86 +73,108 @@
     } else if (body === "" || body === undefined) {
       body = {};
     }
-    return {
-      method: data.method,
-      path: data.path,
-      originalUrl: data.originalUrl,
-      url: data.originalUrl,
-      baseUrl: data.baseUrl || "",
-      query: data.query || {},
-      params: data.params || {},
-      protocol: data.protocol,
-      secure: data.protocol === "https",
-      hostname: (headers.host || "").split(":")[0],
-      ip: data.ip || "",
-      headers,
-      body,
-      get(name) { return headers[String(name).toLowerCase()]; },
-      header(name) { return headers[String(name).toLowerCase()]; },
-      is(t) { return type.includes(String(t).replace("*", "")) ? t : false; },
-      accepts(...types) {
-        if (types.length === 1 && isArray(types[0])) types = types[0];
-        const accept = headers.accept || "*/*";
-        if (types.length === 0) return accept.split(",").map((s) => s.split(";")[0].trim());
-        for (const t of types) {
-          const full = contentTypes[t] ? contentTypes[t].split(";")[0] : t;
-          if (accept.includes("*/*") || accept.includes(full) || accept.includes(full.split("/")[0] + "/*")) return t;
-        }
-        return false;
-      },
-    };
+    const req = Object.create(requestMethods);
+    req.method = data.method;
+    req.path = data.path;
+    req.originalUrl = data.originalUrl;
+    req.url = data.originalUrl;
+    req.baseUrl = data.baseUrl || "";
+    req.query = data.query || {};
+    req.params = data.params || {};
+    req.protocol = data.protocol;
+    req.secure = data.protocol === "https";
+    req.hostname = (headers.host || "").split(":")[0];
+    req.ip = data.ip || "";
+    req.headers = headers;
+    req.body = body;
+    return req;
+  }
+
+  // The methods of Express's `req`, shared by every request (they read
+  // `this`, as Express's do).
+  const requestMethods = {
+    get(name) { return this.headers[String(name).toLowerCase()]; },
+    header(name) { return this.headers[String(name).toLowerCase()]; },
+    is(t) {
+      const type = (this.headers["content-type"] || "").split(";")[0].trim().toLowerCase();
+      return type.includes(String(t).replace("*", "")) ? t : false;
+    },
+    accepts(...types) {
+      if (types.length === 1 && isArray(types[0])) types = types[0];
+      const accept = this.headers.accept || "*/*";
+      if (types.length === 0) return accept.split(",").map((s) => s.split(";")[0].trim());
+      for (const t of types) {
+        const full = contentTypes[t] ? contentTypes[t].split(";")[0] : t;
+        if (accept.includes("*/*") || accept.includes(full) || accept.includes(full.split("/")[0] + "/*")) return t;
+      }
+      return false;
+    },
+  };
+  for (const key of Object.keys(requestMethods)) {
+    Object.defineProperty(requestMethods, key, { enumerable: false });
   }
 
   // Express's `res`, building its answer in `state`.
+  const STATE = Symbol("res state");
+  const QUERY = Symbol("res query");
   function expressResponse(state, query) {
-    const res = {
-      get statusCode() { return state.status; },
-      set statusCode(code) { state.status = code; },
-      status(code) { state.status = Number(code); return res; },
-      sendStatus(code) { state.status = Number(code); return res.type("text").send(String(code)); },
-      set(field, value) {
-        if (field !== null && typeof field === "object") {
-          for (const [k, v] of Object.entries(field)) res.set(k, v);
-        } else {
-          state.headers[String(field).toLowerCase()] = isArray(value) ? value.map(String).join(", ") : String(value);
-        }
-        return res;
-      },
-      header(field, value) { return res.set(field, value); },
-      setHeader(field, value) { return res.set(field, value); },
-      get(field) { return state.headers[String(field).toLowerCase()]; },
-      type(t) { return res.set("content-type", contentTypes[t] || String(t)); },
-      json(value) {
-        if (!res.get("content-type")) res.type("json");
-        return res.end(stringify(value === undefined ? null : value));
-      },
-      jsonp(value) {
-        const callback = query.callback;
-        if (typeof callback !== "string" || !/^[\w$.\[\]]+$/.test(callback)) return res.json(value);
-        res.set("content-type", "text/javascript; charset=utf-8");
-        return res.end("/**/ typeof " + callback + " === 'function' && " + callback + "(" + stringify(value) + ");");
-      },
-      send(value) {
-        if (value === undefined || value === null) return res.end("");
-        if (typeof value === "object" && !(value instanceof Uint8Array)) return res.json(value);
-        if (typeof value === "number") return res.status(value).end("");
-        if (!res.get("content-type")) res.type("html");
-        return res.end(value instanceof Uint8Array ? new TextDecoder().decode(value) : String(value));
-      },
-      redirect(a, b) {
-        const [status, url] = b === undefined ? [302, a] : [a, b];
-        res.status(status).set("location", String(url));
-        return res.end("");
-      },
-      end(value) {
-        if (!state.done) {
-          state.done = true;
-          if (value !== undefined && value !== null) state.body = String(value);
-        }
-        return res;
-      },
-    };
+    const res = Object.create(responseMethods);
+    res[STATE] = state;
+    res[QUERY] = query;
     return res;
+  }
+
+  // The methods of Express's `res`, shared by every response.
+  const responseMethods = {
+    get statusCode() { return this[STATE].status; },
+    set statusCode(code) { this[STATE].status = code; },
+    status(code) { this[STATE].status = Number(code); return this; },
+    sendStatus(code) { this[STATE].status = Number(code); return this.type("text").send(String(code)); },
+    set(field, value) {
+      if (field !== null && typeof field === "object") {
+        for (const k of Object.keys(field)) this.set(k, field[k]);
+      } else {
+        this[STATE].headers[String(field).toLowerCase()] = isArray(value) ? value.map(String).join(", ") : String(value);
+      }
+      return this;
+    },
+    header(field, value) { return this.set(field, value); },
+    setHeader(field, value) { return this.set(field, value); },
+    get(field) { return this[STATE].headers[String(field).toLowerCase()]; },
+    type(t) { return this.set("content-type", contentTypes[t] || String(t)); },
+    json(value) {
+      if (!this.get("content-type")) this.type("json");
+      return this.end(stringify(value === undefined ? null : value));
+    },
+    jsonp(value) {
+      const callback = this[QUERY].callback;
+      if (typeof callback !== "string" || !/^[\w$.\[\]]+$/.test(callback)) return this.json(value);
+      this.set("content-type", "text/javascript; charset=utf-8");
+      return this.end("/**/ typeof " + callback + " === 'function' && " + callback + "(" + stringify(value) + ");");
+    },
+    send(value) {
+      if (value === undefined || value === null) return this.end("");
+      if (typeof value === "object" && !(value instanceof Uint8Array)) return this.json(value);
+      if (typeof value === "number") return this.status(value).end("");
+      if (!this.get("content-type")) this.type("html");
+      return this.end(value instanceof Uint8Array ? new TextDecoder().decode(value) : String(value));
+    },
+    redirect(a, b) {
+      const [status, url] = b === undefined ? [302, a] : [a, b];
+      this.status(status).set("location", String(url));
+      return this.end("");
+    },
+    end(value) {
+      const state = this[STATE];
+      if (!state.done) {
+        state.done = true;
+        if (value !== undefined && value !== null) state.body = String(value);
+      }
+      return this;
+    },
+  };
+  for (const key of Object.keys(responseMethods)) {
+    Object.defineProperty(responseMethods, key, { enumerable: false });
   }
 
   // The web `Request` of a request the host described, with the Express
