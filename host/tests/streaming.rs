@@ -105,6 +105,35 @@ fn a_stream_body_reaches_the_client_as_the_val_produces_it() {
 }
 
 #[test]
+fn an_express_handler_streams_with_res_write() {
+    let (_server, http) = serve_with(&fresh_dir("streaming-express-write"), &[]);
+    let key = http.user("carol");
+    let code = r#"export default async function (req, res) {
+        res.status(200).set('content-type', 'text/event-stream');
+        res.write('data: one\n\n');
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        res.write(new TextEncoder().encode('data: two\n\n'));
+        res.end('data: end\n\n');
+    }"#;
+    save_val(&http, &key, "events", "public", code);
+    let url = format!("http://127.0.0.1:{}/v1/express/carol.events", http.port);
+    let response = ureq::get(&url).call().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert_eq!(response.header("content-security-policy"), Some("sandbox"));
+    let (got, ended) = pieces(response);
+    ended.unwrap();
+    let text: String = got.iter().map(|(_, piece)| piece.as_str()).collect();
+    assert_eq!(text, "data: one\n\ndata: two\n\ndata: end\n\n");
+    assert_eq!(got[0].1, "data: one\n\n", "{got:?}");
+    let (first_at, last_at) = (got[0].0, got.last().unwrap().0);
+    assert!(
+        last_at - first_at > Duration::from_millis(700),
+        "the writes came together: {got:?}"
+    );
+}
+
+#[test]
 fn a_stream_that_fails_midway_ends_the_body_abruptly() {
     let (_server, http) = serve_with(&fresh_dir("streaming-failure"), &[]);
     let key = http.user("carol");

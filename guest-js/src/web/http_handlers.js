@@ -41,7 +41,7 @@
     const given = data.headers || {};
     const names = Object.keys(given);
     for (let i = 0; i < names.length; i++) headers[names[i].toLowerCase()] = given[names[i]];
-    const state = { status: 200, headers: {}, body: "", done: false };
+    const state = { status: 200, headers: {}, body: "", done: false, streamed: undefined, buffered: false };
     let returned;
     if (handler.length === 1) {
       returned = await handler(webRequest(data, headers));
@@ -53,6 +53,11 @@
       returned = await handler(req, res);
       if (returned instanceof internal.Response) return webResponse(returned);
       if (!state.done && returned !== undefined) res.send(returned);
+    }
+    if (state.streamed !== undefined) {
+      // `res.write` sent the head: finish the body, if `end` was not called.
+      state.done = true;
+      return { status: state.status, headers: state.headers, body: "", streamed: true };
     }
     return { status: state.status, headers: state.headers, body: state.body };
   }
@@ -164,12 +169,35 @@
       this.status(status).set("location", String(url));
       return this.end("");
     },
+    // Streams when the host streams this call's answer: the first write
+    // sends the status and headers, each write its chunk at once (an SSE
+    // handler can wait on timers between writes); otherwise the writes
+    // make the body.
+    write(chunk) {
+      const state = this[STATE];
+      if (state.done) return false;
+      const text = chunk instanceof Uint8Array ? null : String(chunk);
+      if (state.streamed === undefined && !state.buffered) {
+        const pairs = Object.keys(state.headers).map((k) => [k, state.headers[k]]);
+        state.streamed = internal.respondStart(state.status, pairs);
+        if (state.streamed === undefined) state.buffered = true;
+      }
+      if (state.buffered) {
+        state.body += text === null ? new TextDecoder().decode(chunk) : text;
+        return true;
+      }
+      if (state.streamed) state.streamed = internal.respondSend(text === null ? chunk : new TextEncoder().encode(text));
+      return true;
+    },
     end(value) {
       const state = this[STATE];
-      if (!state.done) {
-        state.done = true;
-        if (value !== undefined && value !== null) state.body = String(value);
+      if (state.done) return this;
+      if (state.streamed !== undefined || state.buffered) {
+        if (value !== undefined && value !== null) this.write(value);
+      } else if (value !== undefined && value !== null) {
+        state.body = String(value);
       }
+      state.done = true;
       return this;
     },
   };

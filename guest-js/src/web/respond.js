@@ -6,6 +6,24 @@
   "use strict";
   const { parse } = JSON;
 
+  // Sends the answer's status and header pairs: true when its body is to
+  // follow in chunks, false when the client went away, undefined when this
+  // call's answer is not streamed (it is then answered whole).
+  function start(status, headers) {
+    const started = parse(internal.respondHead(JSON.stringify({ status, headers })));
+    if (started.error) throw new TypeError(started.error.message);
+    return started.undefined ? undefined : started.ok;
+  }
+  // Sends the next bytes of a started answer: false when the client went away.
+  function send(bytes) {
+    if (bytes.byteLength === 0) return true;
+    const answer = parse(internal.respondChunk(bytes));
+    if (answer.error) throw new TypeError(answer.error.message);
+    return answer.ok !== false;
+  }
+  internal.respondStart = start;
+  internal.respondSend = send;
+
   // Sends the stream's chunks until it ends, or cancels it when the client
   // went away.
   async function streamOut(stream) {
@@ -18,10 +36,7 @@
         await reader.cancel(error);
         throw error;
       }
-      if (value.byteLength === 0) continue;
-      const answer = parse(internal.respondChunk(value));
-      if (answer.error) throw new TypeError(answer.error.message);
-      if (answer.ok === false) {
+      if (!send(value)) {
         await reader.cancel();
         return;
       }
@@ -35,10 +50,9 @@
     if (!stream) return undefined;
     const status = response.status;
     const headers = Array.from(response.headers);
-    const started = parse(internal.respondHead(JSON.stringify({ status, headers })));
-    if (started.error) throw new TypeError(started.error.message);
-    if (started.undefined) return undefined;
-    if (started.ok) await streamOut(stream);
+    const started = start(status, headers);
+    if (started === undefined) return undefined;
+    if (started) await streamOut(stream);
     else await stream.cancel();
     return { status, headers, body: "", latin1: true, streamed: true };
   };
