@@ -48,6 +48,19 @@ fn pieces(response: ureq::Response) -> (Vec<(Instant, String)>, std::io::Result<
     }
 }
 
+/// `GET path` on the server, which must answer.
+fn get(http: &Http, path: &str) -> ureq::Response {
+    let url = format!("http://127.0.0.1:{}{path}", http.port);
+    ureq::get(&url)
+        .call()
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The pieces' text, joined.
+fn text_of(got: &[(Instant, String)]) -> String {
+    got.iter().map(|(_, piece)| piece.as_str()).collect()
+}
+
 fn last_record(http: &Http, key: &str) -> Value {
     let (status, page) = http.call("GET", "/v1/evaluations?limit=1", Some(key), None);
     assert_eq!(status, 200, "{page}");
@@ -60,10 +73,7 @@ fn a_stream_body_reaches_the_client_as_the_val_produces_it() {
     let key = http.user("carol");
     save_val(&http, &key, "site", "public", &two_chunks(1500));
     for path in ["/v1/express/carol.site", "/v1/run/carol.site"] {
-        let url = format!("http://127.0.0.1:{}{path}", http.port);
-        let response = ureq::get(&url)
-            .call()
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let response = get(&http, path);
         assert_eq!(response.status(), 201, "{path}");
         assert_eq!(
             response.header("content-type"),
@@ -75,8 +85,7 @@ fn a_stream_body_reaches_the_client_as_the_val_produces_it() {
         assert_eq!(response.header("transfer-encoding"), Some("chunked"));
         let (got, ended) = pieces(response);
         ended.unwrap_or_else(|e| panic!("{path}: the body ends cleanly: {e}"));
-        let text: String = got.iter().map(|(_, piece)| piece.as_str()).collect();
-        assert_eq!(text, "first;second", "{path}");
+        assert_eq!(text_of(&got), "first;second", "{path}");
         // The first chunk came while the val was still waiting on its
         // timer, not with the rest of the body at the end.
         let (first_at, first) = &got[0];
@@ -97,8 +106,7 @@ fn a_stream_body_reaches_the_client_as_the_val_produces_it() {
         "public",
         r#"export default () => new Response("all at once", { status: 202 })"#,
     );
-    let url = format!("http://127.0.0.1:{}/v1/express/carol.whole", http.port);
-    let response = ureq::get(&url).call().unwrap();
+    let response = get(&http, "/v1/express/carol.whole");
     assert_eq!(response.status(), 202);
     assert_eq!(response.header("content-length"), Some("11"));
     assert_eq!(response.into_string().unwrap(), "all at once");
@@ -116,15 +124,13 @@ fn an_express_handler_streams_with_res_write() {
         res.end('data: end\n\n');
     }"#;
     save_val(&http, &key, "events", "public", code);
-    let url = format!("http://127.0.0.1:{}/v1/express/carol.events", http.port);
-    let response = ureq::get(&url).call().unwrap();
+    let response = get(&http, "/v1/express/carol.events");
     assert_eq!(response.status(), 200);
     assert_eq!(response.header("content-type"), Some("text/event-stream"));
     assert_eq!(response.header("content-security-policy"), Some("sandbox"));
     let (got, ended) = pieces(response);
     ended.unwrap();
-    let text: String = got.iter().map(|(_, piece)| piece.as_str()).collect();
-    assert_eq!(text, "data: one\n\ndata: two\n\ndata: end\n\n");
+    assert_eq!(text_of(&got), "data: one\n\ndata: two\n\ndata: end\n\n");
     assert_eq!(got[0].1, "data: one\n\n", "{got:?}");
     let (first_at, last_at) = (got[0].0, got.last().unwrap().0);
     assert!(
@@ -147,12 +153,10 @@ fn a_stream_that_fails_midway_ends_the_body_abruptly() {
         }));
     }"#;
     save_val(&http, &key, "feed", "public", code);
-    let url = format!("http://127.0.0.1:{}/v1/express/carol.feed", http.port);
-    let response = ureq::get(&url).call().unwrap();
+    let response = get(&http, "/v1/express/carol.feed");
     assert_eq!(response.status(), 200);
     let (got, ended) = pieces(response);
-    let text: String = got.iter().map(|(_, piece)| piece.as_str()).collect();
-    assert_eq!(text, "partial");
+    assert_eq!(text_of(&got), "partial");
     assert!(ended.is_err(), "a failed stream must not look complete");
     let record = last_record(&http, &key);
     assert_eq!(record["ok"], false, "{record}");
@@ -178,8 +182,7 @@ fn a_client_that_goes_away_cancels_the_stream() {
         }));
     }"#;
     save_val(&http, &key, "ticks", "public", code);
-    let url = format!("http://127.0.0.1:{}/v1/express/carol.ticks", http.port);
-    let response = ureq::get(&url).call().unwrap();
+    let response = get(&http, "/v1/express/carol.ticks");
     let mut reader = response.into_reader();
     let mut buffer = [0u8; 64];
     assert!(reader.read(&mut buffer).unwrap() > 0);

@@ -1,7 +1,7 @@
 //! `fetch`: outbound HTTP under the operator's [`FetchPolicy`](crate::fetch::FetchPolicy).
 //! Bodies travel as strings of byte-valued characters (U+0000–U+00FF).
 
-use super::{ask, refusal, spend, Answer, Stop};
+use super::{ask, header_pairs, refusal, spend, Answer, Stop};
 use crate::fetch::{fetch as perform, FetchRequest};
 use crate::policy::{Capability, Decision, Owner, Request};
 use crate::state::CallState;
@@ -26,21 +26,7 @@ pub(super) fn fetch(caller: &mut Caller<'_, CallState>, request: &Value) -> Resu
         .get("url")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let headers = request
-        .get("headers")
-        .and_then(Value::as_array)
-        .map(|pairs| {
-            pairs
-                .iter()
-                .filter_map(|pair| {
-                    Some((
-                        pair.get(0)?.as_str()?.to_string(),
-                        pair.get(1)?.as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = header_pairs(request);
     let body = request
         .get("body")
         .and_then(Value::as_str)

@@ -240,6 +240,21 @@ fn write_answer(caller: &mut Caller<'_, CallState>, answer: &[u8]) -> wasmtime::
     Ok(len)
 }
 
+/// The `headers` field: `[[name, value], …]` string pairs (others skipped).
+fn header_pairs(request: &Value) -> Vec<(String, String)> {
+    let Some(pairs) = request.get("headers").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    pairs
+        .iter()
+        .filter_map(|pair| {
+            let name = pair.get(0)?.as_str()?;
+            let value = pair.get(1)?.as_str()?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
 /// The `owner` field: `me` or a valid handle.
 fn owner(request: &Value) -> Result<Owner<'_>, Answer> {
     match request.get("owner").and_then(Value::as_str) {

@@ -4,7 +4,7 @@
 //! the call tree's sink may stream, and it waits for a slow client without
 //! its CPU turn.
 
-use super::{Answer, Stop};
+use super::{header_pairs, Answer, Stop};
 use crate::state::CallState;
 use serde_json::Value;
 use wasmtime::Caller;
@@ -26,20 +26,7 @@ pub(super) fn head(caller: &mut Caller<'_, CallState>, request: &Value) -> Resul
         .and_then(|s| u16::try_from(s).ok())
         .filter(|s| (200..=599).contains(s))
         .ok_or_else(|| Answer::type_error("the response's status is not 200 to 599"))?;
-    let headers = request
-        .get("headers")
-        .and_then(Value::as_array)
-        .map(|pairs| {
-            pairs
-                .iter()
-                .filter_map(|pair| {
-                    let name = pair.get(0)?.as_str()?;
-                    let value = pair.get(1)?.as_str()?;
-                    Some((name.to_string(), value.to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = header_pairs(request);
     state.streamed = true;
     if state.shared.cpu.without_turn(|| sink.head(status, headers)) {
         Ok(Answer::Ok("true".into()))
