@@ -1047,7 +1047,7 @@ impl Service {
         };
         let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
         let request = request.to_string();
-        let response = self.run_bytecode(
+        let text = self.run_text(
             Invocation {
                 frame,
                 target,
@@ -1058,7 +1058,8 @@ impl Service {
             },
             sink,
         )?;
-        serde_json::from_value(response).map_err(|e| {
+        let text = valbox_runtime::returned_response(&text).unwrap_or(&text);
+        serde_json::from_str(text).map_err(|e| {
             ServiceError::Internal(format!("the handler's response is malformed: {e}"))
         })
     }
