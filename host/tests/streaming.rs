@@ -139,6 +139,35 @@ fn an_express_handler_streams_with_res_write() {
     );
 }
 
+/// Only the call answering the request streams: a val it calls through
+/// `api()` that returns a stream-bodied Response cannot take over the
+/// caller's HTTP answer; the caller gets its description as JSON.
+#[test]
+fn a_nested_call_cannot_stream_its_callers_answer() {
+    let (_server, http) = serve_with(&fresh_dir("streaming-nested"), &[]);
+    let bob = http.user("bob");
+    let carol = http.user("carol");
+    let streamer = r#"export default () => new Response(new ReadableStream({
+        start(controller) {
+            controller.enqueue(new TextEncoder().encode("bob's stream"));
+            controller.close();
+        },
+    }), { status: 299, headers: { "x-from": "bob" } })"#;
+    save_val(&http, &bob, "streamer", "public", streamer);
+    let outer = r#"export default async () => {
+        const inner = await api(@bob.streamer);
+        return new Response(`carol got ${inner.status}: ${inner.body}`, { status: 200 });
+    }"#;
+    save_val(&http, &carol, "outer", "public", outer);
+    let response = get(&http, "/v1/express/carol.outer");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.header("x-from"), None);
+    assert_eq!(
+        response.into_string().unwrap(),
+        "carol got 299: bob's stream"
+    );
+}
+
 #[test]
 fn a_stream_that_fails_midway_ends_the_body_abruptly() {
     let (_server, http) = serve_with(&fresh_dir("streaming-failure"), &[]);

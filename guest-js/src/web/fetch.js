@@ -333,26 +333,10 @@
   }
   // The Request of an HTTP request the host described: `url` is absolute,
   // `headers` an object of header values, `body` a string or bytes (none
-  // for GET and HEAD).
-  // `express` holds the Express-style fields it also has (`query`,
-  // `params`, `path`, …): readable, and writable as own properties.
-  const expressFields = ["query", "params", "path", "originalUrl", "baseUrl", "protocol", "hostname", "ip"];
-  let hostProto = null;
-  function hostRequestProto() {
-    if (hostProto) return hostProto;
-    hostProto = Object.create(Request.prototype);
-    for (const key of expressFields) {
-      Object.defineProperty(hostProto, key, {
-        get() { return rslot(this).express[key]; },
-        set(value) { Object.defineProperty(this, key, { value, writable: true, enumerable: false, configurable: true }); },
-        enumerable: false,
-        configurable: true,
-      });
-    }
-    return hostProto;
-  }
+  // for GET and HEAD), `express` the Express-style fields it also has
+  // (`query`, `params`, `path`, …; accessors of `hostRequestProto`).
   internal.hostRequest = function hostRequest(url, method, headers, body, express) {
-    const request = Object.create(hostRequestProto());
+    const request = Object.create(hostRequestProto);
     requestSlots.set(request, { ...requestDefaults, method, url: undefined, hostUrl: url, headers: undefined, hostHeaders: headers, signal: undefined, express });
     const bytes = body === undefined ? null : typeof body === "string" ? encoder.encode(body) : body;
     bodySlots.set(request, { bytes, stream: null, used: false });
@@ -469,7 +453,17 @@
   }
   mixBody(Request);
   internal.brand(Request);
-  hostRequestProto();
+  // The Express-style fields of a host's Request: readable, and writable
+  // as own properties.
+  const hostRequestProto = Object.create(Request.prototype);
+  for (const key of ["query", "params", "path", "originalUrl", "baseUrl", "protocol", "hostname", "ip"]) {
+    Object.defineProperty(hostRequestProto, key, {
+      get() { return rslot(this).express[key]; },
+      set(value) { Object.defineProperty(this, key, { value, writable: true, enumerable: false, configurable: true }); },
+      enumerable: false,
+      configurable: true,
+    });
+  }
 
   // ---- Response -------------------------------------------------------------------
 

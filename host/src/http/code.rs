@@ -134,7 +134,7 @@ async fn run(
     args: Result<String, String>,
     headers: HeaderMap,
 ) -> Response {
-    let deadline = state.service.call_deadline();
+    let deadline = state.service.deadline();
     let start = move |sink| async move {
         let args = args.map_err(ApiError::bad_request)?;
         let (user, name) = split_target(&target)?;
@@ -305,7 +305,7 @@ async fn call_express(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let deadline = state.service.call_deadline();
+    let deadline = state.service.deadline();
     let start = move |sink| async move {
         let (user, name) = split_target(&target)?;
         let described = express_request(

@@ -295,6 +295,13 @@ impl ExpressResponse {
     }
 }
 
+/// A call's result text as JSON (a returned Response as its description).
+fn json_result(text: &str) -> ServiceResult<Value> {
+    let text = valbox_runtime::returned_response(text).unwrap_or(text);
+    serde_json::from_str(text)
+        .map_err(|e| ServiceError::Internal(format!("the result is not JSON: {e}")))
+}
+
 /// Whose frame an Express handler runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpressMode {
@@ -959,7 +966,7 @@ impl Service {
         let slot = self.take_slot(user)?;
         let bytecode = self.compile_eval(code)?;
         let frame = Frame::own(user.map(|u| u.handle.as_str()), self.deadline());
-        self.run_bytecode(
+        let text = self.run_text(
             Invocation {
                 frame,
                 target: "eval".into(),
@@ -969,7 +976,8 @@ impl Service {
                 payer: Some(&slot.caller),
             },
             None,
-        )
+        )?;
+        json_result(&text)
     }
 
     fn compile_eval(&self, code: &str) -> ServiceResult<Vec<u8>> {
@@ -1001,18 +1009,7 @@ impl Service {
     ) -> ServiceResult<RunAnswer> {
         let slot = self.take_slot(viewer)?;
         let (stored, frame) = self.api_target(viewer, owner, name)?;
-        let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
-        let text = self.run_text(
-            Invocation {
-                frame,
-                target,
-                bytecode: &stored.bytecode,
-                export: &stored.name,
-                args: Arguments::Json(args_json),
-                payer: Some(&slot.caller),
-            },
-            sink,
-        )?;
+        let text = self.run_val(&slot, &stored, frame, Arguments::Json(args_json), sink)?;
         let malformed =
             |e: serde_json::Error| ServiceError::Internal(format!("the result is not JSON: {e}"));
         match valbox_runtime::returned_response(&text) {
@@ -1045,17 +1042,12 @@ impl Service {
                     .library_call(&stored.owner)
             }
         };
-        let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
         let request = request.to_string();
-        let text = self.run_text(
-            Invocation {
-                frame,
-                target,
-                bytecode: &stored.bytecode,
-                export: &stored.name,
-                args: Arguments::ExpressRequest(&request),
-                payer: Some(&slot.caller),
-            },
+        let text = self.run_val(
+            &slot,
+            &stored,
+            frame,
+            Arguments::ExpressRequest(&request),
             sink,
         )?;
         let text = valbox_runtime::returned_response(&text).unwrap_or(&text);
@@ -1098,26 +1090,34 @@ impl Service {
         })
     }
 
-    fn deadline(&self) -> Instant {
+    /// When a call starting now must end (the HTTP layer also bounds a
+    /// streamed answer by it).
+    pub fn deadline(&self) -> Instant {
         Instant::now() + self.sandbox.config().deadline
     }
 
-    /// When a call starting now must end (the HTTP layer bounds a streamed
-    /// answer by it).
-    pub fn call_deadline(&self) -> Instant {
-        self.deadline()
-    }
-
-    /// Runs a call, keeps the traces, and returns the JSON result.
-    fn run_bytecode(
+    /// Runs `stored` (its export named like the val) in `frame` for the
+    /// slot's caller; the result's text, as [`Service::run_text`].
+    fn run_val(
         &self,
-        call: Invocation<'_>,
+        slot: &CallSlot<'_>,
+        stored: &StoredVal,
+        frame: Frame,
+        args: Arguments<'_>,
         sink: Option<Arc<dyn ResponseSink>>,
-    ) -> ServiceResult<Value> {
-        let text = self.run_text(call, sink)?;
-        let text = valbox_runtime::returned_response(&text).unwrap_or(&text);
-        serde_json::from_str(text)
-            .map_err(|e| ServiceError::Internal(format!("the result is not JSON: {e}")))
+    ) -> ServiceResult<String> {
+        let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
+        self.run_text(
+            Invocation {
+                frame,
+                target,
+                bytecode: &stored.bytecode,
+                export: &stored.name,
+                args,
+                payer: Some(&slot.caller),
+            },
+            sink,
+        )
     }
 
     /// Runs a call (its instances counted against its payer, the slot's

@@ -21,7 +21,7 @@ use crate::store::{StoredSchedule, User};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use valbox_runtime::{Arguments, Email, Frame, Invocation};
+use valbox_runtime::{Arguments, Email, Frame};
 
 /// How schedules behave on this server (operator settings).
 #[derive(Debug, Clone, Copy)]
@@ -287,18 +287,8 @@ impl Service {
             .val(&author.handle, name, version)
             .ok_or_else(not_found)?;
         let frame = Frame::api(&author.handle, 0, self.deadline());
-        let target = format!("@{}.{}@{}", stored.owner, stored.name, stored.version);
-        self.run_bytecode(
-            Invocation {
-                frame,
-                target,
-                bytecode: &stored.bytecode,
-                export: &stored.name,
-                args: Arguments::Tagged(tagged_args),
-                payer: Some(&slot.caller),
-            },
-            None,
-        )
+        let text = self.run_val(&slot, &stored, frame, Arguments::Tagged(tagged_args), None)?;
+        super::json_result(&text)
     }
 
     /// Pauses a schedule that failed `failures` times in a row and emails its author.

@@ -28,11 +28,8 @@ pub(super) fn head(caller: &mut Caller<'_, CallState>, request: &Value) -> Resul
         .ok_or_else(|| Answer::type_error("the response's status is not 200 to 599"))?;
     let headers = header_pairs(request);
     state.streamed = true;
-    if state.shared.cpu.without_turn(|| sink.head(status, headers)) {
-        Ok(Answer::Ok("true".into()))
-    } else {
-        Ok(Answer::Ok("false".into()))
-    }
+    let sent = state.shared.cpu.without_turn(|| sink.head(status, headers));
+    Ok(Answer::Ok(sent.to_string()))
 }
 
 /// The body's next bytes → `ok: true`, or `ok: false` when the client went
