@@ -202,6 +202,57 @@ fn a_vals_first_lines_work() {
 }
 
 #[test]
+fn url_pattern_routes_as_a_vals_router_uses_it() {
+    let answer = run(r#"
+        const routes = [
+          [new URLPattern({ pathname: "/books/:id(\\d+)" }), "book"],
+          [new URLPattern({ pathname: "/users/:name/*?" }), "user"],
+        ];
+        const route = (url) => {
+          for (const [pattern, name] of routes) {
+            const found = pattern.exec(url);
+            if (found) return [name, found.pathname.groups];
+          }
+          return null;
+        };
+        const full = new URLPattern("https://:sub.example.com/a/:x?", { ignoreCase: true });
+        const refused = [];
+        for (const bad of ["(", "/a/:x(", "relative/:x"]) {
+          try { new URLPattern(bad); refused.push("accepted " + bad); } catch (e) { refused.push(e.name); }
+        }
+        let withBase;
+        try { full.test({ pathname: "/a" }, "https://example.com"); } catch (e) { withBase = e.name; }
+        return [
+          route("https://v.example/books/42"), route("https://v.example/books/x"),
+          route("https://v.example/users/ann/a/b"), route("https://v.example/users/ann"),
+          full.exec("https://API.example.com/A/1").hostname.groups, full.test("https://example.com/a/1"),
+          full.pathname, full.hasRegExpGroups, routes[0][0].hasRegExpGroups,
+          new URLPattern("/p/:x", "https://base.example").test("https://base.example/p/1"),
+          refused, withBase, Object.prototype.toString.call(full),
+        ];
+    "#)
+    .unwrap();
+    assert_eq!(
+        answer,
+        json!([
+            ["book", { "id": "42" }],
+            null,
+            ["user", { "0": "a/b", "name": "ann" }],
+            ["user", { "name": "ann" }],
+            { "sub": "api" },
+            false,
+            "/a/:x?",
+            false,
+            true,
+            true,
+            ["TypeError", "TypeError", "TypeError"],
+            "TypeError",
+            "[object URLPattern]"
+        ])
+    );
+}
+
+#[test]
 fn structured_clone_refuses_what_cannot_cross() {
     let answer = run(r#"
         try { structuredClone({ f() {} }); return "cloned"; }

@@ -9,6 +9,7 @@ mod crypto;
 mod encoding;
 mod random;
 mod url;
+mod url_pattern;
 
 use javy::quickjs::{Ctx, Function, Module, Object, Result, WriteOptions};
 
@@ -38,6 +39,7 @@ const FILES: &[(&str, &str)] = &[
     ("structured_clone.js", include_str!("structured_clone.js")),
     ("respond.js", include_str!("respond.js")),
     ("http_handlers.js", include_str!("http_handlers.js")),
+    ("url_pattern.js", include_str!("url_pattern.js")),
 ];
 
 /// The vendored WHATWG streams implementation (see `guest-js/vendor/`).
@@ -58,6 +60,8 @@ pub(crate) fn internal<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
         "urlSet" => url::set,
         "formDecode" => url::form_decode,
         "formEncode" => url::form_encode,
+        "urlPatternParse" => url_pattern::parse,
+        "urlPatternInput" => url_pattern::match_input,
         "encodingName" => encoding::encoding_name,
         "decodeOnce" => encoding::decode_once,
         "decoderOpen" => encoding::decoder_open,
