@@ -10,7 +10,7 @@
 //!
 //! * Every WIT import `valbox:sandbox/host.f` is a core import `valbox.f`.
 //!   `log` takes `(level: i32, ptr, len)`; `wait` takes `(milliseconds: i32)`
-//!   and returns nothing (see `timers.rs`). Every other import takes one
+//!   and returns a `u32` (see `timers.rs`). Every other import takes one
 //!   `(ptr, len)` pair holding its parameters and returns the length of its
 //!   answer, which the host wrote into the buffer it got from the export
 //!   `response-buffer(len)`.
@@ -66,8 +66,12 @@ extern "C" {
     fn host_library_call(ptr: *const u8, len: usize) -> u32;
     #[link_name = "api-call"]
     fn host_api_call(ptr: *const u8, len: usize) -> u32;
-    #[link_name = "fetch"]
-    fn host_fetch(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "fetch-start"]
+    fn host_fetch_start(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "fetch-take"]
+    fn host_fetch_take(ptr: *const u8, len: usize) -> u32;
+    #[link_name = "fetch-cancel"]
+    fn host_fetch_cancel(ptr: *const u8, len: usize) -> u32;
     #[link_name = "time-zone"]
     fn host_time_zone(ptr: *const u8, len: usize) -> u32;
     #[link_name = "respond-head"]
@@ -127,6 +131,8 @@ struct Helpers {
     run_timer: Persistent<Function<'static>>,
     /// `web/timers.js`: how many timers are pending.
     pending_timers: Persistent<Function<'static>>,
+    /// `web/fetch.js`: settles the `fetch` whose request finished.
+    fetch_finished: Persistent<Function<'static>>,
 }
 
 thread_local! {
@@ -151,11 +157,13 @@ pub extern "C" fn initialize_runtime() {
         })
         .expect("log function");
         let host = Object::new(ctx.clone()).expect("host object");
-        let json_imports: [(&str, HostImport); 5] = [
+        let json_imports: [(&str, HostImport); 7] = [
             ("writeVal", host_write_val),
             ("readSecret", host_read_secret),
             ("sendEmail", host_send_email),
-            ("fetch", host_fetch),
+            ("fetchStart", host_fetch_start),
+            ("fetchTake", host_fetch_take),
+            ("fetchCancel", host_fetch_cancel),
             ("timeZone", host_time_zone),
         ];
         for (name, import) in json_imports {
@@ -203,6 +211,7 @@ pub extern "C" fn initialize_runtime() {
             next_timer: helper(&ctx, &timers, "next"),
             run_timer: helper(&ctx, &timers, "runDue"),
             pending_timers: helper(&ctx, &timers, "pending"),
+            fetch_finished: helper(&ctx, &internal, "fetchFinished"),
         }
     });
     runtime.context().runtime().run_gc();
@@ -436,7 +445,8 @@ fn evaluate<'js>(
 }
 
 /// Runs the event loop until `promise` settles: the job queue first, then
-/// the next timer (waiting for it through the host).
+/// the next timer or the next `fetch` to finish, whichever comes first
+/// (waiting for them through the host).
 fn settle<'js>(
     ctx: &Ctx<'js>,
     helpers: &Helpers,
@@ -456,13 +466,18 @@ fn settle<'js>(
         } else {
             -1.0
         };
+        let finished = timers::wait(next);
+        if finished != 0 {
+            let settle_fetch = helpers.fetch_finished.clone().restore(ctx).map_err(fail)?;
+            settle_fetch.call::<_, ()>((finished,)).map_err(fail)?;
+            continue;
+        }
         if next < 0.0 {
             return Err(js_error(
                 "Error",
                 "the returned Promise never settled (nothing left that could settle it)",
             ));
         }
-        timers::wait(next);
         let run = helpers.run_timer.clone().restore(ctx).map_err(fail)?;
         run.call::<_, ()>(()).map_err(fail)?;
     }

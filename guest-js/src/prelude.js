@@ -546,7 +546,13 @@
 
   // ---- fetch (the classes are in web/fetch.js) ---------------------------------
 
-  internal.hostFetch = (request) => hostCall(host.fetch, request).ok;
+  // A request starts (its id), runs while the loop goes on, and is taken
+  // once the loop heard it finished, or given up (web/fetch.js).
+  internal.hostFetch = {
+    start: (request) => hostCall(host.fetchStart, request).ok,
+    take: (id) => hostCall(host.fetchTake, { id }).ok,
+    cancel: (id) => hostCall(host.fetchCancel, { id }),
+  };
 
   // An IANA time zone at an instant, for Intl: {name, offset, abbreviation}
   // or undefined (web/intl.js).

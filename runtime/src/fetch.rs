@@ -129,12 +129,27 @@ fn host_matches(host: &str, pattern: &str) -> bool {
     host == pattern || host.ends_with(&format!(".{pattern}"))
 }
 
-/// Checks a URL before connecting: scheme, host lists, literal addresses.
+/// The Fetch Standard's bad ports: services browsers never let a web page
+/// talk to (SMTP, SSH, IRC, …); refused before any name is looked up.
+const BAD_PORTS: &[u16] = &[
+    0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101,
+    102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427,
+    465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990,
+    993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667,
+    6668, 6669, 6679, 6697, 10080,
+];
+
+/// Checks a URL before connecting: scheme, port, host lists, literal addresses.
 fn check_url(policy: &FetchPolicy, url: &Url) -> Result<(), String> {
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(format!(
             "only http and https URLs can be fetched, not `{}:`",
             url.scheme()
+        ));
+    }
+    if let Some(port) = url.port().filter(|port| BAD_PORTS.contains(port)) {
+        return Err(format!(
+            "port {port} is blocked (a bad port of the Fetch Standard)"
         ));
     }
     let host = match url.host() {
@@ -377,5 +392,29 @@ mod tests {
         assert!(check("https://x.bad.example.com/").is_err());
         assert!(check("https://example.org/").is_err());
         assert!(check("ftp://example.com/").is_err());
+    }
+
+    #[test]
+    fn bad_ports_are_refused_before_any_lookup() {
+        let policy = FetchPolicy {
+            allow_hosts: vec!["example.com".into()],
+            ..FetchPolicy::default()
+        };
+        let check = |url: &str| check_url(&policy, &Url::parse(url).unwrap());
+        for url in [
+            "http://example.com:25/",
+            "https://example.com:6667/",
+            "http://example.com:0/",
+        ] {
+            let refused = check(url).unwrap_err();
+            assert!(refused.contains("bad port"), "{url}: {refused}");
+        }
+        for url in [
+            "http://example.com:80/",
+            "https://example.com:8443/",
+            "http://example.com/",
+        ] {
+            assert!(check(url).is_ok(), "{url}");
+        }
     }
 }

@@ -22,6 +22,7 @@ mod evaluation;
 pub mod fetch;
 mod frame;
 mod image;
+mod in_flight;
 pub mod policy;
 mod response_sink;
 mod sandbox;

@@ -496,6 +496,7 @@ impl Shared {
             Err(trap) => Err(abi::classify_trap(trap, self.config.deadline)),
         };
         let state = store.data_mut();
+        state.report_dropped_fetches();
         evaluation.logs = std::mem::take(&mut state.logs);
         evaluation.calls = std::mem::take(&mut state.calls);
         evaluation.denials = state.denials.take();

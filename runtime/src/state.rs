@@ -6,6 +6,7 @@ use crate::budget::TreeBudget;
 use crate::error::LimitExceeded;
 use crate::evaluation::{Denial, Evaluation};
 use crate::frame::Frame;
+use crate::in_flight::InFlight;
 use crate::response_sink::ResponseSink;
 use crate::sandbox::Shared;
 use crate::world::World;
@@ -114,6 +115,8 @@ pub(crate) struct CallState {
     pub(crate) sink: Option<Arc<dyn ResponseSink>>,
     /// Whether the answer's head went out through `sink`.
     pub(crate) streamed: bool,
+    /// The requests this call's `fetch` has out.
+    pub(crate) fetches: InFlight,
     log_bytes: usize,
     max_log_bytes: usize,
     pub(crate) limits: StoreLimits,
@@ -143,7 +146,25 @@ impl CallState {
             logs: Vec::new(),
             sink,
             streamed: false,
+            fetches: InFlight::default(),
             log_bytes: 0,
+        }
+    }
+
+    /// Says in the call's log how many `fetch` requests were still running
+    /// when the call ended (they go on to their deadline, unanswered).
+    pub(crate) fn report_dropped_fetches(&mut self) {
+        let running = self.fetches.running();
+        if running > 0 {
+            self.logs.push(LogLine {
+                level: LogLevel::Warn,
+                message: format!(
+                    "valbox: {running} fetch request{} still running when the call ended {} dropped \
+                     (a call ends with its result; await what must finish)",
+                    if running == 1 { "" } else { "s" },
+                    if running == 1 { "was" } else { "were" },
+                ),
+            });
         }
     }
 

@@ -5,87 +5,108 @@ mod common;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, OnceLock};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use valbox_runtime::fetch::FetchPolicy;
 use valbox_runtime::{MemoryWorld, Sandbox, SandboxConfig, SandboxError};
 
-/// A small HTTP/1.1 server on 127.0.0.1; returns its port.
+/// A small HTTP/1.1 server on 127.0.0.1 (a thread per connection); returns
+/// its port. `/together` answers `together` once three requests to it are
+/// in at the same time (or `alone` after 3 s without them).
 fn serve() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let arrivals = Arc::new((Mutex::new(0u32), Condvar::new()));
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let mut parts = line.split_whitespace();
-            let (method, path) = (
-                parts.next().unwrap_or("").to_string(),
-                parts.next().unwrap_or("").to_string(),
-            );
-            let mut headers = Vec::new();
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                if header.trim().is_empty() {
-                    break;
-                }
-                let (name, value) = header.split_once(':').unwrap();
-                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-            }
-            let length: usize = headers
-                .iter()
-                .find(|(n, _)| n == "content-length")
-                .map_or(0, |(_, v)| v.parse().unwrap());
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let header = |name: &str| {
-                headers
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map_or("", |(_, v)| v.as_str())
-                    .to_string()
-            };
-            let (status, extra, content) = match path.as_str() {
-                "/text" => ("200 OK", String::new(), b"hello".to_vec()),
-                "/json" => (
-                    "200 OK",
-                    "Content-Type: application/json\r\n".into(),
-                    br#"{"a":[1,2]}"#.to_vec(),
-                ),
-                "/echo" => (
-                    "201 Created",
-                    "X-Reply: yes\r\n".into(),
-                    format!(
-                        "{method} {} {}",
-                        header("x-test"),
-                        String::from_utf8_lossy(&body)
-                    )
-                    .into_bytes(),
-                ),
-                "/redirect" => (
-                    "302 Found",
-                    format!("Location: http://localhost:{port}/text\r\n"),
-                    Vec::new(),
-                ),
-                "/big" => ("200 OK", String::new(), vec![b'x'; 2 << 20]),
-                "/slow" => {
-                    std::thread::sleep(std::time::Duration::from_secs(2));
-                    ("200 OK", String::new(), b"late".to_vec())
-                }
-                _ => ("404 Not Found", String::new(), b"nope".to_vec()),
-            };
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-                content.len()
-            );
-            let _ = stream.write_all(&content);
+            let arrivals = arrivals.clone();
+            std::thread::spawn(move || answer(stream, port, &arrivals));
         }
     });
     port
+}
+
+/// Reads one request and answers it (see [`serve`]).
+fn answer(stream: TcpStream, port: u16, arrivals: &(Mutex<u32>, Condvar)) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    let mut headers = Vec::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        if header.trim().is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap();
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+            .to_string()
+    };
+    let (status, extra, content) = match path.as_str() {
+        "/text" => ("200 OK", String::new(), b"hello".to_vec()),
+        "/json" => (
+            "200 OK",
+            "Content-Type: application/json\r\n".into(),
+            br#"{"a":[1,2]}"#.to_vec(),
+        ),
+        "/echo" => (
+            "201 Created",
+            "X-Reply: yes\r\n".into(),
+            format!(
+                "{method} {} {}",
+                header("x-test"),
+                String::from_utf8_lossy(&body)
+            )
+            .into_bytes(),
+        ),
+        "/redirect" => (
+            "302 Found",
+            format!("Location: http://localhost:{port}/text\r\n"),
+            Vec::new(),
+        ),
+        "/big" => ("200 OK", String::new(), vec![b'x'; 2 << 20]),
+        "/slow" => {
+            std::thread::sleep(Duration::from_secs(2));
+            ("200 OK", String::new(), b"late".to_vec())
+        }
+        "/together" => {
+            let (count, arrived) = arrivals;
+            let mut count = count.lock().unwrap();
+            *count += 1;
+            arrived.notify_all();
+            let (count, _) = arrived
+                .wait_timeout_while(count, Duration::from_secs(3), |count| *count < 3)
+                .unwrap();
+            let word = if *count >= 3 { "together" } else { "alone" };
+            ("200 OK", String::new(), word.as_bytes().to_vec())
+        }
+        _ => ("404 Not Found", String::new(), b"nope".to_vec()),
+    };
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        content.len()
+    );
+    let _ = stream.write_all(&content);
 }
 
 fn sandbox_with(policy: FetchPolicy) -> Sandbox {
@@ -249,5 +270,76 @@ fn abort_signal_timeout_stops_a_slow_fetch_then() {
     assert!(
         (150.0..1500.0).contains(&waited),
         "the request was stopped after {waited} ms, not at its 200 ms timeout"
+    );
+}
+
+#[test]
+fn several_fetches_are_out_at_once() {
+    let port = serve();
+    let body = format!(
+        r#"const url = 'http://127.0.0.1:{port}/together';
+           const answers = await Promise.all([fetch(url), fetch(url), fetch(url)].map((p) => p.then((r) => r.text())));
+           // More than a call runs at once (6): the rest wait for room.
+           const many = await Promise.all(Array.from({{ length: 14 }}, (_, i) =>
+             fetch('http://127.0.0.1:{port}/echo', {{ method: 'POST', body: String(i) }}).then((r) => r.text())));
+           return [answers, many.join()];"#
+    );
+    assert_eq!(
+        run(loopback_allowed(), &body).unwrap(),
+        json!([
+            ["together", "together", "together"],
+            (0..14)
+                .map(|i| format!("POST  {i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ])
+    );
+}
+
+#[test]
+fn aborting_from_a_timer_rejects_a_fetch_in_flight_at_once() {
+    let port = serve();
+    let body = format!(
+        r#"const controller = new AbortController();
+           const start = performance.now();
+           setTimeout(() => controller.abort(), 100);
+           const slow = fetch('http://127.0.0.1:{port}/slow', {{ signal: controller.signal }});
+           let outcome;
+           try {{ await slow; outcome = "fetched"; }} catch (e) {{ outcome = e.name; }}
+           const waited = performance.now() - start;
+           // The call goes on: another request, and one left running at the end.
+           const after = await (await fetch('http://127.0.0.1:{port}/text')).text();
+           fetch('http://127.0.0.1:{port}/slow');
+           return [outcome, waited, after];"#
+    );
+    let start = Instant::now();
+    let outcome = common::run_with(
+        loopback_allowed(),
+        &Arc::new(MemoryWorld::new()),
+        Some("alice"),
+        &body,
+    );
+    let answer: Value = serde_json::from_str(&outcome.result.unwrap()).unwrap();
+    assert_eq!(answer[0], "AbortError", "{answer}");
+    assert_eq!(answer[2], "hello", "{answer}");
+    let waited = answer[1].as_f64().unwrap();
+    assert!(
+        waited < 1500.0,
+        "the aborted fetch settled after {waited} ms, not when its signal aborted (100 ms; the server answers at 2 s)"
+    );
+    assert!(
+        start.elapsed() < Duration::from_millis(1800),
+        "the call waited for a request it no longer needed"
+    );
+    let logs: Vec<&str> = outcome
+        .evaluation
+        .logs
+        .iter()
+        .map(|l| l.message.as_str())
+        .collect();
+    assert!(
+        logs.iter().any(|l| l
+            .starts_with("valbox: 1 fetch request still running when the call ended was dropped")),
+        "{logs:?}"
     );
 }

@@ -535,6 +535,25 @@
 
   // ---- fetch ---------------------------------------------------------------------
 
+  // Requests out on the host, by id: their promise's settlers and signal.
+  const inFlight = new Map();
+  // Called by the event loop (lib.rs) when the host says request `id`
+  // finished: settles its fetch, unless its signal gave it up meanwhile.
+  internal.fetchFinished = function fetchFinished(id) {
+    const pending = inFlight.get(id);
+    if (pending === undefined) return;
+    inFlight.delete(id);
+    try {
+      pending.resolve(internal.hostFetch.take(id));
+    } catch (e) {
+      if (pending.signal.aborted) pending.reject(pending.signal.reason);
+      // The host stopped the request at its AbortSignal.timeout, just
+      // before the signal's own timer ran.
+      else if (pending.abortAt !== undefined && native.now() >= pending.abortAt - 1) pending.reject(new DOMException("The operation timed out.", "TimeoutError"));
+      else pending.reject(e);
+    }
+  };
+
   async function fetch(input, init) {
     const request = new Request(input, init);
     const signal = request.signal;
@@ -553,13 +572,23 @@
       body: bytes === null ? null : native.latin1Decode(bytes),
     };
     if (abortAt !== undefined) hostRequest.timeout_ms = Math.max(0, Math.ceil(abortAt - native.now()));
-    let answer;
+    if (signal.aborted) throw signal.reason;
+    let id;
     try {
-      answer = internal.hostFetch(hostRequest);
+      id = internal.hostFetch.start(hostRequest);
     } catch (e) {
+      // Its AbortSignal.timeout passed while it waited for room to start.
       if (abortAt !== undefined && native.now() >= abortAt - 1) throw new DOMException("The operation timed out.", "TimeoutError");
       throw e;
     }
+    const answer = await new Promise((resolve, reject) => {
+      inFlight.set(id, { resolve, reject, signal, abortAt });
+      internal.addAbortAlgorithm(signal, () => {
+        if (!inFlight.delete(id)) return;
+        internal.hostFetch.cancel(id);
+        reject(signal.reason);
+      });
+    });
     const response = new Response(nullBodyStatus.includes(answer.status) ? null : native.latin1Encode(answer.body), {
       status: answer.status < 200 || answer.status > 599 ? 200 : answer.status,
       statusText: answer.statusText,

@@ -34,7 +34,9 @@ pub(crate) fn define(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     json_import(linker, "send-email", email::send)?;
     val_import(linker, "library-call", calls::library)?;
     val_import(linker, "api-call", calls::api)?;
-    json_import(linker, "fetch", fetch::fetch)?;
+    json_import(linker, "fetch-start", fetch::start)?;
+    json_import(linker, "fetch-take", fetch::take)?;
+    json_import(linker, "fetch-cancel", fetch::cancel)?;
     json_import(linker, "time-zone", time_zone::lookup)?;
     json_import(linker, "respond-head", respond::head)?;
     link(linker, "respond-chunk", |caller, bytes| {
