@@ -188,7 +188,18 @@
     if (v instanceof WeakMap || v instanceof WeakSet || (typeof WeakRef === "function" && v instanceof WeakRef)) {
       throw new Uncloneable("a weak collection");
     }
+    if (!copyingPlatformObjects) refusePlatformObject(proto);
     return encodeObject(v, seen);
+  }
+
+  // structuredClone of any other platform object (an AbortController, a
+  // stream, an EventTarget, …) is a DataCloneError, as the standard says;
+  // between vals it travels as its own properties, like any object.
+  function refusePlatformObject(proto) {
+    const platform = internal.platformPrototypes;
+    for (let p = proto; p !== null && p !== Object.prototype; p = getPrototypeOf(p)) {
+      if (platform.has(p)) throw new Uncloneable("a " + (p[Symbol.toStringTag] || "platform object"));
+    }
   }
 
   // Whether the web platform's classes that structuredClone refuses (URL,

@@ -253,13 +253,93 @@ fn url_pattern_routes_as_a_vals_router_uses_it() {
 }
 
 #[test]
-fn structured_clone_refuses_what_cannot_cross() {
+fn compression_streams_round_trip_and_refuse_bad_input() {
     let answer = run(r#"
-        try { structuredClone({ f() {} }); return "cloned"; }
-        catch (e) { return [e instanceof DOMException, e.name]; }
+        const text = "hello hello hello hello ".repeat(50);
+        const through = async (bytes, stream) =>
+          new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(stream)).arrayBuffer());
+        const formats = {};
+        for (const format of ["gzip", "deflate", "deflate-raw"]) {
+          const packed = await through(text, new CompressionStream(format));
+          const back = new TextDecoder().decode(await through(packed, new DecompressionStream(format)));
+          formats[format] = [packed.length < text.length, back === text, packed[0]];
+        }
+        const refused = async (bytes) => {
+          try { await through(bytes, new DecompressionStream("gzip")); return "accepted"; }
+          catch (e) { return e.name + ": " + e.message; }
+        };
+        const good = await through("abc", new CompressionStream("gzip"));
+        const trailing = new Uint8Array([...good, 1, 2, 3]);
+        const errors = [
+          await refused(new Uint8Array([1, 2, 3, 4, 5])),
+          await refused(good.slice(0, good.length - 4)),
+          await refused(trailing),
+        ];
+        try { new DecompressionStream("brotli"); } catch (e) { errors.push(e.name); }
+        const cs = new CompressionStream("deflate");
+        const reading = cs.readable.getReader().read().then(() => "read", (e) => e.name);
+        const writing = cs.writable.getWriter().write("not bytes").then(() => "written", (e) => e.name);
+        errors.push(await writing, await reading);
+        return [formats, errors, Object.prototype.toString.call(cs)];
     "#)
     .unwrap();
-    assert_eq!(answer, json!([true, "DataCloneError"]));
+    let errors = answer[1].as_array().unwrap();
+    assert_eq!(
+        answer[0],
+        json!({
+            "gzip": [true, true, 0x1f],
+            "deflate": [true, true, 0x78],
+            "deflate-raw": [true, true, answer[0]["deflate-raw"][2]],
+        })
+    );
+    for (i, error) in errors[..3].iter().enumerate() {
+        let error = error.as_str().unwrap();
+        assert!(error.starts_with("TypeError: Failed to decompress the data"), "{i}: {error}");
+    }
+    assert!(
+        errors[2].as_str().unwrap().contains("after the end"),
+        "{}",
+        errors[2]
+    );
+    assert_eq!(errors[3..], [json!("TypeError"), json!("TypeError"), json!("TypeError")]);
+    assert_eq!(answer[2], "[object CompressionStream]");
+}
+
+#[test]
+fn structured_clone_refuses_what_cannot_cross() {
+    let answer = run(r#"
+        const refused = (value) => {
+          try { structuredClone(value); return "cloned"; }
+          catch (e) { return e instanceof DOMException && e.name; }
+        };
+        class Point { constructor() { this.x = 1; } }
+        return [
+          refused({ f() {} }),
+          // Platform objects the standard does not make serializable.
+          refused(new AbortController()), refused(new EventTarget()), refused(new ReadableStream()),
+          refused(new URLPattern({ pathname: "/a" })), refused(new CompressionStream("gzip")),
+          refused({ nested: [new TextEncoder()] }),
+          // Serializable ones, and a user's class (its own properties).
+          structuredClone(new DOMException("m", "AbortError")).name, structuredClone(new Blob(["ab"])).size,
+          structuredClone(new Point()),
+        ];
+    "#)
+    .unwrap();
+    assert_eq!(
+        answer,
+        json!([
+            "DataCloneError",
+            "DataCloneError",
+            "DataCloneError",
+            "DataCloneError",
+            "DataCloneError",
+            "DataCloneError",
+            "DataCloneError",
+            "AbortError",
+            2,
+            { "x": 1 }
+        ])
+    );
 }
 
 #[test]

@@ -23,10 +23,16 @@
     throw new TypeError((what || "The value") + " is not an ArrayBuffer or an ArrayBuffer view");
   };
 
+  // The prototypes of the platform's classes: their instances are platform
+  // objects, which structuredClone refuses unless the standard makes them
+  // serializable (the codec knows those: Blob, File, DOMException, …).
+  internal.platformPrototypes = new WeakSet();
+
   // Gives a class's instances the @@toStringTag Web IDL gives interfaces
-  // (`[object URL]`).
+  // (`[object URL]`), and marks them as platform objects.
   internal.brand = function brand(Class, tag) {
     Object.defineProperty(Class.prototype, Symbol.toStringTag, { value: tag || Class.name, configurable: true });
+    internal.platformPrototypes.add(Class.prototype);
   };
 
   // Web IDL pair iterators (Headers, URLSearchParams): `pairIterator(tag,

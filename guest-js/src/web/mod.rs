@@ -1,10 +1,11 @@
-//! The web platform a val sees (SPEC §7): URL, encodings, base64, timers,
-//! events, abort signals, blobs, forms, streams, fetch classes, crypto,
-//! performance and navigator. Each API is one JavaScript file here (and,
+//! The web platform a val sees (SPEC §7): URL and URLPattern, encodings,
+//! compression, base64, timers, events, abort signals, blobs, forms,
+//! streams, fetch classes, crypto, performance and navigator. Each API is one JavaScript file here (and,
 //! where Rust does the work, one Rust module of natives). Everything is
 //! installed once, under Wizer, so the classes live in the snapshot and a
 //! call that uses none of them pays nothing for them.
 
+mod compression;
 mod crypto;
 mod encoding;
 mod random;
@@ -40,6 +41,7 @@ const FILES: &[(&str, &str)] = &[
     ("respond.js", include_str!("respond.js")),
     ("http_handlers.js", include_str!("http_handlers.js")),
     ("url_pattern.js", include_str!("url_pattern.js")),
+    ("compression.js", include_str!("compression.js")),
 ];
 
 /// The vendored WHATWG streams implementation (see `guest-js/vendor/`).
@@ -62,6 +64,10 @@ pub(crate) fn internal<'js>(ctx: &Ctx<'js>) -> Result<Object<'js>> {
         "formEncode" => url::form_encode,
         "urlPatternParse" => url_pattern::parse,
         "urlPatternInput" => url_pattern::match_input,
+        "compressionOpen" => compression::open,
+        "compressionWrite" => compression::write,
+        "compressionFinish" => compression::finish,
+        "compressionClose" => compression::close,
         "encodingName" => encoding::encoding_name,
         "decodeOnce" => encoding::decode_once,
         "decoderOpen" => encoding::decoder_open,

@@ -13,6 +13,7 @@
     "ByteLengthQueuingStrategy", "CountQueuingStrategy",
   ]) {
     internal.expose(name, streams[name]);
+    internal.platformPrototypes.add(streams[name].prototype);
   }
   const { TransformStream } = streams;
 
