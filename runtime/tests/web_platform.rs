@@ -294,14 +294,20 @@ fn compression_streams_round_trip_and_refuse_bad_input() {
     );
     for (i, error) in errors[..3].iter().enumerate() {
         let error = error.as_str().unwrap();
-        assert!(error.starts_with("TypeError: Failed to decompress the data"), "{i}: {error}");
+        assert!(
+            error.starts_with("TypeError: Failed to decompress the data"),
+            "{i}: {error}"
+        );
     }
     assert!(
         errors[2].as_str().unwrap().contains("after the end"),
         "{}",
         errors[2]
     );
-    assert_eq!(errors[3..], [json!("TypeError"), json!("TypeError"), json!("TypeError")]);
+    assert_eq!(
+        errors[3..],
+        [json!("TypeError"), json!("TypeError"), json!("TypeError")]
+    );
     assert_eq!(answer[2], "[object CompressionStream]");
 }
 
