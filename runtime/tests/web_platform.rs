@@ -311,6 +311,55 @@ fn compression_streams_round_trip_and_refuse_bad_input() {
     assert_eq!(answer[2], "[object CompressionStream]");
 }
 
+/// A 1024-bit RSA key (PKCS #8, base64) and a ciphertext of "hello oaep"
+/// that `openssl pkeyutl -encrypt` made with it (OAEP, SHA-256, MGF1
+/// SHA-256, no label).
+const OAEP_KEY: &str = "MIICdwIBADANBgkqhkiG9w0BAQEFAASCAmEwggJdAgEAAoGBAOoQ/AhqbQwr+2Dsbmv7reH25R866HnCVxw8mviyzX5RahbP+UNyhiG6sNLAQRjOX0Nyhld25E1k4zArC1wmZ4030A3acG9dgM6tUD8ClFEFgjSHH+SouehSsTlSTqmYmhgY3tS/eiwPWwcDmtjsH2nm6zHH2Rw12FY+LTcZY26DAgMBAAECgYEA2J2tUXCEyM3vTyyfqEl8C3H9ayCOQxiqm1QvK1f2Ox/HaaNBEL1tCswGlpQb6oQav4W+dDVwZXunkU1UrwxPqSj5l68x3SbjcaCsHzeCOxZDgFORtY00z6bEKhLU7VAYHA+6v/C2UxXG4wk2pViX6b/pOMvsOjpHvmWyUFRdLEkCQQD+2Uqboi8WhxhgNYaYYNIC7mZQAgx9pGDmWyGXgBQPbb0OqginsWRpIWJpQfA382ACU2OzCkt2ZUklnoStNUGHAkEA6x+o/g82iVmvIA5bn/Kk6DyVPd/BQOifrqwaH3qb+yOieGfP48YLrTk2lvjRivmpPoO4GBqxgLkixtR1mvzaJQJAMuH1mH9YQXo1rrfhKLlkFPu+Z8kQ72ELi9K0MUh8ONxjO/NNCRZNAwSMXpGwwasRB0XZCR1MFdaBNUaiHOceLwJAHJufjjn/orqcykO09kMpuXAVoI+nDeS/+RrLmuTqMaZmUEwhSU+BgDQj5j6kEErMQuT380bcLhNYneSf4pm9WQJBAMBybOg6V0JJtRmAWaQ3Z7XoDWB2WeN0pf+RAaAk4XmIl5wgb0xk7KzzhdM7IvdGi5/3pXOMjBPLbfbTzr9AQ4g=";
+const OAEP_CIPHERTEXT: &str = "payx3xvQWH8rR//I2A7p6VY7N8y6g9w9ycLND0QhAR4p1k3z2YVTN73Muu/iJcaCrsZeSOhaPQfH0YnqrUMUjljfi6aa4WGfKa/+phQ5fV2Gbg+d0pjKyfvhtnv095Df6rj9e35/Am8qt2pD0zY7sG2G+twwJRUejIMDOrDwNm8=";
+
+#[test]
+fn rsa_oaep_encrypts_decrypts_wraps_and_reads_what_openssl_wrote() {
+    let body = r#"
+        const b64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+        const alg = { name: "RSA-OAEP", hash: "SHA-256" };
+        const privateKey = await crypto.subtle.importKey("pkcs8", b64("{KEY}"), alg, true, ["decrypt", "unwrapKey"]);
+        const jwk = await crypto.subtle.exportKey("jwk", privateKey);
+        const publicKey = await crypto.subtle.importKey("jwk", { kty: "RSA", n: jwk.n, e: jwk.e, alg: jwk.alg }, alg, true, ["encrypt", "wrapKey"]);
+        const text = (bytes) => new TextDecoder().decode(bytes);
+        const fromOpenssl = text(await crypto.subtle.decrypt(alg, privateKey, b64("{CT}")));
+        const label = new TextEncoder().encode("tag");
+        const sealed = await crypto.subtle.encrypt({ ...alg, label }, publicKey, new TextEncoder().encode("round trip"));
+        const opened = text(await crypto.subtle.decrypt({ ...alg, label }, privateKey, sealed));
+        const errors = [];
+        for (const attempt of [
+          () => crypto.subtle.decrypt({ ...alg, label: new TextEncoder().encode("other") }, privateKey, sealed),
+          () => crypto.subtle.decrypt(alg, publicKey, sealed),
+          () => crypto.subtle.encrypt(alg, publicKey, new Uint8Array(200)),
+        ]) {
+          try { await attempt(); errors.push("accepted"); } catch (e) { errors.push(e.name); }
+        }
+        const aes = await crypto.subtle.generateKey({ name: "AES-GCM", length: 128 }, true, ["encrypt"]);
+        const wrapped = await crypto.subtle.wrapKey("raw", aes, publicKey, alg);
+        const unwrapped = await crypto.subtle.unwrapKey("raw", wrapped, privateKey, alg, "AES-GCM", true, ["encrypt"]);
+        const same = text(new Uint8Array(await crypto.subtle.exportKey("raw", aes))) === text(new Uint8Array(await crypto.subtle.exportKey("raw", unwrapped)));
+        return [fromOpenssl, opened, sealed.byteLength, errors, jwk.alg, privateKey.algorithm.modulusLength, same];
+    "#
+    .replace("{KEY}", OAEP_KEY)
+    .replace("{CT}", OAEP_CIPHERTEXT);
+    assert_eq!(
+        run(&body).unwrap(),
+        json!([
+            "hello oaep",
+            "round trip",
+            128,
+            ["OperationError", "InvalidAccessError", "OperationError"],
+            "RSA-OAEP-256",
+            1024,
+            true
+        ])
+    );
+}
+
 #[test]
 fn structured_clone_refuses_what_cannot_cross() {
     let answer = run(r#"

@@ -1,7 +1,7 @@
 // crypto: getRandomValues, randomUUID (entropy from the host, per call) and
-// crypto.subtle (WebCrypto) — digest; HMAC; AES-GCM and AES-CBC; PBKDF2 and
-// HKDF; ECDSA and ECDH on P-256/P-384; Ed25519; RSASSA-PKCS1-v1_5 and RSA-PSS — with
-// raw, jwk, spki and pkcs8 keys. The arithmetic is in Rust (crypto.rs);
+// crypto.subtle (WebCrypto) — digest; HMAC; AES-GCM, -CBC, -CTR and -KW;
+// PBKDF2 and HKDF; ECDSA and ECDH on P-256/P-384/P-521; Ed25519;
+// RSASSA-PKCS1-v1_5, RSA-PSS and RSA-OAEP — with raw, jwk, spki and pkcs8 keys. The arithmetic is in Rust (crypto.rs);
 // this file is the standard's algorithm normalization, key objects,
 // usages and errors.
 (function (internal) {
@@ -52,17 +52,17 @@
 
   // ---- algorithm normalization ------------------------------------------------------
 
-  const names = ["SHA-1", "SHA-256", "SHA-384", "SHA-512", "HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"];
+  const names = ["SHA-1", "SHA-256", "SHA-384", "SHA-512", "HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS", "RSA-OAEP"];
   const canonical = new Map(names.map((n) => [n.toUpperCase(), n]));
   // Which algorithm supports which operation.
   const operations = {
     digest: ["SHA-1", "SHA-256", "SHA-384", "SHA-512"],
     sign: ["HMAC", "ECDSA", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
-    encrypt: ["AES-GCM", "AES-CBC", "AES-CTR"],
-    wrapKey: ["AES-KW", "AES-GCM", "AES-CBC", "AES-CTR"],
+    encrypt: ["AES-GCM", "AES-CBC", "AES-CTR", "RSA-OAEP"],
+    wrapKey: ["AES-KW", "AES-GCM", "AES-CBC", "AES-CTR", "RSA-OAEP"],
     deriveBits: ["PBKDF2", "HKDF", "ECDH"],
-    importKey: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
-    generateKey: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
+    importKey: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS", "RSA-OAEP"],
+    generateKey: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS", "RSA-OAEP"],
     get: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "HKDF", "PBKDF2"],
   };
   function normalize(algorithm, op) {
@@ -136,7 +136,9 @@
         break;
       case "RSASSA-PKCS1-v1_5":
       case "RSA-PSS":
+      case "RSA-OAEP":
         if (op === "sign" && name === "RSA-PSS") out.saltLength = internal.toUnsignedLong(algorithm.saltLength);
+        if (op === "encrypt" && name === "RSA-OAEP" && algorithm.label !== undefined) out.label = copy(algorithm.label, "label");
         if (op === "importKey") out.hash = hashOf(algorithm.hash);
         if (op === "generateKey") {
           out.hash = hashOf(algorithm.hash);
@@ -206,6 +208,7 @@
     Ed25519: { private: ["sign"], public: ["verify"] },
     "RSASSA-PKCS1-v1_5": { private: ["sign"], public: ["verify"] },
     "RSA-PSS": { private: ["sign"], public: ["verify"] },
+    "RSA-OAEP": { private: ["decrypt", "unwrapKey"], public: ["encrypt", "wrapKey"] },
   };
   const curves = ["P-256", "P-384", "P-521"];
   const curveJwk = { "P-256": "ES256", "P-384": "ES384", "P-521": "ES512" };
@@ -229,6 +232,7 @@
   const rsaJwkAlg = {
     "RSASSA-PKCS1-v1_5": { "SHA-1": "RS1", "SHA-256": "RS256", "SHA-384": "RS384", "SHA-512": "RS512" },
     "RSA-PSS": { "SHA-1": "PS1", "SHA-256": "PS256", "SHA-384": "PS384", "SHA-512": "PS512" },
+    "RSA-OAEP": { "SHA-1": "RSA-OAEP", "SHA-256": "RSA-OAEP-256", "SHA-384": "RSA-OAEP-384", "SHA-512": "RSA-OAEP-512" },
   };
 
   function importSecret(format, keyData, algorithm, extractable, usages) {
@@ -456,6 +460,10 @@
   }
   function cipher(encrypt, algorithm, key, data, usage) {
     const s = useKey(key, algorithm.name, usage || (encrypt ? "encrypt" : "decrypt"));
+    if (algorithm.name === "RSA-OAEP") {
+      if (s.type !== (encrypt ? "public" : "private")) throw fail("InvalidAccessError", "RSA-OAEP " + (encrypt ? "encrypts with a public" : "decrypts with a private") + " key");
+      return call(native.rsaOaep, encrypt, s.algorithm.hash.name, s.material, data, algorithm.label || new Uint8Array(0));
+    }
     if (algorithm.name === "AES-KW") {
       if (encrypt && data.length % 8 !== 0) throw fail("OperationError", "AES-KW wraps data in multiples of 8 bytes");
       return call(native.aesKw, encrypt, s.material, data);

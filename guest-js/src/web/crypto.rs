@@ -706,6 +706,38 @@ fn rsa_verify<'js>(
     }))
 }
 
+/// `rsaOaep(encrypt, hash, der, data, label)`: RSA-OAEP with the public key
+/// (SPKI) or, to decrypt, the private one (PKCS #8). The `rsa` crate takes
+/// a label as text: a label that is not UTF-8 is not supported.
+fn rsa_oaep<'js>(
+    ctx: Ctx<'js>,
+    encrypt: bool,
+    hash_name: String,
+    der: Bytes<'js>,
+    data: Bytes<'js>,
+    label: Bytes<'js>,
+) -> Result<Bytes<'js>> {
+    use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+    let label = std::str::from_utf8(bytes(&label))
+        .map_err(|_| not_supported(&ctx, "RSA-OAEP labels that are not UTF-8 text are not supported"))?
+        .to_owned();
+    let padding = with_hash!(&ctx, hash_name.as_str(), D => if label.is_empty() {
+        rsa::Oaep::new::<D>()
+    } else {
+        rsa::Oaep::new_with_label::<D, _>(label)
+    });
+    let result = if encrypt {
+        let key = rsa::RsaPublicKey::from_public_key_der(bytes(&der))
+            .map_err(|e| data_error(&ctx, e))?;
+        key.encrypt(&mut HostRng, padding, bytes(&data))
+    } else {
+        let key =
+            rsa::RsaPrivateKey::from_pkcs8_der(bytes(&der)).map_err(|e| data_error(&ctx, e))?;
+        key.decrypt(padding, bytes(&data))
+    };
+    out(&ctx, result.map_err(|e| operation(&ctx, e))?)
+}
+
 /// `rsaImport(format, data, private)`: PKCS #8 or SPKI DER. `jwk` data is
 /// `[n, e]` or `[n, e, d, p, q, dp, dq, qi]` (big-endian bytes).
 fn rsa_import<'js>(
@@ -830,6 +862,7 @@ pub(super) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
         "rsaVerify" => rsa_verify,
         "rsaImport" => rsa_import,
         "rsaParts" => rsa_parts,
+        "rsaOaep" => rsa_oaep,
     }
     Ok(())
 }
