@@ -361,6 +361,57 @@ fn rsa_oaep_encrypts_decrypts_wraps_and_reads_what_openssl_wrote() {
 }
 
 #[test]
+fn x25519_derives_the_rfc_7748_shared_secret() {
+    // RFC 7748, section 6.1: Alice's key pair, Bob's public key, the secret.
+    let answer = run(r#"
+        const hex = (h) => Uint8Array.from(h.match(/../g), (b) => parseInt(b, 16));
+        const toHex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
+        const b64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+        const alice = await crypto.subtle.importKey("jwk", {
+          kty: "OKP", crv: "X25519",
+          d: b64url(hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")),
+          x: b64url(hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")),
+        }, "X25519", true, ["deriveBits"]);
+        const bob = await crypto.subtle.importKey("raw", hex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"), { name: "X25519" }, true, []);
+        const shared = toHex(await crypto.subtle.deriveBits({ name: "X25519", public: bob }, alice, 256));
+        // Generated pairs agree, keys export and import again, a derived key works.
+        const one = await crypto.subtle.generateKey("X25519", true, ["deriveBits", "deriveKey"]);
+        const two = await crypto.subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]);
+        const ab = toHex(await crypto.subtle.deriveBits({ name: "X25519", public: two.publicKey }, one.privateKey, 256));
+        const ba = toHex(await crypto.subtle.deriveBits({ name: "X25519", public: one.publicKey }, two.privateKey, 256));
+        const pkcs8 = await crypto.subtle.exportKey("pkcs8", one.privateKey);
+        const again = await crypto.subtle.importKey("pkcs8", pkcs8, "X25519", false, ["deriveBits"]);
+        const spki = await crypto.subtle.exportKey("spki", two.publicKey);
+        const twoAgain = await crypto.subtle.importKey("spki", spki, "X25519", true, []);
+        const same = toHex(await crypto.subtle.deriveBits({ name: "X25519", public: twoAgain }, again, 256)) === ab;
+        const aes = await crypto.subtle.deriveKey({ name: "X25519", public: two.publicKey }, one.privateKey, { name: "AES-GCM", length: 256 }, false, ["encrypt"]);
+        let smallOrder;
+        try {
+          const zero = await crypto.subtle.importKey("raw", new Uint8Array(32), "X25519", true, []);
+          await crypto.subtle.deriveBits({ name: "X25519", public: zero }, alice, 256);
+          smallOrder = "derived";
+        } catch (e) { smallOrder = e.name; }
+        const jwk = await crypto.subtle.exportKey("jwk", alice);
+        return [shared, ab === ba, same, aes.algorithm.name, smallOrder, jwk.crv, jwk.kty, new Uint8Array(spki).length, one.privateKey.algorithm.name];
+    "#)
+    .unwrap();
+    assert_eq!(
+        answer,
+        json!([
+            "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742",
+            true,
+            true,
+            "AES-GCM",
+            "OperationError",
+            "X25519",
+            "OKP",
+            44,
+            "X25519"
+        ])
+    );
+}
+
+#[test]
 fn structured_clone_refuses_what_cannot_cross() {
     let answer = run(r#"
         const refused = (value) => {

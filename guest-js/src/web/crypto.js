@@ -1,6 +1,6 @@
 // crypto: getRandomValues, randomUUID (entropy from the host, per call) and
 // crypto.subtle (WebCrypto) — digest; HMAC; AES-GCM, -CBC, -CTR and -KW;
-// PBKDF2 and HKDF; ECDSA and ECDH on P-256/P-384/P-521; Ed25519;
+// PBKDF2 and HKDF; ECDSA and ECDH on P-256/P-384/P-521; Ed25519; X25519;
 // RSASSA-PKCS1-v1_5, RSA-PSS and RSA-OAEP — with raw, jwk, spki and pkcs8 keys. The arithmetic is in Rust (crypto.rs);
 // this file is the standard's algorithm normalization, key objects,
 // usages and errors.
@@ -52,7 +52,7 @@
 
   // ---- algorithm normalization ------------------------------------------------------
 
-  const names = ["SHA-1", "SHA-256", "SHA-384", "SHA-512", "HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS", "RSA-OAEP"];
+  const names = ["SHA-1", "SHA-256", "SHA-384", "SHA-512", "HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "X25519", "RSASSA-PKCS1-v1_5", "RSA-PSS", "RSA-OAEP"];
   const canonical = new Map(names.map((n) => [n.toUpperCase(), n]));
   // Which algorithm supports which operation.
   const operations = {
@@ -60,9 +60,9 @@
     sign: ["HMAC", "ECDSA", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS"],
     encrypt: ["AES-GCM", "AES-CBC", "AES-CTR", "RSA-OAEP"],
     wrapKey: ["AES-KW", "AES-GCM", "AES-CBC", "AES-CTR", "RSA-OAEP"],
-    deriveBits: ["PBKDF2", "HKDF", "ECDH"],
-    importKey: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS", "RSA-OAEP"],
-    generateKey: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "ECDSA", "ECDH", "Ed25519", "RSASSA-PKCS1-v1_5", "RSA-PSS", "RSA-OAEP"],
+    deriveBits: ["PBKDF2", "HKDF", "ECDH", "X25519"],
+    importKey: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "PBKDF2", "HKDF", "ECDSA", "ECDH", "Ed25519", "X25519", "RSASSA-PKCS1-v1_5", "RSA-PSS", "RSA-OAEP"],
+    generateKey: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "ECDSA", "ECDH", "Ed25519", "X25519", "RSASSA-PKCS1-v1_5", "RSA-PSS", "RSA-OAEP"],
     get: ["HMAC", "AES-GCM", "AES-CBC", "AES-CTR", "AES-KW", "HKDF", "PBKDF2"],
   };
   function normalize(algorithm, op) {
@@ -125,6 +125,12 @@
         } else {
           if (algorithm.namedCurve === undefined) throw new TypeError("ECDH needs a namedCurve");
           out.namedCurve = String(algorithm.namedCurve);
+        }
+        break;
+      case "X25519":
+        if (op === "deriveBits") {
+          if (!(algorithm.public instanceof CryptoKey)) throw new TypeError("X25519 needs a public CryptoKey");
+          out.public = algorithm.public;
         }
         break;
       case "ECDSA":
@@ -206,6 +212,7 @@
     ECDSA: { private: ["sign"], public: ["verify"] },
     ECDH: { private: ["deriveKey", "deriveBits"], public: [] },
     Ed25519: { private: ["sign"], public: ["verify"] },
+    X25519: { private: ["deriveKey", "deriveBits"], public: [] },
     "RSASSA-PKCS1-v1_5": { private: ["sign"], public: ["verify"] },
     "RSA-PSS": { private: ["sign"], public: ["verify"] },
     "RSA-OAEP": { private: ["decrypt", "unwrapKey"], public: ["encrypt", "wrapKey"] },
@@ -287,9 +294,9 @@
         if (jwk.crv !== algorithm.namedCurve) throw fail("DataError", "The JWK crv does not match namedCurve");
         if (name === "ECDSA" && jwk.alg !== undefined && jwk.alg !== curveJwk[jwk.crv]) throw fail("DataError", "The JWK alg does not match the curve");
         jwkParts = [isPrivate ? unb64url(jwk.d, "d") : new Uint8Array(0), unb64url(jwk.x, "x"), unb64url(jwk.y, "y")];
-      } else if (name === "Ed25519") {
-        if (jwk.kty !== "OKP" || jwk.crv !== "Ed25519") throw fail("DataError", "The JWK must be kty 'OKP', crv 'Ed25519'");
-        if (jwk.alg !== undefined && jwk.alg !== "EdDSA" && jwk.alg !== "Ed25519") throw fail("DataError", "The JWK alg must be EdDSA");
+      } else if (name === "Ed25519" || name === "X25519") {
+        if (jwk.kty !== "OKP" || jwk.crv !== name) throw fail("DataError", "The JWK must be kty 'OKP', crv '" + name + "'");
+        if (name === "Ed25519" && jwk.alg !== undefined && jwk.alg !== "EdDSA" && jwk.alg !== "Ed25519") throw fail("DataError", "The JWK alg must be EdDSA");
         jwkParts = [isPrivate ? unb64url(jwk.d, "d") : new Uint8Array(0), unb64url(jwk.x, "x")];
       } else {
         if (jwk.kty !== "RSA") throw fail("DataError", "The JWK kty must be 'RSA'");
@@ -299,7 +306,7 @@
       }
     } else if (format === "spki" || format === "raw" || format === "raw-public") {
       isPrivate = false;
-      if (format !== "spki" && name !== "ECDSA" && name !== "ECDH" && name !== "Ed25519") throw fail("NotSupportedError", name + " keys cannot be imported as raw");
+      if (format !== "spki" && name !== "ECDSA" && name !== "ECDH" && name !== "Ed25519" && name !== "X25519") throw fail("NotSupportedError", name + " keys cannot be imported as raw");
     } else if (format === "pkcs8") {
       isPrivate = true;
     } else {
@@ -314,8 +321,8 @@
       if (!curves.includes(algorithm.namedCurve)) throw fail("NotSupportedError", "Unsupported namedCurve " + algorithm.namedCurve);
       der = call(native.ecImport, algorithm.namedCurve, fmt, data, isPrivate);
       alg.namedCurve = algorithm.namedCurve;
-    } else if (name === "Ed25519") {
-      der = call(native.edImport, fmt, data, isPrivate);
+    } else if (name === "Ed25519" || name === "X25519") {
+      der = call(name === "X25519" ? native.xImport : native.edImport, fmt, data, isPrivate);
     } else {
       der = call(native.rsaImport, fmt, data, isPrivate);
       const parts = call(native.rsaParts, der, isPrivate);
@@ -360,13 +367,13 @@
         if (isPrivate) jwk.d = b64url(d);
         return jwk;
       }
-    } else if (name === "Ed25519") {
-      const [d, x, spki] = call(native.edParts, s.material, isPrivate);
+    } else if (name === "Ed25519" || name === "X25519") {
+      const [d, x, spki] = call(name === "X25519" ? native.xParts : native.edParts, s.material, isPrivate);
       if (format === "spki" && !isPrivate) return spki.buffer;
       if ((format === "raw" || format === "raw-public") && !isPrivate) return x.buffer;
       if (format === "pkcs8" && isPrivate) return s.material.slice().buffer;
       if (format === "jwk") {
-        const jwk = { kty: "OKP", crv: "Ed25519", x: b64url(x), key_ops: usagesList, ext: true };
+        const jwk = { kty: "OKP", crv: name, x: b64url(x), key_ops: usagesList, ext: true };
         if (isPrivate) jwk.d = b64url(d);
         return jwk;
       }
@@ -416,8 +423,8 @@
       if (!curves.includes(algorithm.namedCurve)) throw fail("NotSupportedError", "Unsupported namedCurve " + algorithm.namedCurve);
       alg.namedCurve = algorithm.namedCurve;
       pair = call(native.ecGenerate, algorithm.namedCurve);
-    } else if (name === "Ed25519") {
-      pair = call(native.edGenerate);
+    } else if (name === "Ed25519" || name === "X25519") {
+      pair = call(name === "X25519" ? native.xGenerate : native.edGenerate);
     } else {
       const e = algorithm.publicExponent;
       if (algorithm.modulusLength < 256 || algorithm.modulusLength % 8 !== 0) throw fail("OperationError", "Unsupported modulusLength");
@@ -485,14 +492,15 @@
     return derive(algorithm, useKey(key, algorithm.name, "deriveBits"), length);
   }
   function derive(algorithm, s, length) {
-    if (algorithm.name === "ECDH") {
-      if (s.type !== "private") throw fail("InvalidAccessError", "ECDH derives from a private key");
+    if (algorithm.name === "ECDH" || algorithm.name === "X25519") {
+      const name = algorithm.name;
+      if (s.type !== "private") throw fail("InvalidAccessError", name + " derives from a private key");
       const p = kslot(algorithm.public);
-      if (p.type !== "public") throw fail("InvalidAccessError", "The ECDH public key is not a public key");
-      if (p.algorithm.name !== "ECDH" || p.algorithm.namedCurve !== s.algorithm.namedCurve) throw fail("InvalidAccessError", "The public key is not an ECDH key on the same curve");
-      const secret = call(native.ecdhDerive, s.algorithm.namedCurve, s.material, p.material);
+      if (p.type !== "public") throw fail("InvalidAccessError", "The " + name + " public key is not a public key");
+      if (p.algorithm.name !== name || p.algorithm.namedCurve !== s.algorithm.namedCurve) throw fail("InvalidAccessError", "The public key is not an " + name + " key" + (name === "ECDH" ? " on the same curve" : ""));
+      const secret = name === "X25519" ? call(native.xDerive, s.material, p.material) : call(native.ecdhDerive, s.algorithm.namedCurve, s.material, p.material);
       if (length === null) return secret;
-      if (length > secret.length * 8) throw fail("OperationError", "ECDH cannot derive " + length + " bits from this curve");
+      if (length > secret.length * 8) throw fail("OperationError", name + " cannot derive " + length + " bits from this key");
       const out = secret.slice(0, Math.ceil(length / 8));
       if (length % 8) out[out.length - 1] &= 0xff << (8 - (length % 8));
       return out;

@@ -646,6 +646,117 @@ fn ed_parts<'js>(ctx: Ctx<'js>, der: Bytes<'js>, private: bool) -> Result<Vec<By
         .collect()
 }
 
+// ---- X25519 (RFC 7748; keys as RFC 8410 DER) -----------------------------------
+
+/// The SPKI DER of an X25519 public key, before its 32 bytes.
+const X25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00,
+];
+/// The PKCS #8 DER of an X25519 private key, before its 32 bytes.
+const X25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The 32 key bytes after `prefix`, if `der` is exactly that.
+fn x25519_key(der: &[u8], prefix: &[u8]) -> Option<[u8; 32]> {
+    der.strip_prefix(prefix)?.try_into().ok()
+}
+
+fn x25519_der(prefix: &[u8], key: &[u8; 32]) -> Vec<u8> {
+    [prefix, key.as_slice()].concat()
+}
+
+fn x25519_public(secret: &x25519_dalek::StaticSecret) -> [u8; 32] {
+    x25519_dalek::PublicKey::from(secret).to_bytes()
+}
+
+/// `xGenerate()`: `[pkcs8, spki]` of a new X25519 key pair.
+fn x_generate<'js>(ctx: Ctx<'js>) -> Result<Vec<Bytes<'js>>> {
+    let secret = x25519_dalek::StaticSecret::random_from_rng(HostRng);
+    let private = x25519_der(&X25519_PKCS8_PREFIX, &secret.to_bytes());
+    let public = x25519_der(&X25519_SPKI_PREFIX, &x25519_public(&secret));
+    Ok(vec![out(&ctx, private)?, out(&ctx, public)?])
+}
+
+/// `xImport(format, data, private)`: PKCS #8 or SPKI DER. Formats: `raw`
+/// (public, 32 bytes), `spki`, `pkcs8` (the RFC 8410 forms), `jwk` (data:
+/// `[d or empty, x]`).
+fn x_import<'js>(
+    ctx: Ctx<'js>,
+    format: String,
+    data: Vec<Bytes<'js>>,
+    private: bool,
+) -> Result<Bytes<'js>> {
+    let bad = |why: &str| data_error(&ctx, format!("not an X25519 key: {why}"));
+    let first = data.first().map(bytes).unwrap_or_default();
+    let raw = |b: &[u8]| -> Result<[u8; 32]> { b.try_into().map_err(|_| bad("a key is 32 bytes")) };
+    let der = match (format.as_str(), private) {
+        ("pkcs8", true) => {
+            x25519_key(first, &X25519_PKCS8_PREFIX).ok_or_else(|| bad("not RFC 8410 PKCS #8"))?;
+            first.to_vec()
+        }
+        ("spki", false) => {
+            x25519_key(first, &X25519_SPKI_PREFIX).ok_or_else(|| bad("not an X25519 SPKI"))?;
+            first.to_vec()
+        }
+        ("raw", false) => x25519_der(&X25519_SPKI_PREFIX, &raw(first)?),
+        ("jwk", false) => x25519_der(
+            &X25519_SPKI_PREFIX,
+            &raw(data.get(1).map(bytes).unwrap_or_default())?,
+        ),
+        ("jwk", true) => {
+            let secret = x25519_dalek::StaticSecret::from(raw(first)?);
+            if data.get(1).map(bytes) != Some(x25519_public(&secret).as_slice()) {
+                return Err(bad("d does not match x"));
+            }
+            x25519_der(&X25519_PKCS8_PREFIX, &secret.to_bytes())
+        }
+        _ => {
+            return Err(not_supported(
+                &ctx,
+                format!("cannot import an X25519 key as {format}"),
+            ))
+        }
+    };
+    out(&ctx, der)
+}
+
+/// `xParts(der, private)`: `[d (empty for a public key), x, spki]`.
+fn x_parts<'js>(ctx: Ctx<'js>, der: Bytes<'js>, private: bool) -> Result<Vec<Bytes<'js>>> {
+    let bad = || data_error(&ctx, "not an X25519 key");
+    let (d, x) = if private {
+        let d = x25519_key(bytes(&der), &X25519_PKCS8_PREFIX).ok_or_else(bad)?;
+        (
+            d.to_vec(),
+            x25519_public(&x25519_dalek::StaticSecret::from(d)),
+        )
+    } else {
+        (
+            Vec::new(),
+            x25519_key(bytes(&der), &X25519_SPKI_PREFIX).ok_or_else(bad)?,
+        )
+    };
+    let spki = x25519_der(&X25519_SPKI_PREFIX, &x);
+    [d, x.to_vec(), spki]
+        .into_iter()
+        .map(|p| out(&ctx, p))
+        .collect()
+}
+
+/// `xDerive(pkcs8, spki)`: the 32-byte shared secret; an all-zero one (a
+/// small-order public key) is an OperationError, as the standard says.
+fn x_derive<'js>(ctx: Ctx<'js>, pkcs8: Bytes<'js>, spki: Bytes<'js>) -> Result<Bytes<'js>> {
+    let bad = || data_error(&ctx, "not an X25519 key");
+    let secret = x25519_key(bytes(&pkcs8), &X25519_PKCS8_PREFIX).ok_or_else(bad)?;
+    let public = x25519_key(bytes(&spki), &X25519_SPKI_PREFIX).ok_or_else(bad)?;
+    let shared = x25519_dalek::StaticSecret::from(secret)
+        .diffie_hellman(&x25519_dalek::PublicKey::from(public));
+    if !shared.was_contributory() {
+        return Err(operation(&ctx, "the X25519 shared secret is all zeros"));
+    }
+    out(&ctx, shared.as_bytes().to_vec())
+}
+
 // ---- RSA (RSASSA-PKCS1-v1_5, RSA-PSS) ----------------------------------------------
 
 fn rsa_generate<'js>(ctx: Ctx<'js>, bits: u32, exponent: Bytes<'js>) -> Result<Vec<Bytes<'js>>> {
@@ -719,7 +830,12 @@ fn rsa_oaep<'js>(
 ) -> Result<Bytes<'js>> {
     use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
     let label = std::str::from_utf8(bytes(&label))
-        .map_err(|_| not_supported(&ctx, "RSA-OAEP labels that are not UTF-8 text are not supported"))?
+        .map_err(|_| {
+            not_supported(
+                &ctx,
+                "RSA-OAEP labels that are not UTF-8 text are not supported",
+            )
+        })?
         .to_owned();
     let padding = with_hash!(&ctx, hash_name.as_str(), D => if label.is_empty() {
         rsa::Oaep::new::<D>()
@@ -727,8 +843,8 @@ fn rsa_oaep<'js>(
         rsa::Oaep::new_with_label::<D, _>(label)
     });
     let result = if encrypt {
-        let key = rsa::RsaPublicKey::from_public_key_der(bytes(&der))
-            .map_err(|e| data_error(&ctx, e))?;
+        let key =
+            rsa::RsaPublicKey::from_public_key_der(bytes(&der)).map_err(|e| data_error(&ctx, e))?;
         key.encrypt(&mut HostRng, padding, bytes(&data))
     } else {
         let key =
@@ -857,6 +973,10 @@ pub(super) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> Result<()> {
         "edVerify" => ed_verify,
         "edImport" => ed_import,
         "edParts" => ed_parts,
+        "xGenerate" => x_generate,
+        "xImport" => x_import,
+        "xParts" => x_parts,
+        "xDerive" => x_derive,
         "rsaGenerate" => rsa_generate,
         "rsaSign" => rsa_sign,
         "rsaVerify" => rsa_verify,
