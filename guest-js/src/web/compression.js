@@ -32,25 +32,24 @@
     });
   }
 
-  class CompressionStream {
-    constructor(format) {
-      if (arguments.length === 0) throw new TypeError("Failed to construct 'CompressionStream': 1 argument required");
-      Object.defineProperty(this, "__transform", { value: coderStream(format, false, "CompressionStream") });
-    }
-    get readable() { return this.__transform.readable; }
-    get writable() { return this.__transform.writable; }
+  // CompressionStream or DecompressionStream: `new X(format)` with the
+  // GenericTransformStream's `readable` and `writable`.
+  function coderClass(name, decompress) {
+    const Class = {
+      [name]: class {
+        constructor(format) {
+          if (arguments.length === 0) throw new TypeError("Failed to construct '" + name + "': 1 argument required");
+          Object.defineProperty(this, "__transform", { value: coderStream(format, decompress, name) });
+        }
+        get readable() { return this.__transform.readable; }
+        get writable() { return this.__transform.writable; }
+      },
+    }[name];
+    internal.brand(Class);
+    return Class;
   }
-  internal.brand(CompressionStream);
-
-  class DecompressionStream {
-    constructor(format) {
-      if (arguments.length === 0) throw new TypeError("Failed to construct 'DecompressionStream': 1 argument required");
-      Object.defineProperty(this, "__transform", { value: coderStream(format, true, "DecompressionStream") });
-    }
-    get readable() { return this.__transform.readable; }
-    get writable() { return this.__transform.writable; }
-  }
-  internal.brand(DecompressionStream);
+  const CompressionStream = coderClass("CompressionStream", false);
+  const DecompressionStream = coderClass("DecompressionStream", true);
 
   internal.expose("CompressionStream", CompressionStream);
   internal.expose("DecompressionStream", DecompressionStream);
