@@ -48,14 +48,17 @@
   // An exception nobody caught (a timer callback, an event listener,
   // reportError): reported to the call's log, as a browser reports it.
   internal.reportException = (e) => hostLog(3, "Uncaught " + inspect(e, []));
-
-  const levels = ["log", "info", "warn", "error", "debug"];
+  // `console` gets its methods from web/console.js; its slots are made
+  // here, so the object keeps its place in the heap (see docs/perf.md).
   const console = {};
-  levels.forEach((name, level) => {
-    console[name] = function (...args) {
-      hostLog(level, args.map((a) => inspect(a, [])).join(" "));
-    };
-  });
+  for (const name of ["log", "info", "warn", "error", "debug", "assert", "count", "countReset", "time", "timeLog",
+    "timeEnd", "group", "groupCollapsed", "groupEnd", "table", "dir", "dirxml", "trace", "clear"]) {
+    console[name] = undefined;
+  }
+  // For web/console.js: one value as the log shows it, and a line to the
+  // call's log at a WIT log level.
+  internal.inspect = (value) => inspect(value, []);
+  internal.writeLog = hostLog;
 
   // ---- errors ---------------------------------------------------------
 

@@ -412,6 +412,89 @@ fn x25519_derives_the_rfc_7748_shared_secret() {
 }
 
 #[test]
+fn console_has_the_whole_console_standard() {
+    let outcome = common::run(
+        &Arc::new(MemoryWorld::new()),
+        Some("alice"),
+        r#"
+        console.log("%s is %d, %i%% %f %o%c and", "Ada", "36", 4.7, "1.5", { a: 1 }, "color: red", "more", 1);
+        console.log("%s stays", "no specifier left", "%s");
+        console.assert(1 === 1, "not shown");
+        console.assert(false, "x is %s", 2);
+        console.count(); console.count(); console.count("hits"); console.countReset(); console.count();
+        console.countReset("nope");
+        console.time("t"); console.timeLog("t", "halfway"); console.timeEnd("t"); console.timeEnd("t");
+        console.group("outer");
+        console.log("inside");
+        console.group();
+        console.warn({ a: 1 });
+        console.groupEnd(); console.groupEnd();
+        console.log("outside");
+        console.table([{ a: 1, b: "x" }, { a: 2 }]);
+        console.table(5);
+        console.dir({ d: [1] });
+        console.trace("here");
+        console.clear();
+        return "done";
+    "#,
+    );
+    assert_eq!(outcome.result.unwrap(), "\"done\"");
+    let lines: Vec<String> = outcome
+        .evaluation
+        .logs
+        .iter()
+        .map(|l| format!("{:?} {}", l.level, l.message))
+        .collect();
+    let (trace, lines) = lines.split_last().unwrap();
+    let timed = |line: &String, start: &str| line.starts_with(start) && line.contains("ms");
+    let (formatted, lines) = lines.split_at(2);
+    assert_eq!(
+        formatted,
+        [
+            "Log Ada is 36, 4% 1.5 { a: 1 } and more 1",
+            "Log no specifier left stays %s"
+        ]
+    );
+    assert_eq!(lines[0], "Error Assertion failed: x is 2");
+    assert_eq!(
+        lines[1..5],
+        [
+            "Info default: 1",
+            "Info default: 2",
+            "Info hits: 1",
+            "Info default: 1"
+        ]
+    );
+    assert_eq!(lines[5], "Warn Count for 'nope' does not exist");
+    assert!(
+        timed(&lines[6], "Info t: ") && lines[6].ends_with(" halfway"),
+        "{}",
+        lines[6]
+    );
+    assert!(timed(&lines[7], "Info t: "), "{}", lines[7]);
+    assert_eq!(lines[8], "Warn Timer 't' does not exist");
+    assert_eq!(
+        lines[9..13],
+        [
+            "Log outer",
+            "Log   inside",
+            "Warn     { a: 1 }",
+            "Log outside"
+        ]
+    );
+    assert_eq!(
+        lines[13],
+        "Log ┌─────────┬───┬─────┐\n│ (index) │ a │ b   │\n├─────────┼───┼─────┤\n│ 0       │ 1 │ 'x' │\n│ 1       │ 2 │     │\n└─────────┴───┴─────┘"
+    );
+    assert_eq!(lines[14..16], ["Log 5", "Log { d: [1] }"]);
+    assert!(trace.starts_with("Debug Trace: here\n"), "{trace}");
+    assert!(
+        trace.contains("eval.js"),
+        "the trace shows the val's frame: {trace}"
+    );
+}
+
+#[test]
 fn structured_clone_refuses_what_cannot_cross() {
     let answer = run(r#"
         const refused = (value) => {

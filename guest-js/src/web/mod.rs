@@ -42,6 +42,7 @@ const FILES: &[(&str, &str)] = &[
     ("http_handlers.js", include_str!("http_handlers.js")),
     ("url_pattern.js", include_str!("url_pattern.js")),
     ("compression.js", include_str!("compression.js")),
+    ("console.js", include_str!("console.js")),
 ];
 
 /// The vendored WHATWG streams implementation (see `guest-js/vendor/`).
