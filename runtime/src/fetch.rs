@@ -139,17 +139,13 @@ const BAD_PORTS: &[u16] = &[
     6668, 6669, 6679, 6697, 10080,
 ];
 
-/// Checks a URL before connecting: scheme, port, host lists, literal addresses.
+/// Checks a URL before connecting (and before any name is looked up):
+/// scheme, host lists, literal addresses, port.
 fn check_url(policy: &FetchPolicy, url: &Url) -> Result<(), String> {
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(format!(
             "only http and https URLs can be fetched, not `{}:`",
             url.scheme()
-        ));
-    }
-    if let Some(port) = url.port().filter(|port| BAD_PORTS.contains(port)) {
-        return Err(format!(
-            "port {port} is blocked (a bad port of the Fetch Standard)"
         ));
     }
     let host = match url.host() {
@@ -174,6 +170,12 @@ fn check_url(policy: &FetchPolicy, url: &Url) -> Result<(), String> {
         if let Some(why) = forbidden_address(ip) {
             return Err(format!("{ip} is {why}"));
         }
+    }
+    // After the address checks, so a private address says so first.
+    if let Some(port) = url.port().filter(|port| BAD_PORTS.contains(port)) {
+        return Err(format!(
+            "port {port} is blocked (a bad port of the Fetch Standard)"
+        ));
     }
     Ok(())
 }
@@ -416,5 +418,12 @@ mod tests {
         ] {
             assert!(check(url).is_ok(), "{url}");
         }
+        // A private address on a bad port is refused for its address.
+        let guarded = check_url(
+            &FetchPolicy::default(),
+            &Url::parse("http://127.0.0.1:25/").unwrap(),
+        )
+        .unwrap_err();
+        assert!(!guarded.contains("bad port"), "{guarded}");
     }
 }
