@@ -38,22 +38,24 @@
         baseURL = toUSV(baseURL);
       }
       const ignoreCase = options !== undefined && options !== null && !!options.ignoreCase;
-      const parsed = JSON.parse(native.urlPatternParse(JSON.stringify(toInput(input)), baseURL, ignoreCase));
+      // Per component [patternString, regexpString, ...groupNames], then
+      // [hasRegExpGroups] (url_pattern.rs).
+      const parsed = native.urlPatternParse(JSON.stringify(toInput(input)), baseURL, ignoreCase);
       const flags = ignoreCase ? "ui" : "u";
       const regexps = [];
       const names = [];
       const strings = [];
-      for (const name of COMPONENTS) {
-        const component = parsed[name];
+      for (let i = 0; i < COMPONENTS.length; i++) {
+        const component = parsed[i];
         try {
-          regexps.push(new RegExp(component.regexpString, flags));
+          regexps.push(new RegExp(component[1], flags));
         } catch (e) {
-          throw new TypeError(`Failed to construct 'URLPattern': invalid regular expression in the ${name} component: ${e.message}`);
+          throw new TypeError(`Failed to construct 'URLPattern': invalid regular expression in the ${COMPONENTS[i]} component: ${e.message}`);
         }
-        names.push(component.groupNameList);
-        strings.push(component.patternString);
+        names.push(component.slice(2));
+        strings.push(component[0]);
       }
-      patterns.set(this, { regexps, names, strings, hasRegExpGroups: parsed.hasRegexpGroups });
+      patterns.set(this, { regexps, names, strings, hasRegExpGroups: parsed[COMPONENTS.length][0] === "true" });
     }
 
     test(input, baseURL) {
@@ -85,9 +87,8 @@
       if (typeof input === "object") throw new TypeError("URLPattern: a base URL cannot be given with a URLPatternInit");
       inputs.push(baseURL);
     }
-    const values = native.urlPatternInput(JSON.stringify(input), baseURL);
-    if (values === undefined) return null;
-    const components = JSON.parse(values);
+    const components = native.urlPatternInput(JSON.stringify(input), baseURL);
+    if (components === undefined) return null;
     const result = { inputs };
     for (let i = 0; i < COMPONENTS.length; i++) {
       const found = pattern.regexps[i].exec(components[i]);
