@@ -1,8 +1,9 @@
 //! The guest's event loop: promises' jobs first, then timers (`web/timers.js`
 //! keeps them) and `fetch` requests, waiting for the next timer or the next
 //! request to finish through the host's `wait` import, which sleeps without
-//! holding a CPU turn and ends the call at the call tree's deadline. A call ends when its result is ready; timers still
-//! pending then are dropped and the call's log says how many.
+//! holding a CPU turn and ends the call at the call tree's deadline. A call
+//! ends when its result is ready; timers still pending then are dropped and
+//! the call's log says how many.
 
 use std::cell::Cell;
 

@@ -433,6 +433,7 @@ fn console_has_the_whole_console_standard() {
         console.table([{ a: 1, b: "x" }, { a: 2 }]);
         console.table(5);
         console.dir({ d: [1] });
+        console.group(); console.trace("in a group"); console.groupEnd();
         console.trace("here");
         console.clear();
         return "done";
@@ -487,6 +488,12 @@ fn console_has_the_whole_console_standard() {
         "Log ┌─────────┬───┬─────┐\n│ (index) │ a │ b   │\n├─────────┼───┼─────┤\n│ 0       │ 1 │ 'x' │\n│ 1       │ 2 │     │\n└─────────┴───┴─────┘"
     );
     assert_eq!(lines[14..16], ["Log 5", "Log { d: [1] }"]);
+    let grouped = lines[16].strip_prefix("Debug ").unwrap();
+    assert!(grouped.starts_with("  Trace: in a group\n"), "{grouped}");
+    assert!(
+        grouped.lines().all(|line| line.starts_with("  ")),
+        "{grouped}"
+    );
     assert!(trace.starts_with("Debug Trace: here\n"), "{trace}");
     assert!(
         trace.contains("eval.js"),

@@ -15,7 +15,7 @@
   // The standard's formatter: a first string with %s, %d, %i, %f, %o, %O
   // or %c takes the next arguments; the rest follow, rendered.
   const specifier = /%[sdifoOc%]/g;
-  function render(args) {
+  function format(args) {
     let start = 0;
     let text = "";
     const first = args[0];
@@ -37,9 +37,11 @@
       start = next;
     }
     for (let i = start; i < args.length; i++) text += (i === 0 ? "" : " ") + inspect(args[i]);
-    return indent === "" ? text : text.split("\n").map((line) => indent + line).join("\n");
+    return text;
   }
-  const write = (level, args) => writeLog(level, render(args));
+  // Every line of `text` indented by the open groups.
+  const indented = (text) => (indent === "" ? text : text.split("\n").map((line) => indent + line).join("\n"));
+  const write = (level, args) => writeLog(level, indented(format(args)));
 
   Object.assign(console, {
     log(...args) { write(LOG, args); },
@@ -103,8 +105,8 @@
     },
     trace(...data) {
       const stack = String(new Error().stack || "").split("\n").slice(1).filter((line) => line.trim() !== "");
-      const message = data.length ? ": " + render(data) : "";
-      writeLog(DEBUG, ["Trace" + message].concat(stack).map((line) => indent + line).join("\n"));
+      const message = data.length ? ": " + format(data) : "";
+      writeLog(DEBUG, indented(["Trace" + message].concat(stack).join("\n")));
     },
     clear() {},
   });
