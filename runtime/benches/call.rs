@@ -229,8 +229,12 @@ fn main() {
             Some((written, runs)) => format!("writes {written} in {runs} runs"),
             None => "wrote pages not measurable here".into(),
         };
+        let present = match pages.present_at_start {
+            Some(present) => format!("; its slot had {present} pages mapped at the start"),
+            None => String::new(),
+        };
         println!(
-            "memory of one instance, {label}: starts with {} pages of 4 KiB, ends with {}; the call changes {}, {written}",
+            "memory of one instance, {label}: starts with {} pages of 4 KiB, ends with {}; the call changes {}, {written}{present}",
             pages.initial, pages.after, pages.dirtied
         );
     }

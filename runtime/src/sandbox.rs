@@ -148,6 +148,11 @@ impl Sandbox {
             .epoch_interruption(true)
             .max_wasm_stack(MAX_WASM_STACK)
             .memory_init_cow(true)
+            // The image in a memfd even when the module is mapped from the
+            // cache file: only then can the vendored wasmtime turn the
+            // kernel's fault-around off for it, which keeps each slot's
+            // reset walk to the pages instances really touch (docs/perf.md).
+            .force_memory_init_memfd(true)
             // A full 4 GiB of address space per memory (never backed beyond
             // what is touched; growth stops at `memory_limit`) lets Cranelift
             // drop the bounds check on every load and store: ~10 % faster
@@ -299,6 +304,11 @@ pub struct MemoryPages {
     /// scan stops after 32 runs and unmaps the rest (to be faulted in again
     /// by the next call), so both are a call's memory cost.
     pub written: Option<(usize, usize)>,
+    /// Pages of the pooled slot that were mapped when the instance started:
+    /// what earlier calls in the slot touched (and, where the kernel maps
+    /// neighbours on a fault, their neighbours). Every reset of the slot
+    /// looks at each of them; `None` where `/proc/self/pagemap` is not readable.
+    pub present_at_start: Option<usize>,
 }
 
 impl Sandbox {
@@ -331,12 +341,16 @@ impl Sandbox {
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| SandboxError::Trap("the guest exports no memory".into()))?;
+        let present_at_start =
+            slot_pages(memory.data_ptr(&store) as usize, memory.data_size(&store))
+                .map(|pages| pages.present);
         let before = memory.data(&store).to_vec();
         let request = abi::run_request(bytecode, export, RunMode::Json, args_json);
         abi::call_export(&mut store, &instance, "run", &request, usize::MAX)
             .map_err(trap)??
             .map_err(SandboxError::Thrown)?;
-        let written = private_pages(memory.data_ptr(&store) as usize, before.len());
+        let written = slot_pages(memory.data_ptr(&store) as usize, before.len())
+            .map(|pages| (pages.private, pages.private_runs));
         let after = memory.data(&store);
         let dirtied = after
             .chunks(PAGE)
@@ -351,14 +365,23 @@ impl Sandbox {
             after: after.len() / PAGE,
             dirtied,
             written,
+            present_at_start,
         })
     }
 }
 
-/// Pages in `[start, start + len)` that are present and private (not a
-/// file or shared page), and the number of runs they form (Linux
-/// `/proc/self/pagemap`: bit 63 present, bit 61 file or shared).
-fn private_pages(start: usize, len: usize) -> Option<(usize, usize)> {
+/// What `/proc/self/pagemap` says of the pages in `[start, start + len)`.
+struct SlotPages {
+    /// Pages mapped (bit 63).
+    present: usize,
+    /// Mapped pages that are private copies (not a file or shared page, bit 61).
+    private: usize,
+    /// Separate runs the private pages form.
+    private_runs: usize,
+}
+
+/// Reads [`SlotPages`] for `[start, start + len)` (Linux only).
+fn slot_pages(start: usize, len: usize) -> Option<SlotPages> {
     use std::io::{Read, Seek, SeekFrom};
     const PAGE: usize = 4096;
     let mut pagemap = std::fs::File::open("/proc/self/pagemap").ok()?;
@@ -367,19 +390,26 @@ fn private_pages(start: usize, len: usize) -> Option<(usize, usize)> {
         .ok()?;
     let mut entries = vec![0u8; len / PAGE * 8];
     pagemap.read_exact(&mut entries).ok()?;
-    let (mut pages, mut runs, mut previous) = (0, 0, false);
+    let mut pages = SlotPages {
+        present: 0,
+        private: 0,
+        private_runs: 0,
+    };
+    let mut previous = false;
     for entry in entries.chunks(8) {
         let bits = u64::from_le_bytes(entry.try_into().ok()?);
-        let dirty = bits >> 63 & 1 == 1 && bits >> 61 & 1 == 0;
-        if dirty {
-            pages += 1;
+        let present = bits >> 63 & 1 == 1;
+        let private = present && bits >> 61 & 1 == 0;
+        pages.present += usize::from(present);
+        if private {
+            pages.private += 1;
             if !previous {
-                runs += 1;
+                pages.private_runs += 1;
             }
         }
-        previous = dirty;
+        previous = private;
     }
-    Some((pages, runs))
+    Some(pages)
 }
 
 /// The description `{status, headers, body, latin1}` of a `Response` the

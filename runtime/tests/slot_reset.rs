@@ -2,7 +2,9 @@
 //! pages a call dirtied (vendor/README.md: wasmtime 48 decommitted all but
 //! the first 32 dirty regions; the vendored fix resets them in place). A
 //! call that writes into objects all over the snapshot's heap is followed,
-//! in the same sandbox, by calls that must see none of it.
+//! in the same sandbox, by calls that must see none of it. And a slot maps
+//! only the pages its calls touch (the vendored wasmtime turns the kernel's
+//! fault-around off in slot images), which keeps every reset's walk short.
 
 mod common;
 
@@ -50,4 +52,52 @@ fn scattered_writes_never_reach_the_next_call() {
             assert_eq!(left, "[]", "round {round}: a call saw {left}");
         }
     }
+}
+
+/// Whether this process has a mapping registered with `userfaultfd` in
+/// write-protect mode (`uw` in `/proc/self/smaps`): how the vendored
+/// wasmtime turns the kernel's fault-around off in a slot's image.
+fn fault_around_is_off() -> bool {
+    std::fs::read_to_string("/proc/self/smaps").is_ok_and(|smaps| {
+        smaps
+            .lines()
+            .filter_map(|line| line.strip_prefix("VmFlags:"))
+            .any(|flags| flags.split_whitespace().any(|flag| flag == "uw"))
+    })
+}
+
+/// A slot maps only the pages its calls touch, not their neighbours: the
+/// reset walks every mapped page of a slot after every call, so a plain
+/// call's cost grows with them (vendor/README.md, docs/perf.md).
+#[test]
+fn a_slot_maps_only_the_pages_its_calls_touch() {
+    let sandbox = valbox_runtime::Sandbox::new(valbox_runtime::SandboxConfig {
+        max_instances: 1,
+        ..common::config()
+    })
+    .unwrap();
+    let add = sandbox
+        .compile("add.js", "export function add(a, b) { return a + b }")
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(sandbox.call(&add, "add", "[1,2]").result.unwrap(), "3");
+    }
+    let pages = sandbox.memory_pages(&add, "add", "[1,2]").unwrap();
+    let Some(present) = pages.present_at_start else {
+        eprintln!("/proc/self/pagemap is not readable here: not measured");
+        return;
+    };
+    if !fault_around_is_off() {
+        eprintln!("userfaultfd is not available here: fault-around stays on, not checked");
+        return;
+    }
+    eprintln!(
+        "a slot that served add calls has {present} of {} pages mapped",
+        pages.initial
+    );
+    assert!(
+        present < pages.initial / 8,
+        "a slot that served 20 add calls has {present} of {} pages mapped",
+        pages.initial
+    );
 }

@@ -505,6 +505,16 @@ impl MemoryImageSlot {
                     // this slot's key so the image is not left accessible to
                     // every other stripe.
                     self.reapply_pkey(image.linear_memory_offset, image.len, true)?;
+                    // valbox: map only what instances touch (see
+                    // `without_fault_around`), which keeps resets short.
+                    unsafe {
+                        vm::without_fault_around(
+                            self.base
+                                .as_mut_ptr()
+                                .add(image.linear_memory_offset.byte_count()),
+                            image.len.byte_count(),
+                        );
+                    }
                 }
             }
             self.image = maybe_image.cloned();

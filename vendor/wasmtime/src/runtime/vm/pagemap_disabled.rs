@@ -11,6 +11,15 @@ impl PageMap {
     }
 }
 
+/// valbox: fault-around is only turned off where `PAGEMAP_SCAN` resets
+/// slots (Linux); a no-op here.
+///
+/// # Safety
+///
+/// None: does nothing.
+#[allow(dead_code, reason = "not used on linux64")]
+pub unsafe fn without_fault_around(_ptr: *mut u8, _len: usize) {}
+
 /// Resets `ptr` for `len` bytes.
 ///
 /// Returns the number of bytse that are still resident after this returns.
