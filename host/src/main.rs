@@ -375,7 +375,8 @@ fn run(command: Command, settings: Settings) -> anyhow::Result<i32> {
             let service = Arc::new(open_service(&settings)?);
             start_background(&service, &settings)?;
             let state = Arc::new(AppState::new(service.clone(), settings.max_body_bytes));
-            // Sandbox calls (and their nested calls) run on these threads.
+            // HTTP; requests' blocking work (sandbox calls and their nested
+            // calls, the store) runs on the server's runners (http/workers.rs).
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(settings.http_threads)
                 .enable_all()

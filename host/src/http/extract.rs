@@ -42,17 +42,19 @@ pub fn bearer(headers: &HeaderMap) -> ApiResult<Option<String>> {
     }
 }
 
-/// Runs blocking service work on the blocking pool, inside the request's
-/// id (so evaluation records carry it).
+/// Runs blocking service work on the server's runners (`workers.rs`),
+/// inside the request's id (so evaluation records carry it).
 pub async fn blocking<T: Send + 'static>(
     state: &Arc<AppState>,
     work: impl FnOnce(&Service) -> Result<T, ServiceError> + Send + 'static,
 ) -> ApiResult<T> {
-    let state = state.clone();
     let id = RequestInfo::current().map(|info| info.id.to_string());
-    tokio::task::spawn_blocking(move || request_id::scope(id, || work(&state.service)))
+    let service = state.service.clone();
+    state
+        .workers
+        .run(move || request_id::scope(id, || work(&service)))
         .await
-        .map_err(|e| ServiceError::Internal(format!("the request's worker failed: {e}")))?
+        .ok_or_else(|| ServiceError::Internal("the request's worker failed".into()))?
         .map_err(ApiError)
 }
 

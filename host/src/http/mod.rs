@@ -14,6 +14,7 @@ mod observe;
 mod openapi;
 mod streaming;
 mod vals;
+mod workers;
 
 use crate::service::Service;
 use axum::extract::DefaultBodyLimit;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Set once shutdown begins: `/readyz` answers 503.
     draining: AtomicBool,
+    /// The threads that run requests' blocking work.
+    workers: workers::Workers,
 }
 
 impl AppState {
@@ -45,6 +48,9 @@ impl AppState {
             service,
             max_body_bytes,
             draining: AtomicBool::new(false),
+            workers: workers::Workers::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
         }
     }
 

@@ -49,10 +49,12 @@ impl ResponseSink for HttpSink {
 
     fn chunk(&self, bytes: &[u8]) -> bool {
         let send = self.body.send(Ok(Bytes::copy_from_slice(bytes)));
-        // A call runs on a blocking thread, never inside the runtime.
+        // A call runs on a runner thread (`workers.rs`), outside the
+        // runtime: the timeout is made inside `block_on`, which enters it.
+        let deadline = self.deadline.into();
         let sent = self
             .runtime
-            .block_on(tokio::time::timeout_at(self.deadline.into(), send));
+            .block_on(async move { tokio::time::timeout_at(deadline, send).await });
         matches!(sent, Ok(Ok(())))
     }
 }
