@@ -2,7 +2,8 @@
 //! result or a clear 429/503 `capacity` with `Retry-After` (never a
 //! `val_error`), another user's call made during the storm is served, the
 //! instances in use never pass `--max-instances`, and no stack shows the
-//! guest's internals.
+//! guest's internals. Calls that sleep do not hold up the calls queued
+//! behind them.
 
 mod common;
 
@@ -158,4 +159,51 @@ fn a_storm_of_deep_trees_degrades_its_own_user_first() {
         "{metrics}"
     );
     assert_eq!(instances_in_use(&http), 0, "every instance given back");
+}
+
+/// Calls that wait (here on timers) do not hold up the calls behind them:
+/// the server's runners (one per core) start more while jobs wait behind
+/// stuck ones, so a quick call made while six others sleep (under the
+/// limit of 8 per caller) is
+/// answered before any of them wakes.
+#[test]
+fn sleeping_calls_do_not_hold_up_a_quick_one() {
+    let (_server, http) = common::serve_with(&fresh_dir("capacity-sleepers"), &[]);
+    let key = http.user("dora");
+    common::save_val(
+        &http,
+        &key,
+        "nap",
+        "public",
+        "export async function nap() { await new Promise((r) => setTimeout(r, 1500)); return \"slept\" }",
+    );
+    common::save_val(
+        &http,
+        &key,
+        "quick",
+        "public",
+        "export const quick = () => 1",
+    );
+    let http = Arc::new(http);
+    let finished = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sleepers: Vec<_> = (0..6)
+        .map(|_| {
+            let (http, finished) = (http.clone(), finished.clone());
+            std::thread::spawn(move || {
+                let (status, body) = http.call("GET", "/v1/run/dora.nap", None, None);
+                assert_eq!((status, body), (200, json!("slept")));
+                finished.lock().unwrap().push("nap");
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, body) = http.call("GET", "/v1/run/dora.quick", None, None);
+    assert_eq!((status, body), (200, json!(1)));
+    finished.lock().unwrap().push("quick");
+    for sleeper in sleepers {
+        sleeper.join().unwrap();
+    }
+    let finished = finished.lock().unwrap();
+    assert_eq!(finished.len(), 7);
+    assert_eq!(finished[0], "quick", "the quick call waited: {finished:?}");
 }
