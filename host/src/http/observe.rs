@@ -3,10 +3,10 @@
 //! liveness and readiness probes, and `/metrics`.
 
 use super::errors::ApiResult;
+use super::extract::blocking;
 use super::openapi::{Health, TAG_OPERATE};
 use super::AppState;
 use crate::request_id;
-use crate::service::ServiceError;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -131,9 +131,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> ApiResult<Response> {
     // Reading the queue's depth may ask Redis.
-    let text = tokio::task::spawn_blocking(move || state.service.metrics_text())
-        .await
-        .map_err(|e| ServiceError::Internal(format!("collecting metrics failed: {e}")))?;
+    let text = blocking(&state, |service| Ok(service.metrics_text())).await?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -22,8 +22,6 @@ use std::time::{Duration, Instant};
 const STUCK_AFTER: Duration = Duration::from_millis(2);
 /// How often the watcher looks for stuck runners while jobs are queued.
 const WATCH_TICK: Duration = Duration::from_millis(1);
-/// Stack size of a runner (nested library calls run on it).
-const RUNNER_STACK: usize = valbox_runtime::HOST_THREAD_STACK;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -125,11 +123,12 @@ fn start_runner(shared: &Arc<Shared>, state: &mut State) {
         state.started.push(None);
         state.started.len() - 1
     });
-    let runner = shared.clone();
+    let shared_by_runner = shared.clone();
     let started = std::thread::Builder::new()
         .name("valbox-runner".into())
-        .stack_size(RUNNER_STACK)
-        .spawn(move || run(&runner, slot));
+        // Nested library calls run on the runner's stack too.
+        .stack_size(valbox_runtime::HOST_THREAD_STACK)
+        .spawn(move || runner(&shared_by_runner, slot));
     match started {
         Ok(_) => state.runners += 1,
         Err(error) => {
@@ -140,7 +139,7 @@ fn start_runner(shared: &Arc<Shared>, state: &mut State) {
 }
 
 /// A runner: takes jobs until it is one too many.
-fn run(shared: &Shared, slot: usize) {
+fn runner(shared: &Shared, slot: usize) {
     let mut state = lock(&shared.state);
     loop {
         let Some(job) = state.jobs.pop_front() else {
@@ -199,7 +198,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_each_job() {
         let workers = Workers::new(2);
-        let answers = futures_join((0..100).map(|i| workers.run(move || i * 2))).await;
+        let answers = answers_of((0..100).map(|i| workers.run(move || i * 2))).await;
         assert_eq!(answers, (0..100).map(|i| Some(i * 2)).collect::<Vec<_>>());
     }
 
@@ -228,14 +227,16 @@ mod tests {
                 started.load(Ordering::SeqCst)
             })
         });
-        let answers = futures_join(jobs).await;
+        let answers = answers_of(jobs).await;
         assert_eq!(answers, vec![Some(10); 10]);
         // The extra runners leave once their jobs end.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(lock(&workers.shared.state).runners <= 1);
     }
 
-    async fn futures_join<F: std::future::Future>(
+    /// The answers of jobs already queued (`Workers::run` queues at once),
+    /// in order.
+    async fn answers_of<F: std::future::Future>(
         futures: impl Iterator<Item = F>,
     ) -> Vec<F::Output> {
         let mut answers = Vec::new();

@@ -372,6 +372,7 @@ pub unsafe fn reset_with_pagemap(
 ///
 /// `ptr..ptr+len` must be a mapping owned by the caller.
 pub unsafe fn without_fault_around(ptr: *mut u8, len: usize) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     #[repr(C)]
     struct UffdioApi {
         api: u64,
@@ -392,38 +393,35 @@ pub unsafe fn without_fault_around(ptr: *mut u8, len: usize) {
     const UFFDIO_API: libc::c_ulong = 0xC018_AA3F;
     const UFFDIO_REGISTER: libc::c_ulong = 0xC020_AA00;
 
-    static UFFD: std::sync::LazyLock<Option<std::os::fd::OwnedFd>> =
+    static UFFD: std::sync::LazyLock<Option<OwnedFd>> =
         std::sync::LazyLock::new(|| {
-            use std::os::fd::FromRawFd;
             let flags = libc::O_CLOEXEC | libc::O_NONBLOCK | UFFD_USER_MODE_ONLY;
             let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
             if fd < 0 {
                 return None;
             }
-            let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) };
+            let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
             let mut api = UffdioApi {
                 api: UFFD_API,
                 features: 0,
                 ioctls: 0,
             };
-            use std::os::fd::AsRawFd;
             let rc = unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_API, &mut api) };
             (rc == 0).then_some(fd)
         });
 
-    let Some(fd) = UFFD.as_ref() else {
-        return;
-    };
     if len == 0 {
         return;
     }
+    let Some(fd) = UFFD.as_ref() else {
+        return;
+    };
     let mut register = UffdioRegister {
         start: ptr as u64,
         len: len as u64,
         mode: UFFDIO_REGISTER_MODE_WP,
         ioctls: 0,
     };
-    use std::os::fd::AsRawFd;
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_REGISTER, &mut register) };
     if rc != 0 {
         log::debug!(
