@@ -129,7 +129,7 @@ impl SqliteStore {
         let applied: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         let migrations = schema::migrations(Dialect::Sqlite);
         for (index, migration) in migrations.iter().enumerate().skip(applied as usize) {
-            let transaction = connection.transaction()?;
+            let transaction = write_transaction(&mut connection)?;
             transaction.execute_batch(migration)?;
             transaction.pragma_update(None, "user_version", index as i64 + 1)?;
             transaction.commit()?;
@@ -161,6 +161,16 @@ impl Drop for SqliteStore {
             let _ = writer.join();
         }
     }
+}
+
+/// A transaction that takes the write lock when it begins. Other processes
+/// may write the same file (several nodes and workers): a deferred
+/// transaction that read first and then writes after another committed
+/// fails at once with "database is locked" (its snapshot is stale, and
+/// SQLite does not wait then); one that begins with the lock waits for it
+/// (`busy_timeout`).
+fn write_transaction(connection: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
 /// The trace writer: once records are queued, waits up to
@@ -207,7 +217,7 @@ fn commit_pending_traces(shared: &Shared, connection: &mut Connection) -> rusqli
     // (any val, secret or user write) makes them durable against power loss.
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     let committed = (|| {
-        let t = connection.transaction()?;
+        let t = write_transaction(connection)?;
         {
             let mut insert = t.prepare_cached(
                 "INSERT INTO evaluations (viewer, record, created_at, request_id) VALUES (?1, ?2, ?3, ?4)",
@@ -245,7 +255,7 @@ impl Store for SqliteStore {
         key: &ApiKey,
     ) -> StoreResult<()> {
         let result = self.with(|c| {
-            let t = c.transaction()?;
+            let t = write_transaction(c)?;
             let retired: bool = t
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM retired_handles WHERE handle = ?1)")?
                 .query_row(params![handle], |row| row.get(0))?;
@@ -348,7 +358,7 @@ impl Store for SqliteStore {
 
     fn delete_user(&self, handle: &str) -> StoreResult<bool> {
         self.with_traces(|c| {
-            let t = c.transaction()?;
+            let t = write_transaction(c)?;
             let existed: bool = t.query_row(
                 "SELECT EXISTS (SELECT 1 FROM users WHERE handle = ?1)",
                 params![handle],
@@ -382,7 +392,7 @@ impl Store for SqliteStore {
 
     fn reseal_secrets(&self, reseal: Reseal<'_>, fingerprint: &str) -> StoreResult<usize> {
         self.with(|c| {
-            let t = c.transaction()?;
+            let t = write_transaction(c)?;
             let rows: Vec<(String, String, Vec<u8>)> = t
                 .prepare("SELECT owner, key, sealed FROM secrets ORDER BY owner, key")?
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
@@ -533,7 +543,7 @@ impl Store for SqliteStore {
         guest_hash: &str,
     ) -> StoreResult<ValMeta> {
         self.with(|c| {
-            let t = c.transaction()?;
+            let t = write_transaction(c)?;
             let existing: Option<(u32, String)> = t
                 .query_row(
                     "SELECT latest, privacy FROM vals WHERE owner = ?1 AND name = ?2",
@@ -1023,7 +1033,7 @@ impl Store for SqliteStore {
         request: &serde_json::Value,
     ) -> StoreResult<bool> {
         self.with(|c| {
-            let t = c.transaction()?;
+            let t = write_transaction(c)?;
             let moved = t.execute(
                 "UPDATE schedules SET next_run_at = ?4 WHERE owner = ?1 AND name = ?2 AND next_run_at = ?3 AND paused = 0",
                 params![owner, name, tick, next],
@@ -1093,7 +1103,7 @@ impl Store for SqliteStore {
         references: &[StoredReference],
     ) -> StoreResult<()> {
         self.with(|c| {
-            let t = c.transaction()?;
+            let t = write_transaction(c)?;
             t.execute(
                 "DELETE FROM val_references WHERE owner = ?1 AND name = ?2 AND version = ?3",
                 params![owner, name, version],
@@ -1393,6 +1403,37 @@ mod tests {
         assert_eq!(latest(&store).unwrap().3, b"2b".to_vec());
         assert!(store.delete_val("alice", "f").unwrap());
         assert_eq!(latest(&store), None);
+    }
+
+    /// Two processes writing one file (here: two stores, two connections)
+    /// wait for each other: a write that reads first must not fail with
+    /// "database is locked" because the other committed in between.
+    #[test]
+    fn writers_sharing_the_file_wait_for_each_other() {
+        let (path, first) = fresh("two-writers");
+        let second = SqliteStore::open(&path).unwrap();
+        std::thread::scope(|scope| {
+            for (store, name) in [(&first, "f"), (&second, "g")] {
+                scope.spawn(move || {
+                    for i in 0..200 {
+                        store
+                            .save_version(
+                                "alice",
+                                name,
+                                Some(Privacy::Public),
+                                &i.to_string(),
+                                b"b",
+                                "h",
+                            )
+                            .unwrap_or_else(|e| panic!("save {i} of {name}: {e}"));
+                    }
+                });
+            }
+        });
+        for (store, name) in [(&first, "g"), (&second, "f")] {
+            let version = store.version("alice", name, None).unwrap().unwrap();
+            assert_eq!(version.version, 200);
+        }
     }
 
     fn test_key(id: &str) -> ApiKey {
