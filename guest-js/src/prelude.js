@@ -596,7 +596,8 @@
     // JSON result of a call; `undefined` (which JSON cannot carry) becomes null.
     // A returned Response gives instead the Promise of its description.
     encodeResult(value) {
-      if (value instanceof internal.Response) return internal.webResponse(value);
+      // A returned Response: the promise of its description (lib.rs).
+      if (value instanceof internal.Response) return Promise.resolve(internal.webResponse(value));
       const text = stringify(value);
       return text === undefined ? "null" : text;
     },

@@ -218,6 +218,52 @@ fn main() {
     web_samples.take(SAMPLES, &mut web_call);
     web_samples.report();
 
+    // HTTP handlers as `/v1/express` runs them: the request as the host
+    // describes it, the answer as the host reads it.
+    let http_world: Arc<dyn World> = Arc::new(MemoryWorld::new());
+    for (label, source, expected) in [
+        (
+            "web-standard hello handler: (req) => new Response(\"hello\")",
+            "export default (req) => new Response(\"hello\")",
+            "\"body\":\"hello\"",
+        ),
+        (
+            "Express hello handler: (req, res) => res.send(\"hello\")",
+            "export default (req, res) => res.send(\"hello\")",
+            "\"body\":\"hello\"",
+        ),
+    ] {
+        let handler = web_sandbox.compile("hello.js", source).unwrap();
+        let mut samples = Samples::new(label);
+        let mut handle = || {
+            let outcome = web_sandbox.run(
+                http_world.clone(),
+                Invocation {
+                    frame: Frame::api("bench", 0, Instant::now() + Duration::from_secs(5)),
+                    target: "hello".into(),
+                    bytecode: &handler,
+                    export: "default",
+                    args: Arguments::ExpressRequest(EXPRESS_REQUEST),
+                    payer: Some("bench"),
+                },
+            );
+            let text = outcome.result.unwrap();
+            assert!(text.contains(expected), "{text}");
+        };
+        if let Ok(n) = std::env::var("VALBOX_BENCH_HANDLER_LOOP") {
+            if label.starts_with(&std::env::var("VALBOX_BENCH_HANDLER").unwrap_or_default()) {
+                for _ in 0..n.parse::<usize>().unwrap() {
+                    handle();
+                }
+            }
+            continue;
+        }
+        samples.take(WARMUP, &mut handle);
+        samples.times.clear();
+        samples.take(SAMPLES, &mut handle);
+        samples.report();
+    }
+
     let handler = web_sandbox.compile("handler.js", HANDLER_SOURCE).unwrap();
     for (label, sandbox, bytecode, export) in [
         ("add(1,2)", &single_sandbox, &bytecode, "add"),
@@ -239,6 +285,9 @@ fn main() {
         );
     }
 }
+
+/// The request `/v1/express` describes for `wrk`'s `GET /v1/express/bench.web`.
+const EXPRESS_REQUEST: &str = r#"{"method":"GET","url":"http://127.0.0.1:18180/","path":"/","originalUrl":"/v1/express/bench.web","baseUrl":"/v1/express/bench.web","query":{},"params":{},"headers":{"host":"127.0.0.1:18180"},"body":"","protocol":"http"}"#;
 
 /// What `new URL` + `crypto.randomUUID()` + one HMAC-SHA256 costs.
 /// What a web-standard HTTP handler's call does with the platform: a

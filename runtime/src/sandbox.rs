@@ -60,9 +60,11 @@ pub(crate) enum RunMode {
 pub enum Arguments<'a> {
     /// A JSON array of arguments for the export.
     Json(&'a str),
-    /// An HTTP request as JSON (`method`, `path`, `originalUrl`, `query`,
-    /// `params`, `headers`, `body`, `protocol`) for an Express-style handler
-    /// `(req, res)`; the result is `{"status", "headers", "body"}`.
+    /// An HTTP request as JSON (`method`, `url` (absolute, for a web
+    /// `Request`), `path`, `originalUrl`, `query`, `params`, `headers` (names
+    /// in lower case), `body`, `protocol`) for an Express-style handler
+    /// `(req, res)` or a web-standard one; the result is `{"status",
+    /// "headers", "body"}`.
     ExpressRequest(&'a str),
     /// An array of arguments in the tagged codec of library calls (so a
     /// `{"$": "d", "v": ms}` arrives as a `Date`); the result is JSON.

@@ -612,7 +612,24 @@
     Object.assign(pslot(response), meta);
   }
 
-  Object.assign(internal, { Headers, Request, Response, bodyBytesOf: consume, unreadStream, bodySnapshot, setResponseMeta });
+  // A Response as the HTTP answer — {status, headers (the sorted pairs,
+  // Set-Cookie apart), body (one character per byte), latin1} — when its
+  // body is bytes nobody has read (it then counts as read); undefined for
+  // a stream or a body already read, which take the general way
+  // (web/http_handlers.js).
+  function wholeAnswer(response) {
+    const s = bslot(response);
+    if (s.stream || s.used) return undefined;
+    if (s.bytes !== null) s.used = true;
+    return {
+      status: response.status,
+      headers: sortedOf(hslot(response.headers)),
+      body: s.bytes === null ? "" : native.latin1Decode(s.bytes),
+      latin1: true,
+    };
+  }
+
+  Object.assign(internal, { Headers, Request, Response, bodyBytesOf: consume, unreadStream, bodySnapshot, setResponseMeta, wholeAnswer });
   internal.expose("Headers", Headers);
   internal.expose("Request", Request);
   internal.expose("Response", Response);

@@ -32,28 +32,36 @@
   }
 
   // Runs `handler(req, res)` on the request the host described and returns
-  // the response it built: {status, headers, body}. A handler of one
-  // parameter is a web-standard handler: it gets a Request (with the
-  // Express-style fields readable on it) and no `res`.
-  async function express(handler, requestText) {
+  // (the promise of) the response it built: {status, headers, body}. A
+  // handler of one parameter is a web-standard handler: it gets a Request
+  // (with the Express-style fields readable on it) and no `res`. The answer
+  // is read once the handler's result settles, after the microtasks it
+  // queued; one promise step, not one per layer (each costs microseconds
+  // in QuickJS).
+  function express(handler, requestText) {
     const data = parse(requestText);
-    const headers = {};
-    const given = data.headers || {};
-    const names = Object.keys(given);
-    for (let i = 0; i < names.length; i++) headers[names[i].toLowerCase()] = given[names[i]];
+    // The host gives header names in lower case (`express_request` in
+    // host/src/http/code.rs).
+    const headers = data.headers || {};
     const state = { status: 200, headers: {}, body: "", done: false, streamed: undefined, buffered: false };
-    let returned;
     if (handler.length === 1) {
-      returned = await handler(webRequest(data, headers));
-      if (returned instanceof internal.Response) return webResponse(returned);
-      if (returned !== undefined) expressResponse(state, data.query || {}).send(returned);
-    } else {
-      const res = expressResponse(state, data.query || {});
-      const req = handler.length === 0 ? webRequest(data, headers) : expressRequest(data, headers);
-      returned = await handler(req, res);
+      return Promise.resolve(handler(webRequest(data, headers))).then((returned) => {
+        if (returned instanceof internal.Response) return webResponse(returned);
+        if (returned !== undefined) expressResponse(state, data.query || {}).send(returned);
+        return answerOf(state);
+      });
+    }
+    const res = expressResponse(state, data.query || {});
+    const req = handler.length === 0 ? webRequest(data, headers) : expressRequest(data, headers);
+    return Promise.resolve(handler(req, res)).then((returned) => {
       if (returned instanceof internal.Response) return webResponse(returned);
       if (!state.done && returned !== undefined) res.send(returned);
-    }
+      return answerOf(state);
+    });
+  }
+
+  // The answer an Express-style `res` built.
+  function answerOf(state) {
     if (state.streamed !== undefined) {
       // `res.write` sent the head: finish the body, if `end` was not called.
       state.done = true;
@@ -205,17 +213,15 @@
     Object.defineProperty(responseMethods, key, { enumerable: false });
   }
 
-  // The web `Request` of a request the host described, with the Express
-  // fields (`query`, `params`, `path`, …) readable on it too; its URL,
-  // headers and signal are made when first asked for.
+  // The web `Request` of a request the host described (its absolute `url`
+  // made by the host), with the Express fields (`query`, `params`, `path`,
+  // …) readable on it too; its URL, headers and signal are made when first
+  // asked for.
   function webRequest(data, headers) {
-    const host = (headers.host || "localhost").replace(/[^\w.:\-\[\]]/g, "");
     const method = String(data.method || "GET").toUpperCase();
     const bytes = typeof data.bodyLatin1 === "string" ? internal.native.latin1Encode(data.bodyLatin1) : undefined;
     const body = method === "GET" || method === "HEAD" || !data.body ? undefined : bytes || data.body;
-    // The val is the whole site: its URL's path is the path inside the val.
-    const search = String(data.originalUrl || "").replace(/^[^?]*/, "");
-    return internal.hostRequest(data.protocol + "://" + host + (data.path || "/") + search, method, headers, body, {
+    return internal.hostRequest(data.url, method, headers, body, {
       query: data.query || {},
       params: data.params || {},
       path: data.path,
@@ -229,8 +235,12 @@
 
   // What a returned Response becomes: status, header pairs (Set-Cookie kept
   // apart) and the body as one character per byte — unless its stream body
-  // went out as the HTTP answer (web/respond.js).
-  async function webResponse(response) {
+  // went out as the HTTP answer (web/respond.js). A body of bytes is
+  // answered at once; a stream through the promise of its description.
+  function webResponse(response) {
+    return internal.wholeAnswer(response) || streamedAnswer(response);
+  }
+  async function streamedAnswer(response) {
     const streamed = await internal.streamAnswer(response);
     if (streamed) return streamed;
     const bytes = await internal.bodyBytesOf(response);

@@ -178,9 +178,23 @@ fn express_request(
                 .collect()
         })
         .unwrap_or_default();
+    let path = format!("/{rest}");
+    // The web `Request`'s URL: the val is the whole site, so its path is
+    // the path inside the val; the Host header keeps only the characters a
+    // host can have ("localhost" when there is none).
+    let host: String = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .filter(|host| !host.is_empty())
+        .unwrap_or("localhost")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "_.:-[]".contains(*c))
+        .collect();
+    let search = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     let mut described = json!({
         "method": method.as_str(),
-        "path": format!("/{rest}"),
+        "url": format!("http://{host}{path}{search}"),
+        "path": path,
         "originalUrl": uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
         "baseUrl": base,
         "query": query,
