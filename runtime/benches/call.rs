@@ -9,12 +9,15 @@
 //! bigger round trips would slow single calls down and flatter the ratio).
 //!
 //! Then a web-platform call (`new URL`, `crypto.randomUUID()`, one
-//! HMAC-SHA256) and the memory pages of one instance (`Sandbox::memory_pages`).
+//! HMAC-SHA256), the web-standard and Express hello handlers as
+//! `/v1/express` runs them, and the memory pages of one instance
+//! (`Sandbox::memory_pages`).
 //!
 //! Run: `cargo bench -p valbox-runtime --bench call` (numbers go to docs/perf.md).
 //! `VALBOX_BENCH_KEEP_RESIDENT=<bytes>` overrides the slots' kept-resident
-//! memory; `VALBOX_BENCH_SINGLE_LOOP=<n>` only runs n single calls (for
-//! `perf record`).
+//! memory; `VALBOX_BENCH_SINGLE_LOOP=<n>` only runs n single calls, and
+//! `VALBOX_BENCH_HANDLER_LOOP=<n>` n calls of the handler whose label starts
+//! with `VALBOX_BENCH_HANDLER` (`web` or `Express`), for `perf record`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
