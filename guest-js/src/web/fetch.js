@@ -177,6 +177,12 @@
     hslot(headers).guard = guard;
     return headers;
   }
+  // Headers holding `list` (pairs already checked), as the platform makes them.
+  function headersOfList(list, guard) {
+    const headers = Object.create(Headers.prototype);
+    headerSlots.set(headers, { list, guard, sorted: null });
+    return headers;
+  }
 
   // ---- bodies ------------------------------------------------------------------
 
@@ -478,6 +484,14 @@
 
   class Response {
     constructor(body = null, init) {
+      if (init === undefined && typeof body === "string") {
+        // `new Response(text)`, the common case: what the general way
+        // below makes of it, without the checks of an init it has not.
+        const headers = headersOfList([["content-type", "text/plain;charset=UTF-8"]], "response");
+        responseSlots.set(this, { status: 200, statusText: "", headers, type: "default", url: "", redirected: false });
+        bodySlots.set(this, { bytes: encoder.encode(body), stream: null, used: false });
+        return;
+      }
       if (init !== undefined && init !== null && typeof init !== "object") throw new TypeError("Failed to construct 'Response': init is not an object");
       init = init || {};
       const status = init.status === undefined ? 200 : Number(init.status);

@@ -72,12 +72,12 @@
 
   // Express's `req` for the request the host described.
   function expressRequest(data, headers) {
-    const type = (headers["content-type"] || "").split(";")[0].trim().toLowerCase();
     let body = data.body;
     if (typeof data.bodyLatin1 === "string") {
       // Not UTF-8: the bytes as they came (Express's `raw` body).
       body = internal.native.latin1Encode(data.bodyLatin1);
     } else if (typeof body === "string" && body.length > 0) {
+      const type = (headers["content-type"] || "").split(";")[0].trim().toLowerCase();
       if (type === "application/json" || type.endsWith("+json")) {
         try { body = parse(body); } catch (e) { body = data.body; }
       } else if (type === "application/x-www-form-urlencoded") {
