@@ -224,16 +224,14 @@ fn main() {
     // HTTP handlers as `/v1/express` runs them: the request as the host
     // describes it, the answer as the host reads it.
     let http_world: Arc<dyn World> = Arc::new(MemoryWorld::new());
-    for (label, source, expected) in [
+    for (label, source) in [
         (
             "web-standard hello handler: (req) => new Response(\"hello\")",
             "export default (req) => new Response(\"hello\")",
-            "\"body\":\"hello\"",
         ),
         (
             "Express hello handler: (req, res) => res.send(\"hello\")",
             "export default (req, res) => res.send(\"hello\")",
-            "\"body\":\"hello\"",
         ),
     ] {
         let handler = web_sandbox.compile("hello.js", source).unwrap();
@@ -251,7 +249,7 @@ fn main() {
                 },
             );
             let text = outcome.result.unwrap();
-            assert!(text.contains(expected), "{text}");
+            assert!(text.contains(r#""body":"hello""#), "{text}");
         };
         if let Ok(n) = std::env::var("VALBOX_BENCH_HANDLER_LOOP") {
             if label.starts_with(&std::env::var("VALBOX_BENCH_HANDLER").unwrap_or_default()) {

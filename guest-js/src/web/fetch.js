@@ -97,6 +97,11 @@
     for (let i = 0; i < list.length; i++) if (list[i][0] === n) values.push(list[i][1]);
     return values;
   }
+  // Whether the list has a pair of name `n`.
+  function hasName(list, n) {
+    for (let i = 0; i < list.length; i++) if (list[i][0] === n) return true;
+    return false;
+  }
 
   class Headers {
     constructor(init) {
@@ -122,10 +127,7 @@
       return valuesOf(hslot(this).list, "set-cookie");
     }
     has(name) {
-      const n = checkName(name);
-      const list = hslot(this).list;
-      for (let i = 0; i < list.length; i++) if (list[i][0] === n) return true;
-      return false;
+      return hasName(hslot(this).list, checkName(name));
     }
     set(name, value) {
       if (value === undefined && arguments.length < 2) throw new TypeError("Headers.set takes 2 arguments");
@@ -268,7 +270,11 @@
     }
     const extracted = extractBody(init);
     bodySlots.set(self, { bytes: extracted.bytes || null, stream: extracted.stream || null, used: false });
-    if (extracted.type && !headers.has("content-type")) headers.append("content-type", extracted.type);
+    const hs = hslot(headers);
+    if (extracted.type && !hasName(hs.list, "content-type")) {
+      hs.list.push(["content-type", checkValue(extracted.type)]);
+      hs.sorted = null;
+    }
   }
   // A copy of a stream chunk that shares no buffer with it.
   function copyChunk(chunk) {
@@ -474,6 +480,8 @@
   // ---- Response -------------------------------------------------------------------
 
   const nullBodyStatus = [101, 103, 204, 205, 304];
+  // The init of a Response made without one.
+  const noInit = Object.freeze({});
   const redirectStatus = [301, 302, 303, 307, 308];
   const responseSlots = new WeakMap();
   function pslot(self) {
@@ -484,23 +492,15 @@
 
   class Response {
     constructor(body = null, init) {
-      if (init === undefined && typeof body === "string") {
-        // `new Response(text)`, the common case: what the general way
-        // below makes of it, without the checks of an init it has not.
-        const headers = headersOfList([["content-type", "text/plain;charset=UTF-8"]], "response");
-        responseSlots.set(this, { status: 200, statusText: "", headers, type: "default", url: "", redirected: false });
-        bodySlots.set(this, { bytes: encoder.encode(body), stream: null, used: false });
-        return;
-      }
       if (init !== undefined && init !== null && typeof init !== "object") throw new TypeError("Failed to construct 'Response': init is not an object");
-      init = init || {};
+      init = init || noInit;
       const status = init.status === undefined ? 200 : Number(init.status);
       if (!Number.isInteger(status) || status < 200 || status > 599) {
         throw new RangeError("Failed to construct 'Response': The status provided (" + init.status + ") is outside the range [200, 599].");
       }
       const statusText = init.statusText === undefined ? "" : String(init.statusText);
       if (statusText !== "" && !/^[\t\x20-\x7e\x80-\xff]*$/.test(statusText)) throw new TypeError("Failed to construct 'Response': Invalid statusText");
-      const headers = headersWithGuard(init.headers, "response");
+      const headers = init.headers === undefined ? headersOfList([], "response") : headersWithGuard(init.headers, "response");
       responseSlots.set(this, { status, statusText, headers, type: "default", url: "", redirected: false });
       if (body !== null && nullBodyStatus.includes(status)) throw new TypeError("Failed to construct 'Response': Response with null body status cannot have body");
       setBody(this, headers, body);
@@ -626,24 +626,28 @@
     Object.assign(pslot(response), meta);
   }
 
-  // A Response as the HTTP answer — {status, headers (the sorted pairs,
-  // Set-Cookie apart), body (one character per byte), latin1} — when its
-  // body is bytes nobody has read (it then counts as read); undefined for
-  // a stream or a body already read, which take the general way
-  // (web/http_handlers.js).
+  // A Response as the HTTP answer, given its body's bytes (null: none):
+  // {status, headers (the sorted pairs, Set-Cookie apart), body (one
+  // character per byte), latin1}.
+  function describeAnswer(response, bytes) {
+    return {
+      status: response.status,
+      headers: sortedOf(hslot(response.headers)),
+      body: bytes === null ? "" : native.latin1Decode(bytes),
+      latin1: true,
+    };
+  }
+  // The same at once when its body is bytes nobody has read (it then counts
+  // as read); undefined for a stream or a body already read, which take
+  // the general way (web/http_handlers.js).
   function wholeAnswer(response) {
     const s = bslot(response);
     if (s.stream || s.used) return undefined;
     if (s.bytes !== null) s.used = true;
-    return {
-      status: response.status,
-      headers: sortedOf(hslot(response.headers)),
-      body: s.bytes === null ? "" : native.latin1Decode(s.bytes),
-      latin1: true,
-    };
+    return describeAnswer(response, s.bytes);
   }
 
-  Object.assign(internal, { Headers, Request, Response, bodyBytesOf: consume, unreadStream, bodySnapshot, setResponseMeta, wholeAnswer });
+  Object.assign(internal, { Headers, Request, Response, bodyBytesOf: consume, unreadStream, bodySnapshot, setResponseMeta, wholeAnswer, describeAnswer });
   internal.expose("Headers", Headers);
   internal.expose("Request", Request);
   internal.expose("Response", Response);

@@ -44,18 +44,14 @@
     // host/src/http/code.rs).
     const headers = data.headers || {};
     const state = { status: 200, headers: {}, body: "", done: false, streamed: undefined, buffered: false };
-    if (handler.length === 1) {
-      return Promise.resolve(handler(webRequest(data, headers))).then((returned) => {
-        if (returned instanceof internal.Response) return webResponse(returned);
-        if (returned !== undefined) expressResponse(state, data.query || {}).send(returned);
-        return answerOf(state);
-      });
-    }
-    const res = expressResponse(state, data.query || {});
-    const req = handler.length === 0 ? webRequest(data, headers) : expressRequest(data, headers);
-    return Promise.resolve(handler(req, res)).then((returned) => {
+    // A web-standard handler gets no `res`; one is made only should it
+    // return something else than a Response.
+    const web = handler.length === 1;
+    const res = web ? undefined : expressResponse(state, data.query || {});
+    const req = handler.length <= 1 ? webRequest(data, headers) : expressRequest(data, headers);
+    return Promise.resolve(web ? handler(req) : handler(req, res)).then((returned) => {
       if (returned instanceof internal.Response) return webResponse(returned);
-      if (!state.done && returned !== undefined) res.send(returned);
+      if (!state.done && returned !== undefined) (res || expressResponse(state, data.query || {})).send(returned);
       return answerOf(state);
     });
   }
@@ -243,13 +239,7 @@
   async function streamedAnswer(response) {
     const streamed = await internal.streamAnswer(response);
     if (streamed) return streamed;
-    const bytes = await internal.bodyBytesOf(response);
-    return {
-      status: response.status,
-      headers: Array.from(response.headers),
-      body: internal.native.latin1Decode(bytes),
-      latin1: true,
-    };
+    return internal.describeAnswer(response, await internal.bodyBytesOf(response));
   }
 
   internal.express = express;
