@@ -337,3 +337,32 @@ async fn call_express(
     };
     streaming::answer(deadline, start, express_response).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The web `Request`'s URL is the path inside the val with the query,
+    /// on the Host header stripped of what a host cannot hold, so a Host
+    /// header cannot make the URL say another path or user.
+    #[test]
+    fn the_request_url_keeps_only_what_a_host_can_hold() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "evil.com/@x\"y:8080".parse().unwrap());
+        let uri: Uri = "/v1/express/a.b/p/q?x=1&y".parse().unwrap();
+        let described =
+            express_request(&Method::GET, &uri, &headers, "/v1/express/a.b", "p/q", b"");
+        assert_eq!(described["url"], "http://evil.comxy:8080/p/q?x=1&y");
+
+        let uri: Uri = "/v1/express/a.b".parse().unwrap();
+        let described = express_request(
+            &Method::GET,
+            &uri,
+            &HeaderMap::new(),
+            "/v1/express/a.b",
+            "",
+            b"",
+        );
+        assert_eq!(described["url"], "http://localhost/");
+    }
+}
