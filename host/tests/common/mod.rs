@@ -34,13 +34,41 @@ pub fn fresh_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// A TCP port nothing listens on right now.
+/// A TCP port nothing listens on right now, never handed out before in this
+/// test process, and below the kernel's ephemeral range.
+///
+/// A port from `bind(0)` is not enough for a server started afterwards: two
+/// tests running at once can be given the same port before either server
+/// binds it (the one that loses then "starts" by answering on the other's
+/// server, which later goes away mid-test), and a port in the ephemeral range
+/// can become an outgoing connection's source port meanwhile. Ports below
+/// that range, counted out one by one from a start that differs per process,
+/// avoid both.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    const LOWEST: u32 = 10_000;
+    if ephemeral_start <= LOWEST + 1_000 {
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+    }
+    let span = ephemeral_start - LOWEST;
+    let start = (u64::from(std::process::id()) * 7919 % u64::from(span)) as u32;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free port left below the ephemeral range");
+        let port = (LOWEST + (start + n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Waits (up to a minute) until something accepts connections on `port`.
