@@ -1421,11 +1421,20 @@ fn a_job_running_when_the_server_is_killed_runs_again_after_restart() {
     let alice = server.user("alice");
     let slow = "const end = Date.now() + 1500; while (Date.now() < end) {} return 'finished'";
     let id = server.submit(&alice, json!({"kind": "eval", "code": slow}));
-    std::thread::sleep(Duration::from_millis(200));
-    let running = server
-        .call("GET", &format!("/v1/jobs/{id}"), Some(&alice), None)
-        .json();
-    assert_eq!(running["status"], "running");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let job = server
+            .call("GET", &format!("/v1/jobs/{id}"), Some(&alice), None)
+            .json();
+        if job["status"] == "running" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && job["status"] == "queued",
+            "the job did not start: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let mut server = server;
     unsafe { libc_kill(server.child.id() as i32, 9) };
     let _ = server.child.wait();
