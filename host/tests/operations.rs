@@ -246,8 +246,7 @@ fn a_job_in_flight_at_sigterm_completes_exactly_once() {
     }
     unsafe { kill(server.0.id() as i32, SIGTERM) };
     assert_eq!(wait_for_exit(&mut server, Duration::from_secs(10)), Some(0));
-    // After a restart it is done, from its one start: not run again. (On
-    // a new port: the old one may have gone to another test's server.)
+    // After a restart it is done, from its one start: not run again.
     let port = free_port();
     let _again = start_on(&dir, port, &[]);
     std::thread::sleep(Duration::from_millis(500));

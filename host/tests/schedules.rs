@@ -228,7 +228,6 @@ fn downtime_ends_in_one_catch_up_run_that_counts_the_missed_ticks() {
     std::thread::sleep(Duration::from_millis(1_500));
     drop(server);
     std::thread::sleep(Duration::from_secs(5));
-    // On a new port: in 5 s the old one may have gone to another test's server.
     let port = free_port();
     let _server = serve(&dir, port);
     std::thread::sleep(Duration::from_millis(600));
