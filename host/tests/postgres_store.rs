@@ -402,7 +402,9 @@ fn the_master_key_rotates_on_postgres_even_when_killed_inside_its_transaction() 
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg-rotate");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    // The master key lives in the data dir (no VALBOX_MASTER_KEY).
+    // The master key lives in the data dir (no VALBOX_MASTER_KEY). One
+    // call reads all the secrets, a query each: on a loaded machine that
+    // takes longer than the default deadline.
     let serve = || {
         let port = free_port();
         let server = Process(
@@ -411,6 +413,7 @@ fn the_master_key_rotates_on_postgres_even_when_killed_inside_its_transaction() 
                 .env("VALBOX_DATA_DIR", &dir)
                 .env("VALBOX_ADMIN_KEY", ADMIN)
                 .env("VALBOX_DATABASE_URL", &database)
+                .env("VALBOX_DEADLINE_MS", "60000")
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap(),
