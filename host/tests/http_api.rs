@@ -1139,7 +1139,18 @@ fn calls_over_the_concurrency_limit_are_refused_at_once_with_429() {
             )
         })
     };
-    std::thread::sleep(Duration::from_millis(400));
+    // Wait until the slow call runs (an instance in use: it took alice's one
+    // place before it took the instance), without taking her place to ask.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !server
+        .call("GET", "/metrics", None, None)
+        .body
+        .lines()
+        .any(|line| line == "valbox_instances_in_use 1")
+    {
+        assert!(Instant::now() < deadline, "the slow call never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let started = Instant::now();
     let refused = server.eval(Some(&alice), "1");
     assert_eq!(
