@@ -24,7 +24,7 @@ fn serve(dir: &Path, extra: &[(&str, &str)]) -> (Process, Http) {
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("VALBOX_DATA_DIR", dir)
         .env("VALBOX_ADMIN_KEY", ADMIN)
-        .stderr(Stdio::null());
+        .stderr(common::server_log(port));
     for (name, value) in extra {
         command.env(name, value);
     }

@@ -11,7 +11,7 @@ use common::{free_port, fresh_dir, wait_for_port, Http, Process, ADMIN};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -56,7 +56,7 @@ fn a_storm_of_deep_trees_degrades_its_own_user_first() {
             .args(["--max-instances", "64", "--user-instance-share", "0.5"])
             .env("VALBOX_DATA_DIR", &dir)
             .env("VALBOX_ADMIN_KEY", ADMIN)
-            .stderr(Stdio::null())
+            .stderr(common::server_log(port))
             .spawn()
             .unwrap(),
     );

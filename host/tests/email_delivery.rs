@@ -74,7 +74,7 @@ fn console_email_is_delivered_once_the_server_accepts_it() {
             .args(["--email-from", "valbox@example.org"])
             .env("VALBOX_DATA_DIR", &dir)
             .env("VALBOX_ADMIN_KEY", ADMIN)
-            .stderr(Stdio::null())
+            .stderr(common::server_log(port))
             .spawn()
             .unwrap(),
     );
@@ -154,7 +154,7 @@ fn without_an_smtp_server_emails_are_only_stored() {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("VALBOX_DATA_DIR", &dir)
             .env("VALBOX_ADMIN_KEY", ADMIN)
-            .stderr(Stdio::null())
+            .stderr(common::server_log(port))
             .spawn()
             .unwrap(),
     );

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const ADMIN: &str = "test-admin-key";
@@ -33,7 +33,7 @@ fn start(data_dir: &Path, extra: &[(&str, &str)]) -> Server {
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("VALBOX_DATA_DIR", data_dir)
         .env("VALBOX_ADMIN_KEY", ADMIN)
-        .stderr(Stdio::null());
+        .stderr(common::server_log(port));
     for (key, value) in extra {
         command.env(key, value);
     }
@@ -81,7 +81,13 @@ impl Server {
         content_type: &str,
         body: &[u8],
     ) -> Reply {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap_or_else(|e| {
+            panic!(
+                "connecting to the server on port {}: {e}; its log ends with:\n{}",
+                self.port,
+                common::server_log_tail(self.port)
+            )
+        });
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
         if let Some(key) = key {
             head.push_str(&format!("Authorization: Bearer {key}\r\n"));

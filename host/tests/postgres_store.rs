@@ -146,7 +146,7 @@ impl Node {
                 "VALBOX_MASTER_KEY",
                 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
             )
-            .stderr(Stdio::null())
+            .stderr(common::server_log(port))
             .spawn()
             .unwrap();
         let server = Process(server);
@@ -416,7 +416,7 @@ fn the_master_key_rotates_on_postgres_even_when_killed_inside_its_transaction() 
                 .env("VALBOX_ADMIN_KEY", ADMIN)
                 .env("VALBOX_DATABASE_URL", &database)
                 .env("VALBOX_DEADLINE_MS", "60000")
-                .stderr(Stdio::null())
+                .stderr(common::server_log(port))
                 .spawn()
                 .unwrap(),
         );

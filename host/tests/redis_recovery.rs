@@ -38,7 +38,7 @@ fn redis_on(port: u16) -> Process {
     server
 }
 
-fn valbox(command: &str, dir: &Path, redis: &str, args: &[&str]) -> Process {
+fn valbox(command: &str, dir: &Path, redis: &str, args: &[&str], stderr: Stdio) -> Process {
     Process(
         Command::new(env!("CARGO_BIN_EXE_valbox"))
             .arg(command)
@@ -47,7 +47,7 @@ fn valbox(command: &str, dir: &Path, redis: &str, args: &[&str]) -> Process {
             .env("VALBOX_DATA_DIR", dir)
             .env("VALBOX_ADMIN_KEY", ADMIN)
             .env("VALBOX_REDIS_URL", redis)
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap(),
     )
@@ -60,6 +60,7 @@ fn node(dir: &Path, redis: &str, port: u16) -> Process {
         dir,
         redis,
         &["--listen", &listen, "--job-workers", "0"],
+        common::server_log(port).into(),
     );
     wait_for_port(port, "valbox serve");
     process
@@ -108,7 +109,7 @@ fn jobs_stored_before_redis_lost_its_data_still_run_exactly_once() {
     // Redis comes back empty, as after a restart without persistence.
     let _redis = redis_on(redis_port);
     jobs.extend((55..65).map(|n| (n, submit(n))));
-    let _worker = valbox("worker", &dir, &redis_url, &[]);
+    let _worker = valbox("worker", &dir, &redis_url, &[], Stdio::null());
     let deadline = Instant::now() + Duration::from_secs(60);
     for (n, id) in &jobs {
         let job = loop {
@@ -204,8 +205,8 @@ fn every_tick_runs_once_across_nodes_while_workers_and_nodes_are_killed() {
     let (port_a, port_b) = (free_port(), free_port());
     let node_a = node(&dir, &redis_url, port_a);
     let _node_b = node(&dir, &redis_url, port_b);
-    let worker_1 = valbox("worker", &dir, &redis_url, &[]);
-    let _worker_2 = valbox("worker", &dir, &redis_url, &[]);
+    let worker_1 = valbox("worker", &dir, &redis_url, &[], Stdio::null());
+    let _worker_2 = valbox("worker", &dir, &redis_url, &[], Stdio::null());
     let http = Http { port: port_b };
     let key = http.user("al");
     let code = "export default (i) => { console.log(JSON.stringify({at: i.scheduledAt.getTime(), skipped: i.skippedTicks})) }";
@@ -220,7 +221,7 @@ fn every_tick_runs_once_across_nodes_while_workers_and_nodes_are_killed() {
     }
     std::thread::sleep(Duration::from_secs(4));
     drop(worker_1); // SIGKILL
-    let _worker_1 = valbox("worker", &dir, &redis_url, &[]);
+    let _worker_1 = valbox("worker", &dir, &redis_url, &[], Stdio::null());
     std::thread::sleep(Duration::from_secs(4));
     drop(node_a); // SIGKILL
     let _node_a = node(&dir, &redis_url, port_a);

@@ -9,7 +9,7 @@ mod common;
 use common::{free_port, fresh_dir, wait_for_port, Http, Process, ADMIN};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn serve(dir: &Path, port: u16) -> Process {
@@ -24,7 +24,7 @@ fn serve(dir: &Path, port: u16) -> Process {
             ])
             .env("VALBOX_DATA_DIR", dir)
             .env("VALBOX_ADMIN_KEY", ADMIN)
-            .stderr(Stdio::null())
+            .stderr(common::server_log(port))
             .spawn()
             .unwrap(),
     );
