@@ -10,14 +10,13 @@ mod common;
 use common::{free_port, fresh_dir, wait_for_port, Http, Process, ADMIN};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// One POST; the status, the raw head and the JSON body.
 fn post(port: u16, path: &str, key: &str, body: &str) -> (u16, String, Value) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut stream = common::connect(port);
     write!(
         stream,
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n\

@@ -6,7 +6,6 @@ mod common;
 use common::{free_port, fresh_dir, wait_for_port};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -81,13 +80,7 @@ impl Server {
         content_type: &str,
         body: &[u8],
     ) -> Reply {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap_or_else(|e| {
-            panic!(
-                "connecting to the server on port {}: {e}; its log ends with:\n{}",
-                self.port,
-                common::server_log_tail(self.port)
-            )
-        });
+        let mut stream = common::connect(self.port);
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
         if let Some(key) = key {
             head.push_str(&format!("Authorization: Bearer {key}\r\n"));

@@ -191,9 +191,10 @@ fn express_request(
         .filter(|c| c.is_ascii_alphanumeric() || "_.:-[]".contains(*c))
         .collect();
     let search = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let protocol = "http";
     let mut described = json!({
         "method": method.as_str(),
-        "url": format!("http://{host}{path}{search}"),
+        "url": format!("{protocol}://{host}{path}{search}"),
         "path": path,
         "originalUrl": uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
         "baseUrl": base,
@@ -201,7 +202,7 @@ fn express_request(
         "params": {},
         "headers": header_map,
         "body": String::from_utf8_lossy(body),
-        "protocol": "http",
+        "protocol": protocol,
     });
     // A body that is not UTF-8 also goes as one character per byte, so the
     // handler gets its exact bytes (`req.arrayBuffer()`, Express's

@@ -71,27 +71,35 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A file for the stderr (the log) of the server a test starts on `port`,
-/// under the target dir: when the test loses its server, [`Http`] says what
-/// the server last logged.
-pub fn server_log(port: u16) -> std::fs::File {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("server-logs");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::File::create(dir.join(format!("{port}.log"))).unwrap()
+/// Where the server a test starts on `port` logs (see [`server_log`]).
+fn server_log_path(port: u16) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("server-logs")
+        .join(format!("{port}.log"))
 }
 
-/// The end of what the server on `port` logged (see [`server_log`]).
-pub fn server_log_tail(port: u16) -> String {
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("server-logs")
-        .join(format!("{port}.log"));
-    match std::fs::read_to_string(&path) {
-        Ok(log) => {
-            let lines: Vec<&str> = log.lines().collect();
-            lines[lines.len().saturating_sub(20)..].join("\n")
-        }
-        Err(_) => "(no log kept for this port)".into(),
-    }
+/// A file for the stderr (the log) of the server a test starts on `port`,
+/// under the target dir: when the test loses its server, [`connect`] says
+/// what the server last logged.
+pub fn server_log(port: u16) -> std::fs::File {
+    let path = server_log_path(port);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::File::create(path).unwrap()
+}
+
+/// A connection to the server on `port`; when there is none, the panic
+/// says what that server last logged.
+pub fn connect(port: u16) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| {
+        let tail = match std::fs::read_to_string(server_log_path(port)) {
+            Ok(log) => {
+                let lines: Vec<&str> = log.lines().collect();
+                lines[lines.len().saturating_sub(20)..].join("\n")
+            }
+            Err(_) => "(no log kept for this port)".into(),
+        };
+        panic!("connecting to the server on port {port}: {e}; its log ends with:\n{tail}")
+    })
 }
 
 /// Waits (up to a minute) until something accepts connections on `port`.
@@ -168,13 +176,7 @@ impl Http {
     ) -> (u16, String) {
         use std::io::{Read, Write};
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap_or_else(|e| {
-            panic!(
-                "connecting to the server on port {}: {e}; its log ends with:\n{}",
-                self.port,
-                server_log_tail(self.port)
-            )
-        });
+        let mut stream = connect(self.port);
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
             body.len()
